@@ -1,0 +1,152 @@
+"""The development server: :func:`run_simple`, :func:`make_server` and friends.
+
+:func:`run_simple` is the one place that puts the pieces together: it binds the
+listening sockets (:mod:`.sockets`), wraps TLS (:mod:`.tls`), static files
+(:mod:`.static`) and the debugger (:mod:`citus.debug`) around the application,
+hands control to the reloader's supervisor (:mod:`citus.reloader`) when asked
+to, and otherwise serves with :class:`.server.Server` until Ctrl+C.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from .._log import echo
+from ..reloader import is_running_from_reloader as is_running_from_reloader
+from .server import Server as Server
+from .server import make_server as make_server
+from .sockets import BindError, bind_sockets, describe_urls, sockets_from_env
+from .tls import load_ssl_context
+from .tls import make_ssl_devcert as make_ssl_devcert
+
+if t.TYPE_CHECKING:
+    import ssl
+
+    from _typeshed.wsgi import WSGIApplication
+
+__all__ = [
+    "Server",
+    "is_running_from_reloader",
+    "make_server",
+    "make_ssl_devcert",
+    "run_simple",
+]
+
+
+def run_simple(
+    hostname: str,
+    port: int,
+    application: WSGIApplication,
+    use_reloader: bool = False,
+    use_debugger: bool = False,
+    use_evalex: bool = True,
+    extra_files: t.Iterable[str] | None = None,
+    exclude_patterns: t.Iterable[str] | None = None,
+    reloader_interval: float = 1,
+    reloader_type: str = "auto",
+    threaded: bool = False,
+    processes: int = 1,
+    static_files: dict[str, str] | None = None,
+    passthrough_errors: bool = False,
+    ssl_context: ssl.SSLContext | tuple[str, str] | str | None = None,
+) -> None:
+    """Serve ``application`` until Ctrl+C, as the development server.
+
+    :param hostname: the host to listen on: an IP address, a host name,
+        ``localhost`` (both 127.0.0.1 and ::1 where the machine has IPv6), or
+        ``unix://PATH`` for a Unix domain socket.
+    :param port: the TCP port; ``0`` picks a free one.
+    :param application: the WSGI application to serve.
+    :param use_reloader: restart the server when a watched file changes.
+    :param use_debugger: show the interactive debugger on unhandled errors.
+    :param use_evalex: allow the debugger's console (behind its PIN).
+    :param extra_files: more files for the reloader to watch.
+    :param exclude_patterns: :mod:`fnmatch` patterns the reloader ignores.
+    :param reloader_interval: seconds between polls of the ``stat`` reloader.
+    :param reloader_type: ``"auto"``, ``"stat"`` or ``"watchdog"``.
+    :param threaded: handle each request in a worker thread.
+    :param processes: handle requests in this many forked processes (POSIX).
+    :param static_files: ``{"/url-prefix": "/folder"}`` served as static files.
+    :param passthrough_errors: let the application's exceptions propagate
+        out of the server instead of answering 500.
+    :param ssl_context: ``"adhoc"``, a ``(cert_file, key_file)`` tuple or an
+        :class:`ssl.SSLContext` to serve HTTPS.
+
+    Reads ``CITUS_RUN_MAIN`` (set by the reloader in the serving child),
+    ``CITUS_SERVER_FDS`` (the sockets the supervisor bound) and, through the
+    debugger, ``CITUS_DEBUGGER_PIN``.
+
+    Exits with status 1 and a one-line explanation, not a traceback, when the
+    address cannot be bound.
+    """
+    if threaded and processes > 1:
+        raise ValueError(
+            "Cannot combine threaded=True with processes > 1: pick one of them."
+        )
+    if static_files:
+        from .static import StaticFilesMiddleware
+
+        application = StaticFilesMiddleware(application, static_files)
+    debugger = None
+    if use_debugger:
+        from ..debug import DebuggedApplication
+
+        debugger = DebuggedApplication(application, evalex=use_evalex)
+        application = debugger
+
+    context = load_ssl_context(ssl_context)
+    scheme = "https" if context is not None else "http"
+
+    inherited = sockets_from_env()
+    if inherited is not None:
+        sockets = inherited
+    else:
+        try:
+            sockets = bind_sockets(hostname, port)
+        except BindError as error:
+            for line in error.explain():
+                echo(line, err=True)
+            raise SystemExit(1) from None
+        for line in describe_urls(sockets, scheme):
+            echo(line, err=False)
+        echo("Press CTRL+C to quit", err=False)
+
+    if use_reloader and not is_running_from_reloader():
+        from ..reloader import run_with_reloader
+
+        run_with_reloader(
+            sockets,
+            extra_files=extra_files,
+            exclude_patterns=exclude_patterns,
+            interval=reloader_interval,
+            reloader_type=reloader_type,
+        )
+        return
+
+    if use_reloader:
+        from ..reloader import start_child_watcher
+
+        start_child_watcher(
+            extra_files=extra_files,
+            exclude_patterns=exclude_patterns,
+            interval=reloader_interval,
+            reloader_type=reloader_type,
+        )
+    if debugger is not None:
+        for line in debugger.banner_lines(sockets):
+            echo(line, err=False)
+
+    server = Server(
+        sockets,
+        application,
+        threaded=threaded,
+        processes=processes,
+        ssl_context=context,
+        passthrough_errors=passthrough_errors,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
