@@ -1,14 +1,36 @@
 """Configuration from the environment: debug mode and ``.env`` files.
 
-Shared by the command line and :meth:`citus.API.run`.
+Shared by the command line and :meth:`citus.API.run`. :func:`get_debug_flag`
+reads ``CITUS_DEBUG`` and ``CITUS_ENV``; :func:`load_dotenv` fills the
+environment from an explicit file and from the nearest ``.env`` and
+``.citusenv``, never overriding a variable that is already set.
 """
 
 from __future__ import annotations
 
 import os
+import typing as t
+from pathlib import Path
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+
+#: The files :func:`load_dotenv` looks for, highest precedence first.
+DOTENV_NAMES = (".env", ".citusenv")
+
+
+def parse_bool(value: str) -> bool | None:
+    """``True``/``False`` for ``1/0``, ``true/false``, ``yes/no``, ``on/off``.
+
+    :param value: the text to read, in any case, surrounding spaces ignored.
+    :returns: ``None`` when ``value`` is none of these.
+    """
+    word = value.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    return None
 
 
 def get_debug_flag() -> bool:
@@ -18,6 +40,62 @@ def get_debug_flag() -> bool:
     wins over ``CITUS_ENV`` (``development`` turns debug mode on).
     """
     value = os.environ.get("CITUS_DEBUG")
-    if value is not None and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
+    if value is not None:
+        flag = parse_bool(value)
+        if flag is not None:
+            return flag
     return os.environ.get("CITUS_ENV", "production").strip().lower() == "development"
+
+
+def find_dotenv_files(start: str | os.PathLike[str] | None = None) -> list[Path]:
+    """The nearest ``.env`` and the nearest ``.citusenv``, from ``start`` up.
+
+    :param start: the folder to start from; the current folder by default.
+    :returns: the files found, ``.env`` first; each name at most once.
+    """
+    here = Path(start if start is not None else os.getcwd()).resolve()
+    found: list[Path] = []
+    for name in DOTENV_NAMES:
+        for folder in (here, *here.parents):
+            candidate = folder / name
+            if candidate.is_file():
+                found.append(candidate)
+                break
+    return found
+
+
+def load_dotenv(path: str | os.PathLike[str] | None = None) -> bool:
+    """Load environment variables from ``path``, ``.env`` and ``.citusenv``.
+
+    Precedence, highest first: variables already in the environment, ``path``,
+    the nearest ``.env``, the nearest ``.citusenv`` (each searched from the
+    current folder up). A variable already set is never overridden.
+
+    Needs python-dotenv (``pip install 'citus[dotenv]'``). Without it nothing
+    is loaded and, when such files exist, a one-line hint says what to install.
+
+    :param path: one more file to load, above the two defaults (the command
+        line's ``--env-file``).
+    :returns: ``True`` if at least one file was loaded.
+    """
+    files = find_dotenv_files()
+    if path is not None and Path(path).is_file():
+        files.insert(0, Path(path))
+    try:
+        from dotenv import dotenv_values
+    except ImportError:
+        if files:
+            from ._log import echo
+
+            names = ", ".join(repr(str(p)) for p in files)
+            echo(
+                f" * Tip: found {names} but python-dotenv is not installed, so"
+                " they were not loaded. Install it: pip install 'citus[dotenv]'"
+            )
+        return False
+    for file in files:
+        values: dict[str, t.Any] = dict(dotenv_values(file, encoding="utf-8"))
+        for key, value in values.items():
+            if value is not None and key not in os.environ:
+                os.environ[key] = value
+    return bool(files)
