@@ -3,58 +3,218 @@ the request log.
 
 Messages for the user (the banner, reload notices) go through :func:`echo`, which
 writes to standard error through the ``citus`` logger so that users can redirect
-or silence them with the :mod:`logging` module. A handler is added only when
-none is configured.
+or silence them with the :mod:`logging` module. The request log goes through
+:func:`log_request` (logger ``citus.serving``, a child of ``citus``). A handler is
+added to ``citus`` only when no handler is configured for it or the root logger.
+
+That handler colours the request log by status class when its stream is a
+terminal: ``NO_COLOR`` (any non-empty value) turns colour off, ``FORCE_COLOR``
+turns it on even without a terminal. The logged message itself stays plain; the
+coloured copy travels in the record's ``color_message`` attribute and only this
+handler uses it, so files and other handlers never see escape codes.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import time
+import typing as t
+
+from ._compat import enable_vt_mode
 
 logger = logging.getLogger("citus")
 access_logger = logging.getLogger("citus.serving")
 
+_RESET = "\x1b[0m"
+#: Colour by status class (werkzeug's choices, green for success).
+_STATUS_COLOURS = {
+    1: "\x1b[1m",  # bold
+    2: "\x1b[32m",  # green
+    3: "\x1b[36m",  # cyan
+    4: "\x1b[33m",  # yellow
+    5: "\x1b[1;31m",  # bold red
+}
+_ERROR_COLOUR = "\x1b[31m"
 
-def _ensure_handler(log: logging.Logger) -> None:
-    if log.level == logging.NOTSET:
-        log.setLevel(logging.INFO)
-    if not log.hasHandlers():
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        log.addHandler(handler)
+
+def colour_wanted(stream: t.TextIO) -> bool:
+    """Whether to write colour codes to ``stream``.
+
+    ``NO_COLOR`` (non-empty) says no; ``FORCE_COLOR`` (non-empty, not ``0``)
+    says yes; otherwise yes when ``stream`` is a terminal (on Windows, one that
+    accepts the codes once asked to).
+
+    :param stream: where the log is written.
+    """
+    if os.environ.get("NO_COLOR"):
+        return False
+    force = os.environ.get("FORCE_COLOR")
+    if force and force != "0":
+        return True
+    try:
+        is_tty = stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+    return is_tty and enable_vt_mode(stream)
+
+
+if t.TYPE_CHECKING:
+    _StreamHandler = logging.StreamHandler[t.TextIO]
+else:  # not subscriptable at run time before Python 3.11
+    _StreamHandler = logging.StreamHandler
+
+
+class _ConsoleHandler(_StreamHandler):
+    """Writes to the current ``sys.stderr``, coloured where it is wanted.
+
+    The stream is looked up on every record (tests and tools replace
+    ``sys.stderr``); the colour decision is cached per stream object.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self._colour_stream: object = None
+        self._colour = False
+
+    @property
+    def stream(self) -> t.TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: t.TextIO) -> None:
+        pass  # always the current sys.stderr
+
+    def format(self, record: logging.LogRecord) -> str:
+        stream = sys.stderr
+        if stream is not self._colour_stream:
+            self._colour_stream = stream
+            self._colour = colour_wanted(stream)
+        if self._colour:
+            coloured = getattr(record, "color_message", None)
+            if coloured is not None:
+                return t.cast(str, coloured)
+        return super().format(record)
+
+
+_handler: _ConsoleHandler | None = None
+_ready = False
+
+
+def _setup() -> None:
+    """Give ``citus`` a level and, when nothing else would show it, a handler."""
+    global _handler, _ready
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+    if not logger.hasHandlers():
+        _handler = _ConsoleHandler()
+        _handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(_handler)
+    _ready = True
+
+
+def reset() -> None:
+    """Forget the set-up done on first use (for tests): remove citus's handler."""
+    global _handler, _ready
+    if _handler is not None:
+        logger.removeHandler(_handler)
+        _handler = None
+    _ready = False
 
 
 def echo(message: str, err: bool = False) -> None:
     """Tell the user ``message`` through the ``citus`` logger (on standard error).
 
     :param message: one line, without the trailing newline.
-    :param err: an error rather than information (logged at ``ERROR`` level).
+    :param err: an error rather than information (logged at ``ERROR`` level,
+        red on a terminal).
     """
-    _ensure_handler(logger)
-    logger.log(logging.ERROR if err else logging.INFO, message)
+    if not _ready:
+        _setup()
+    if err:
+        logger.error(message, extra={"color_message": _ERROR_COLOUR + message + _RESET})
+    else:
+        logger.info(message)
+
+
+def escape_control(text: str) -> str:
+    """``text`` with control characters written as escapes (``\\x1b``).
+
+    Anything logged that came from outside (a request line, a path, a command
+    line) goes through this, so that it cannot move the cursor, recolour or
+    retitle the terminal.
+
+    :param text: the text to make safe.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
+
+
+_last_second = -1
+_last_stamp = ""
+
+
+def _timestamp() -> str:
+    """The local time as ``22/Nov/2026 10:00:00``, computed once a second."""
+    global _last_second, _last_stamp
+    now = int(time.time())
+    if now != _last_second:
+        _last_stamp = time.strftime("%d/%b/%Y %H:%M:%S", time.localtime(now))
+        _last_second = now
+    return _last_stamp
 
 
 def log_request(client: str, request_line: str, status: int, size: int | None) -> None:
     """Write one line of the request log through ``citus.serving``.
+
+    The line reads ``127.0.0.1 - - [22/Nov/2026 10:00:00] "GET / HTTP/1.1" 200 -``.
+    Control characters in ``client`` and ``request_line`` are escaped. Silence
+    the log with ``logging.getLogger("citus.serving").setLevel(logging.WARNING)``.
 
     :param client: the client's address (``127.0.0.1``, ``::1``, or a Unix path).
     :param request_line: the request line as received, e.g. ``GET / HTTP/1.1``.
     :param status: the response status code.
     :param size: the body size in bytes, or ``None`` when unknown.
     """
-    _ensure_handler(access_logger)
-    access_logger.info(
-        '%s - - [%s] "%s" %d %s',
-        client,
-        _timestamp(),
-        request_line,
-        status,
-        "-" if size is None else size,
+    if not _ready:
+        _setup()
+    if not access_logger.isEnabledFor(logging.INFO):
+        return
+    if not request_line.isprintable():
+        request_line = escape_control(request_line)
+    if not client.isprintable():
+        client = escape_control(client)
+    message = (
+        f'{client} - - [{_timestamp()}] "{request_line}" {status} '
+        f"{'-' if size is None else size}"
     )
+    extra = None
+    if _handler is not None:
+        colour = _STATUS_COLOURS.get(status // 100)
+        if colour is not None:
+            extra = {"color_message": colour + message + _RESET}
+    # makeRecord + handle skips logging's caller lookup, the costly part of
+    # logger.info(): this runs for every request.
+    record = access_logger.makeRecord(
+        access_logger.name, logging.INFO, "", 0, message, (), None, extra=extra
+    )
+    access_logger.handle(record)
 
 
-def _timestamp() -> str:
-    import time
+def log_error(message: str) -> None:
+    """Log one line about a failed connection (bad request, TLS, disconnect).
 
-    return time.strftime("%d/%b/%Y %H:%M:%S")
+    Goes through ``citus.serving`` at ``WARNING`` level, escaped, red on a
+    terminal; never a traceback.
+
+    :param message: the line, without a trailing newline.
+    """
+    if not _ready:
+        _setup()
+    if not message.isprintable():
+        message = escape_control(message)
+    access_logger.warning(
+        message, extra={"color_message": _ERROR_COLOUR + message + _RESET}
+    )

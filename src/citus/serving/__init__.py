@@ -16,7 +16,7 @@ from ..reloader import is_running_from_reloader as is_running_from_reloader
 from .server import Server as Server
 from .server import make_server as make_server
 from .sockets import BindError, bind_sockets, describe_urls, sockets_from_env
-from .tls import load_ssl_context
+from .tls import TLSConfigError, load_ssl_context
 from .tls import make_ssl_devcert as make_ssl_devcert
 
 if t.TYPE_CHECKING:
@@ -94,7 +94,11 @@ def run_simple(
         debugger = DebuggedApplication(application, evalex=use_evalex)
         application = debugger
 
-    context = load_ssl_context(ssl_context)
+    try:
+        context = load_ssl_context(ssl_context)
+    except TLSConfigError as error:
+        echo(str(error), err=True)
+        raise SystemExit(1) from None
     scheme = "https" if context is not None else "http"
 
     inherited = sockets_from_env()
