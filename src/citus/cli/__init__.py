@@ -1,19 +1,94 @@
-"""The ``citus`` / ``cts`` command line (placeholder until the CLI issue lands)."""
+"""The ``citus`` / ``cts`` command line: the click group :func:`main`.
+
+The group reads ``--app`` (``CITUS_APP``), ``--debug/--no-debug`` and
+``--env-file`` (``CITUS_ENV_FILE``), loads ``.env`` and ``.citusenv`` before any
+other option is read (so that they can set ``CITUS_APP`` or
+``CITUS_RUN_PORT``), puts the current folder on :data:`sys.path`, and hands an
+:class:`~citus.cli.commands.AppInfo` to the subcommands in
+:mod:`citus.cli.commands`. App discovery lives in :mod:`citus.cli.discovery`,
+lazy and eager loading in :mod:`citus.cli.loader`.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
+import typing as t
 
 import click
 
 from .. import __version__
+from .._env import load_dotenv
+from .commands import AppInfo, routes_command, run_command, shell_command
+from .discovery import ensure_cwd_importable
+
+__all__ = ["main"]
 
 
-@click.group()
+def _load_env_files(ctx: click.Context, param: click.Parameter, value: t.Any) -> t.Any:
+    """Load ``--env-file``, ``.env`` and ``.citusenv`` before other options."""
+    if ctx.resilient_parsing:
+        return value
+    load_dotenv(value)
+    return value
+
+
+def _set_debug(ctx: click.Context, param: click.Parameter, value: t.Any) -> t.Any:
+    if value is not None and not ctx.resilient_parsing:
+        os.environ["CITUS_DEBUG"] = "1" if value else "0"
+    return value
+
+
+@click.group(
+    context_settings={"help_option_names": ["--help"]},
+    epilog="Run 'citus COMMAND --help' for a command's options."
+    " Docs: the 'Command line' page of the citus documentation.",
+)
+@click.option(
+    "--env-file",
+    "-e",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="CITUS_ENV_FILE",
+    is_eager=True,
+    expose_value=False,
+    callback=_load_env_files,
+    help="Load environment variables from this file, above .env and .citusenv.",
+)
+@click.option(
+    "--app",
+    "-A",
+    metavar="IMPORT",
+    envvar="CITUS_APP",
+    help="The app to use: 'hello', 'hello.py', 'hello:app',"
+    " 'hello:create_app(\"dev\")'. [default: wsgi.py, then app.py]",
+)
+@click.option(
+    "--debug/--no-debug",
+    default=None,
+    callback=_set_debug,
+    help="Debug mode: reloader and debugger on. [default: CITUS_DEBUG/CITUS_ENV]",
+)
 @click.version_option(
     __version__,
+    "--version",
     prog_name="citus",
     message=f"%(prog)s %(version)s\nPython {sys.version.split()[0]}",
+    help="Show the citus and Python versions and exit.",
 )
-def main() -> None:
-    """citus: run and manage citus and other WSGI applications."""
+@click.pass_context
+def main(ctx: click.Context, app: str | None, debug: bool | None) -> None:
+    """citus: run and manage citus and other WSGI applications.
+
+    \b
+    Examples:
+      citus --app hello run --debug
+      CITUS_APP=hello:create_app() citus run --port 8001
+      citus routes
+    """
+    ensure_cwd_importable()
+    ctx.obj = AppInfo(app_ref=app or None, debug=debug)
+
+
+main.add_command(run_command)
+main.add_command(routes_command)
+main.add_command(shell_command)

@@ -1,0 +1,367 @@
+"""The ``citus`` subcommands: ``run``, ``routes`` and ``shell``.
+
+Each command reads the app reference and the group's debug flag from
+:class:`AppInfo` (the click context's ``obj``), which :func:`citus.cli.main`
+fills in. ``run`` resolves its options, prints the banner once (in the first
+process, never again in a reloader child), and hands over to
+:func:`citus.serving.run_simple`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import typing as t
+
+import click
+from click.core import ParameterSource
+
+from .. import reloader
+from .._env import get_debug_flag
+from .._log import echo
+from .discovery import check_reference, locate_app
+from .loader import format_load_error, load_app_for_serving, supervisor_app
+from .params import CertParamType, SeparatedPathList, check_ssl_options, run_option
+
+if t.TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+#: ``citus run``'s default host: both 127.0.0.1 and ::1 where there is IPv6.
+DEFAULT_HOST = "localhost"
+#: ``citus run``'s default port.
+DEFAULT_PORT = 8000
+#: Set while ``citus`` serves or loads the app: ``app.run()`` then does nothing.
+RUN_FROM_CLI_ENV = "CITUS_RUN_FROM_CLI"
+
+
+class AppInfo:
+    """What the group knows before a command runs: the app and the debug flag.
+
+    :param app_ref: ``--app`` / ``CITUS_APP``, or ``None`` for the defaults.
+    :param debug: the group's ``--debug/--no-debug``, or ``None`` if not given.
+    """
+
+    def __init__(self, app_ref: str | None = None, debug: bool | None = None):
+        self.app_ref = app_ref
+        self.debug = debug
+
+    def load_app(self) -> tuple[WSGIApplication, str]:
+        """Import the app now; a user-code error prints its traceback, exit 1."""
+        try:
+            return locate_app(self.app_ref)
+        except click.ClickException:
+            raise
+        except Exception as error:
+            echo(format_load_error(error), err=True)
+            raise SystemExit(1) from None
+
+
+def resolve_debug(ctx: click.Context, run_debug: bool | None) -> bool:
+    """The debug flag: command line, then ``CITUS_RUN_DEBUG``, ``CITUS_DEBUG``,
+    ``CITUS_ENV``.
+
+    ``--debug`` counts the same before or after ``run``; given in both places,
+    the one after ``run`` wins.
+    """
+    info: AppInfo = ctx.ensure_object(AppInfo)
+    from_cli = ctx.get_parameter_source("debug") is ParameterSource.COMMANDLINE
+    if from_cli and run_debug is not None:
+        return run_debug
+    if info.debug is not None:
+        return info.debug
+    if run_debug is not None:
+        return run_debug
+    return get_debug_flag()
+
+
+def _banner(app_name: str, debug: bool) -> None:
+    from .. import app as app_module
+
+    show = getattr(app_module, "show_server_banner", None)
+    if show is not None:
+        show(app_name, debug)
+        return
+    echo(f" * Serving citus app {app_name!r}")  # pragma: no cover - fallback
+    echo(f" * Debug mode: {'on' if debug else 'off'}")  # pragma: no cover
+    if not debug:  # pragma: no cover
+        echo(
+            "WARNING: This is a development server. Do not use it in a"
+            " production deployment."
+        )
+
+
+RUN_EPILOG = (
+    "Every option can also be set with an environment variable"
+    " CITUS_RUN_<OPTION>, e.g. CITUS_RUN_PORT=8001 or CITUS_RUN_RELOAD=0;"
+    " the command line wins."
+)
+
+
+@click.command("run", epilog=RUN_EPILOG)
+@run_option(
+    "-h",
+    "--host",
+    default=DEFAULT_HOST,
+    show_default=True,
+    metavar="HOST",
+    help="Address to listen on; unix://PATH for a Unix socket.",
+)
+@run_option(
+    "-p",
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=DEFAULT_PORT,
+    metavar="PORT",
+    show_default=True,
+    help="Port to listen on; 0 picks a free one.",
+)
+@run_option(
+    "--cert",
+    type=CertParamType(),
+    help="Serve HTTPS with this certificate file, or 'adhoc' for a throwaway one.",
+)
+@run_option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False, resolve_path=True),
+    help="The private key file of --cert FILE.",
+)
+@run_option(
+    "--debug/--no-debug",
+    default=None,
+    help="Debug mode: reloader and debugger on. [default: CITUS_DEBUG/CITUS_ENV]",
+)
+@run_option(
+    "--reload/--no-reload",
+    default=None,
+    help="Restart when code changes. [default: on in debug mode]",
+)
+@run_option(
+    "--debugger/--no-debugger",
+    default=None,
+    help="Interactive debugger on errors. [default: on in debug mode]",
+)
+@run_option(
+    "--eager-loading/--lazy-loading",
+    default=None,
+    help="Fail at once if the app cannot load, or serve the error."
+    " [default: eager at start, lazy after a reload]",
+)
+@run_option(
+    "--with-threads/--without-threads",
+    default=True,
+    show_default=True,
+    help="Handle each request in its own thread.",
+)
+@run_option(
+    "--reloader-type",
+    type=click.Choice(["auto", "stat", "watchdog"]),
+    default="auto",
+    show_default=True,
+    help="How to watch files: events (watchdog), polling (stat), or the best.",
+)
+@run_option(
+    "--extra-files",
+    type=SeparatedPathList(),
+    default=None,
+    metavar=f"PATH[{os.pathsep}PATH...]",
+    help="More files for the reloader to watch.",
+)
+@run_option(
+    "--exclude-patterns",
+    type=SeparatedPathList(),
+    default=None,
+    metavar=f"PATTERN[{os.pathsep}PATTERN...]",
+    help="fnmatch patterns of files the reloader ignores.",
+)
+@click.pass_context
+def run_command(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    cert: str | None,
+    key: str | None,
+    debug: bool | None,
+    reload: bool | None,
+    debugger: bool | None,
+    eager_loading: bool | None,
+    with_threads: bool,
+    reloader_type: str,
+    extra_files: list[str] | None,
+    exclude_patterns: list[str] | None,
+) -> None:
+    """Run the development server.
+
+    Serves the app on http://localhost:8000 (both 127.0.0.1 and ::1). In debug
+    mode it restarts when the code changes and shows an interactive debugger
+    when a request fails.
+    """
+    info: AppInfo = ctx.ensure_object(AppInfo)
+    debug_flag = resolve_debug(ctx, debug)
+    ssl_context = check_ssl_options(cert, key)
+    os.environ[RUN_FROM_CLI_ENV] = "true"
+    os.environ["CITUS_DEBUG"] = "1" if debug_flag else "0"
+    use_reloader = debug_flag if reload is None else reload
+    use_debugger = debug_flag if debugger is None else debugger
+    in_child = use_reloader and reloader.is_running_from_reloader()
+
+    try:
+        app: WSGIApplication
+        if in_child:
+            # The banner was printed by the supervisor; only load the app.
+            app = load_app_for_serving(
+                info.app_ref, eager=eager_loading, use_reloader=True
+            )
+        else:
+            # A wrong --app is a usage error at once, before anything starts.
+            name = check_reference(info.app_ref)
+            if use_reloader:
+                # The supervisor never imports the app; its children do.
+                app = supervisor_app
+            else:
+                app = load_app_for_serving(
+                    info.app_ref, eager=eager_loading, use_reloader=False
+                )
+            _banner(name, debug_flag)
+
+        from ..serving import run_simple
+
+        run_simple(
+            host,
+            port,
+            app,
+            use_reloader=use_reloader,
+            use_debugger=use_debugger,
+            extra_files=extra_files,
+            exclude_patterns=exclude_patterns,
+            reloader_type=reloader_type,
+            threaded=with_threads,
+            ssl_context=ssl_context,
+        )
+    except KeyboardInterrupt:
+        # Ctrl+C, possibly while the app was still importing: a normal stop.
+        pass
+
+
+@click.command("routes")
+@click.option(
+    "--sort",
+    "-s",
+    type=click.Choice(["endpoint", "methods", "rule"]),
+    default="endpoint",
+    show_default=True,
+    help="The column to sort the routes by.",
+)
+@click.pass_obj
+def routes_command(info: AppInfo, sort: str) -> None:
+    """Show the app's routes: endpoint, methods and rule."""
+    os.environ[RUN_FROM_CLI_ENV] = "true"
+    app, name = info.load_app()
+    rows = _route_rows(app)
+    if rows is None:
+        click.echo(
+            f"The app {name!r} ({_type_name(app)}) is not a citus API, so it has"
+            " no route table to show. Its own framework lists its routes"
+            " (e.g. 'flask routes', 'python manage.py show_urls')."
+        )
+        return
+    if not rows:
+        click.echo(f"The app {name!r} has no routes yet. Add one with @app.route.")
+        return
+    key = {"endpoint": 0, "methods": 1, "rule": 2}[sort]
+    rows.sort(key=lambda row: (row[key], row))
+    headers = ["Endpoint", "Methods", "Rule"]
+    with_host = any(row[3] for row in rows)
+    with_sub = any(row[4] for row in rows)
+    if with_host:
+        headers.append("Host")
+    if with_sub:
+        headers.append("Subdomain")
+    table = [
+        [row[0], row[1], row[2]]
+        + ([row[3]] if with_host else [])
+        + ([row[4]] if with_sub else [])
+        for row in rows
+    ]
+    widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(headers)]
+    line = "  ".join("{:<%d}" % w for w in widths)  # noqa: UP031
+    click.echo(line.format(*headers).rstrip())
+    click.echo(line.format(*("-" * w for w in widths)).rstrip())
+    for row in table:
+        click.echo(line.format(*row).rstrip())
+
+
+def _type_name(obj: object) -> str:
+    kind = type(obj)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _route_rows(app: object) -> list[tuple[str, str, str, str, str]] | None:
+    """``(endpoint, methods, rule, host, subdomain)`` rows, or ``None`` if ``app``
+    is not an :class:`citus.API`."""
+    from ..app import API
+
+    if not isinstance(app, API):
+        return None
+    rules = getattr(app, "url_map", None)
+    rules = getattr(rules, "rules", rules)
+    if rules is None:
+        rules = getattr(app, "rules", [])
+    rows = []
+    for rule in t.cast("t.Iterable[t.Any]", rules or []):
+        methods = sorted(m for m in (getattr(rule, "methods", None) or ()) if m)
+        rows.append(
+            (
+                str(getattr(rule, "endpoint", "")),
+                ", ".join(methods),
+                str(getattr(rule, "rule", rule)),
+                str(getattr(rule, "host", None) or ""),
+                str(getattr(rule, "subdomain", None) or ""),
+            )
+        )
+    return rows
+
+
+@click.command("shell")
+@click.pass_obj
+def shell_command(info: AppInfo) -> None:
+    """Open a Python shell with the app in the variable 'app'.
+
+    Uses IPython when it is installed, the standard console otherwise. Runs
+    the file PYTHONSTARTUP names first, as the plain python shell does.
+    """
+    os.environ[RUN_FROM_CLI_ENV] = "true"
+    app, name = info.load_app()
+    banner = (
+        f"Python {sys.version.split()[0]} on {sys.platform}\n"
+        f"App: {name!r} ({_type_name(app)}), in the variable 'app'."
+    )
+    namespace: dict[str, t.Any] = {"app": app}
+    startup = os.environ.get("PYTHONSTARTUP")
+    if startup and os.path.isfile(startup):
+        with open(startup, encoding="utf-8") as file:
+            exec(compile(file.read(), startup, "exec"), namespace)
+        namespace["app"] = app
+    try:
+        from IPython import start_ipython  # type: ignore[import-not-found]
+    except ImportError:
+        pass
+    else:  # pragma: no cover - IPython is not a test dependency
+        from traitlets.config import Config  # type: ignore[import-not-found]
+
+        config = Config()
+        config.TerminalInteractiveShell.banner2 = banner
+        start_ipython(argv=[], user_ns=namespace, config=config)
+        return
+
+    import code
+
+    if sys.stdin.isatty():
+        try:
+            import readline
+            import rlcompleter
+        except ImportError:  # pragma: no cover - Windows without pyreadline
+            pass
+        else:
+            readline.set_completer(rlcompleter.Completer(namespace).complete)
+            readline.parse_and_bind("tab: complete")
+    code.interact(banner=banner, local=namespace, exitmsg="")

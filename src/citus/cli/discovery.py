@@ -1,0 +1,416 @@
+"""Finding the application that ``--app`` (or ``CITUS_APP``) names.
+
+An app reference is ``MODULE[:ATTRIBUTE]``. ``MODULE`` is a dotted module name
+(``hello``, ``pkg.module``) or a path (``hello.py``, ``src/hello``); the folder a
+path points into becomes importable, and so is the current folder. ``ATTRIBUTE``
+is a name (``app``) or a call of a factory with literal arguments
+(``create_app("dev", debug=True)``), read with :mod:`ast`, never evaluated.
+Without ``ATTRIBUTE`` the module is searched: ``app`` or ``application``, else
+its one :class:`citus.API` instance, else a ``create_app`` or ``make_app``
+factory. Without any reference, ``wsgi.py`` then ``app.py`` in the current
+folder are tried.
+
+Two kinds of failure are kept apart. A :class:`NoAppError` means the reference
+does not lead to an application (wrong name, nothing found, not callable): a
+usage error with a one-line message. Any other exception raised while the
+user's code runs (a syntax error, an :exc:`ImportError` inside their module, an
+exception in their factory) propagates unchanged, since it is a bug in their
+code and its traceback is what they need.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.machinery
+import inspect
+import os
+import re
+import sys
+import types
+import typing as t
+from pathlib import Path
+
+import click
+
+if t.TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+#: The files tried, in order, when no app is named.
+DEFAULT_FILES = ("wsgi.py", "app.py")
+#: The attributes tried first inside a module.
+APP_NAMES = ("app", "application")
+#: The factory names tried last inside a module.
+FACTORY_NAMES = ("create_app", "make_app")
+#: The exit status of a usage error (click's).
+USAGE_EXIT = 2
+
+
+class NoAppError(click.ClickException):
+    """The app reference does not lead to a WSGI application.
+
+    Shown as one line (``Error: ...``) with exit status 2, like a usage error.
+    """
+
+    exit_code = USAGE_EXIT
+
+
+def split_reference(reference: str) -> tuple[str, str | None]:
+    """Split ``MODULE[:ATTRIBUTE]``, keeping Windows drive letters whole.
+
+    A colon followed by a slash or backslash (``C:\\apps``) is part of a path.
+    """
+    parts = re.split(r":(?![\\/])", reference, maxsplit=1)
+    module = parts[0]
+    attribute = parts[1] if len(parts) == 2 else None
+    return module, attribute
+
+
+def is_path(module: str) -> bool:
+    """Whether ``module`` is a file or folder path rather than a dotted name."""
+    return (
+        module.endswith(".py")
+        or "/" in module
+        or os.sep in module
+        or (os.altsep is not None and os.altsep in module)
+    )
+
+
+def prepare_path(module: str) -> str:
+    """Make the package that holds the path ``module`` importable; its name.
+
+    ``src/hello`` and ``src/hello.py`` give ``hello`` with ``src`` put first on
+    :data:`sys.path`; a path inside a package (folders with ``__init__.py``)
+    gives the dotted name from the topmost package.
+    """
+    path = Path(module)
+    if path.suffix == ".py":
+        path = path.with_suffix("")
+    path = Path(os.path.realpath(path))
+    if path.name == "__init__":
+        path = path.parent
+    if not (path.with_suffix(".py").is_file() or path.is_dir()):
+        raise NoAppError(
+            f"Could not import {module!r}: there is no file"
+            f" {str(path.with_suffix('.py'))!r} and no folder {str(path)!r}."
+            " Check the path, relative to the current folder"
+            f" ({os.getcwd()!r})."
+        )
+    names = [path.name]
+    folder = path.parent
+    while (folder / "__init__.py").is_file():
+        names.append(folder.name)
+        folder = folder.parent
+    top = str(folder)
+    if sys.path[:1] != [top]:
+        sys.path.insert(0, top)
+    return ".".join(reversed(names))
+
+
+def module_exists(name: str) -> bool:
+    """Whether the module ``name`` can be found, without running any of its code.
+
+    Parents are looked up with :class:`importlib.machinery.PathFinder`, so no
+    package ``__init__`` runs (the reloader's supervisor never imports the app).
+    """
+    search: list[str] | None = None
+    parts = name.split(".")
+    for index in range(len(parts)):
+        dotted = ".".join(parts[: index + 1])
+        if dotted in sys.modules:
+            module = sys.modules[dotted]
+            search = list(getattr(module, "__path__", []) or [])
+            continue
+        spec = importlib.machinery.PathFinder.find_spec(dotted, search)
+        if spec is None:
+            return False
+        search = list(spec.submodule_search_locations or [])
+    return True
+
+
+def _is_module_missing(error: ModuleNotFoundError, name: str) -> bool:
+    """Whether ``error`` is about ``name`` (or a parent) itself, not its imports."""
+    missing = error.name or ""
+    return missing == name or name.startswith(missing + ".")
+
+
+def import_module(module: str, reference: str) -> types.ModuleType:
+    """Import the module part of ``reference``.
+
+    :raises NoAppError: when the module itself cannot be found.
+    :raises Exception: whatever the module's own code raises, unchanged.
+    """
+    name = prepare_path(module) if is_path(module) else module
+    if not name or not all(part.isidentifier() for part in name.split(".")):
+        raise NoAppError(
+            f"Could not import {module!r}: {name!r} is not a module name."
+            " Use a module name (hello, pkg.module) or a path (hello.py, src/hello)."
+        )
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if not _is_module_missing(error, name):
+            raise
+        raise NoAppError(
+            f"Could not import {module!r}: no module named {error.name!r} in the"
+            f" current folder ({os.getcwd()!r}) or on sys.path. Check the"
+            " name, or give the file's path: --app path/to/hello.py."
+        ) from None
+
+
+def is_wsgi_callable(obj: object) -> bool:
+    """Whether ``obj`` can be called as ``obj(environ, start_response)``."""
+    if not callable(obj) or isinstance(obj, type):
+        return False
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):  # builtins without a signature
+        return True
+    try:
+        signature.bind(object(), object())
+    except TypeError:
+        return False
+    return True
+
+
+def _describe(obj: object) -> str:
+    kind = type(obj)
+    return (
+        f"a {kind.__module__}.{kind.__qualname__}"
+        if kind.__module__ != ("builtins")
+        else f"a {kind.__qualname__}"
+    )
+
+
+def check_wsgi(obj: object, where: str) -> WSGIApplication:
+    """``obj`` if it is a WSGI callable; else a :class:`NoAppError`."""
+    if is_wsgi_callable(obj):
+        return t.cast("WSGIApplication", obj)
+    raise NoAppError(
+        f"{where} is {_describe(obj)}, not a WSGI application (a callable taking"
+        " environ and start_response). Point --app at the application object,"
+        " or at a factory that returns one."
+    )
+
+
+def parse_attribute(
+    attribute: str, reference: str
+) -> tuple[str, list[t.Any], dict[str, t.Any] | None]:
+    """Read ``name`` or ``name(literal, key=literal)`` without evaluating it.
+
+    :returns: the name, the positional arguments and the keyword arguments
+        (``None`` when there is no call at all).
+    :raises NoAppError: for anything else.
+    """
+    try:
+        node = ast.parse(attribute.strip(), mode="eval").body
+    except SyntaxError:
+        raise NoAppError(
+            f"Could not read {attribute!r} in {reference!r} as an attribute name"
+            " or a function call. Use 'module:name' or"
+            " 'module:create_app(\"arg\")'."
+        ) from None
+    if isinstance(node, ast.Name):
+        return node.id, [], None
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        try:
+            args = [ast.literal_eval(arg) for arg in node.args]
+            kwargs = {
+                kw.arg: ast.literal_eval(kw.value)
+                for kw in node.keywords
+                if kw.arg is not None
+            }
+        except ValueError:
+            raise NoAppError(
+                f"The arguments in {attribute!r} are not all literal values."
+                " Only strings, numbers, True/False/None, lists, tuples and dicts"
+                " are allowed (nothing is evaluated): e.g."
+                " 'hello:create_app(\"dev\", debug=True)'."
+            ) from None
+        if len(kwargs) != len(node.keywords):
+            raise NoAppError(
+                f"The arguments in {attribute!r} use '**', which is not"
+                " supported. Write each keyword argument out: name=value."
+            )
+        return node.func.id, args, kwargs
+    raise NoAppError(
+        f"Could not read {attribute!r} in {reference!r}: only a name or a call"
+        " of a name is allowed. Use 'module:name' or 'module:create_app()'."
+    )
+
+
+def call_factory(
+    factory: t.Callable[..., t.Any],
+    args: list[t.Any],
+    kwargs: dict[str, t.Any],
+    modname: str,
+    name: str,
+) -> object:
+    """Call the factory ``modname:name``; wrong arguments are a :class:`NoAppError`.
+
+    Only a mismatch with the factory's signature is turned into a message; an
+    exception raised inside the factory propagates with its traceback.
+    """
+    try:
+        inspect.signature(factory).bind(*args, **kwargs)
+    except TypeError as error:
+        raise NoAppError(
+            f"The factory '{modname}:{name}' cannot be called with"
+            f" ({_args_text(args, kwargs)}): {error}. Pass the arguments it"
+            f" needs: --app '{modname}:{name}(\"dev\")', for example."
+        ) from None
+    except ValueError:  # no signature to check: just call it
+        pass
+    return factory(*args, **kwargs)
+
+
+def find_app_by_attribute(
+    module: types.ModuleType, attribute: str, reference: str
+) -> WSGIApplication:
+    """The app named by ``attribute`` (``name`` or ``name(args)``) in ``module``."""
+    name, args, kwargs = parse_attribute(attribute, reference)
+    modname = module.__name__
+    try:
+        obj = getattr(module, name)
+    except AttributeError:
+        known = _candidates(module)
+        hint = f" It defines: {', '.join(known)}." if known else ""
+        raise NoAppError(
+            f"Module {modname!r} has no attribute {name!r}.{hint}"
+            f" Use '{modname}:NAME' with the name of the application."
+        ) from None
+    where = f"'{modname}:{name}'"
+    if kwargs is not None:
+        if not callable(obj):
+            raise NoAppError(
+                f"{where} is {_describe(obj)}, which cannot be called."
+                f" Drop the parentheses: --app '{modname}:{name}'."
+            )
+        obj = call_factory(obj, args, kwargs, modname, name)
+        return check_wsgi(obj, f"What {where}({_args_text(args, kwargs)}) returned")
+    if inspect.isfunction(obj) and not is_wsgi_callable(obj):
+        # A factory named without parentheses: call it if it takes no arguments.
+        obj = call_factory(obj, [], {}, modname, name)
+        return check_wsgi(obj, f"What {where}() returned")
+    return check_wsgi(obj, where)
+
+
+def _args_text(args: list[t.Any], kwargs: dict[str, t.Any]) -> str:
+    return ", ".join(
+        [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    )
+
+
+def _candidates(module: types.ModuleType) -> list[str]:
+    """Names in ``module`` that could be apps or factories, for hints."""
+    names = []
+    for key, value in vars(module).items():
+        if key.startswith("_") or isinstance(value, types.ModuleType):
+            continue
+        if key in APP_NAMES or key in FACTORY_NAMES or is_wsgi_callable(value):
+            if getattr(value, "__module__", module.__name__) == module.__name__ or (
+                not inspect.isfunction(value) and not isinstance(value, type)
+            ):
+                names.append(key)
+    return sorted(names)
+
+
+def find_best_app(module: types.ModuleType) -> WSGIApplication:
+    """The application in ``module``, searched as the module docstring says."""
+    from ..app import API
+
+    modname = module.__name__
+    for name in APP_NAMES:
+        if hasattr(module, name):
+            return check_wsgi(getattr(module, name), f"'{modname}:{name}'")
+    apps = [
+        key
+        for key, value in vars(module).items()
+        if isinstance(value, API) and not key.startswith("__")
+    ]
+    if len(apps) == 1:
+        return t.cast("WSGIApplication", getattr(module, apps[0]))
+    if len(apps) > 1:
+        listed = ", ".join(repr(f"{modname}:{key}") for key in sorted(apps))
+        raise NoAppError(
+            f"Found several applications in module {modname!r}: {listed}."
+            f" Use '{modname}:NAME' to pick one."
+        )
+    for name in FACTORY_NAMES:
+        factory = getattr(module, name, None)
+        if inspect.isfunction(factory):
+            where = f"'{modname}:{name}'"
+            return check_wsgi(
+                call_factory(factory, [], {}, modname, name),
+                f"What {where}() returned",
+            )
+    raise NoAppError(
+        f"Could not find an application in module {modname!r}: no 'app' or"
+        " 'application', no citus API instance, no 'create_app' or 'make_app'"
+        f" factory. Use '{modname}:NAME' to name it."
+    )
+
+
+def default_reference(folder: str | None = None) -> str:
+    """``wsgi.py`` or ``app.py`` from ``folder`` (the current one), for no ``--app``.
+
+    :raises NoAppError: when neither exists.
+    """
+    here = Path(folder or os.getcwd())
+    for name in DEFAULT_FILES:
+        if (here / name).is_file():
+            return Path(name).stem
+    raise NoAppError(
+        f"No app to run: no --app given, CITUS_APP is not set, and neither"
+        f" 'wsgi.py' nor 'app.py' is in the current folder ({str(here)!r})."
+        " Name one with --app hello (or CITUS_APP=hello)."
+    )
+
+
+def check_reference(reference: str | None) -> str:
+    """Check, without running any user code, that the module can be found.
+
+    Used by the reloader's supervisor, which never imports the app, so that a
+    misspelt module is still a usage error at once.
+
+    :returns: the reference to show in the banner.
+    """
+    ensure_cwd_importable()
+    if reference is None:
+        return default_reference()
+    module, _ = split_reference(reference)
+    if is_path(module):
+        prepare_path(module)
+        return reference
+    if module and all(part.isidentifier() for part in module.split(".")):
+        if not module_exists(module):
+            raise NoAppError(
+                f"Could not import {module!r}: no module named {module!r} in the"
+                f" current folder ({os.getcwd()!r}) or on sys.path. Check the"
+                " name, or give the file's path: --app path/to/hello.py."
+            )
+    return reference
+
+
+def ensure_cwd_importable() -> None:
+    """Put the current folder first on :data:`sys.path`, as users expect."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+
+
+def locate_app(reference: str | None) -> tuple[WSGIApplication, str]:
+    """Import and return the application ``reference`` names, and its name.
+
+    :param reference: ``--app`` / ``CITUS_APP``, or ``None`` for the defaults.
+    :returns: the WSGI application and the reference to show in the banner.
+    :raises NoAppError: when the reference leads to no application.
+    """
+    ensure_cwd_importable()
+    if reference is None:
+        reference = default_reference()
+    module_part, attribute = split_reference(reference)
+    module = import_module(module_part, reference)
+    if attribute is None:
+        return find_best_app(module), reference
+    return find_app_by_attribute(module, attribute, reference), reference

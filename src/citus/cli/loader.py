@@ -1,0 +1,135 @@
+"""Loading the app for ``citus run``: eager or lazy, with or without the reloader.
+
+This module carries out the protocol that ``docs/internals.md`` ("Loading the
+app under the reloader") names. The reloader's supervisor never imports the
+app: it gets :func:`supervisor_app`, which is never called, and only checks
+that the module can be found. The process that serves loads the app with
+:func:`load_app_for_serving`:
+
+- an error at the first start, or at any start with ``--eager-loading``, is
+  fatal: the traceback (or the one-line message for a wrong ``--app``) is
+  printed, and the process exits (with :data:`citus.reloader.EXIT_FATAL` in a
+  reloader child, so that the supervisor stops too);
+- with ``--lazy-loading``, or after a reload, the server starts anyway and
+  every request raises the load error again (:class:`FailedApp`), so that the
+  debugger shows it; the files of its traceback are watched, so that saving
+  the fix reloads.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+import typing as t
+
+from .. import reloader
+from .._log import echo
+from .discovery import NoAppError, locate_app
+
+if t.TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+_CITUS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def supervisor_app(
+    environ: WSGIEnvironment, start_response: StartResponse
+) -> t.Iterable[bytes]:
+    """The stand-in the reloader's supervisor is given: it never serves."""
+    raise RuntimeError(
+        "citus run: the reloader's supervisor does not serve the app; its children do."
+    )
+
+
+class FailedApp:
+    """A WSGI app that raises the error the real app failed to load with.
+
+    Each request raises ``error`` again, with its original traceback, so that
+    the debugger (or the server's 500 page) shows what went wrong in the
+    user's code.
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        self.traceback = error.__traceback__
+
+    def __call__(
+        self, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> t.Iterable[bytes]:
+        """Raise the load error again."""
+        raise self.error.with_traceback(self.traceback)
+
+
+def _is_own_frame(frame: traceback.FrameSummary) -> bool:
+    name = frame.filename
+    return name.startswith(_CITUS_DIR) or name.startswith("<frozen importlib")
+
+
+def format_load_error(error: BaseException) -> str:
+    """The traceback of ``error`` without the frames of citus and importlib.
+
+    What is left starts in the user's code, which is where the bug is.
+    """
+    tbe = traceback.TracebackException.from_exception(error)
+    frames = list(tbe.stack)
+    start = 0
+    while start < len(frames) and _is_own_frame(frames[start]):
+        start += 1
+    if start < len(frames):
+        tbe.stack = traceback.StackSummary.from_list(frames[start:])
+    return "".join(tbe.format()).rstrip("\n")
+
+
+def _fail(message: str, code: int) -> t.NoReturn:
+    echo(message, err=True)
+    raise SystemExit(code)
+
+
+def load_app_for_serving(
+    reference: str | None, *, eager: bool | None, use_reloader: bool
+) -> WSGIApplication:
+    """Load the app named by ``reference`` in the process that serves it.
+
+    :param reference: ``--app`` / ``CITUS_APP``, or ``None`` for the defaults.
+    :param eager: ``True`` for ``--eager-loading`` (every load error is fatal),
+        ``False`` for ``--lazy-loading`` (none is), ``None`` for the default
+        (fatal at the first start only).
+    :param use_reloader: whether this process is a reloader child.
+    :raises NoAppError: for a wrong ``--app`` at a fatal start outside the
+        reloader (a usage error, exit status 2).
+    :raises SystemExit: for any other fatal load error: status 1, or
+        :data:`citus.reloader.EXIT_FATAL` in a reloader child.
+
+    Reads ``CITUS_RUN_MAIN`` and ``CITUS_RUN_GENERATION`` (through
+    :mod:`citus.reloader`).
+    """
+    in_child = use_reloader and reloader.is_running_from_reloader()
+    fatal = eager is True or (eager is None and reloader.is_first_start())
+    try:
+        app, _ = locate_app(reference)
+        return app
+    except NoAppError as error:
+        if fatal:
+            if in_child:
+                _fail(f"Error: {error.format_message()}", reloader.EXIT_FATAL)
+            raise
+        failure: BaseException = error
+        echo(f"Error: {error.format_message()}", err=True)
+    except Exception as error:
+        if fatal:
+            _fail(
+                format_load_error(error),
+                reloader.EXIT_FATAL if in_child else 1,
+            )
+        failure = error
+        echo(format_load_error(error), err=True)
+    echo(
+        " * The app failed to load; the server is up and every request shows"
+        " the error until the fix is saved."
+        if use_reloader
+        else " * The app failed to load; the server is up and every request"
+        " shows the error. Restart citus run once it is fixed."
+    )
+    if in_child:
+        reloader.watch_files_of(failure)
+    return FailedApp(failure)
