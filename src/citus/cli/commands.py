@@ -251,17 +251,25 @@ def run_command(
     show_default=True,
     help="The column to sort the routes by.",
 )
+@click.option(
+    "--all-methods",
+    is_flag=True,
+    help="Also show HEAD and OPTIONS.",
+)
 @click.pass_obj
-def routes_command(info: AppInfo, sort: str) -> None:
-    """Show the app's routes: endpoint, methods and rule."""
+def routes_command(info: AppInfo, sort: str, all_methods: bool) -> None:
+    """Show the app's routes: endpoint, methods and rule.
+
+    Host and subdomain columns are added when a route uses them.
+    """
     os.environ[RUN_FROM_CLI_ENV] = "true"
     app, name = info.load_app()
-    rows = _route_rows(app)
+    rows = _route_rows(app, hidden=set() if all_methods else {"HEAD", "OPTIONS"})
     if rows is None:
         click.echo(
-            f"The app {name!r} ({_type_name(app)}) is not a citus API, so it has"
-            " no route table to show. Its own framework lists its routes"
-            " (e.g. 'flask routes', 'python manage.py show_urls')."
+            f"The app {name!r} ({_type_name(app)}) is not a citus API, so citus"
+            " has no route table to show for it. Its own framework lists its"
+            " routes (flask routes, django-admin show_urls, ...)."
         )
         return
     if not rows:
@@ -270,24 +278,25 @@ def routes_command(info: AppInfo, sort: str) -> None:
     key = {"endpoint": 0, "methods": 1, "rule": 2}[sort]
     rows.sort(key=lambda row: (row[key], row))
     headers = ["Endpoint", "Methods", "Rule"]
-    with_host = any(row[3] for row in rows)
-    with_sub = any(row[4] for row in rows)
-    if with_host:
+    columns = [0, 1, 2]
+    if any(row[3] for row in rows):
         headers.append("Host")
-    if with_sub:
+        columns.append(3)
+    if any(row[4] for row in rows):
         headers.append("Subdomain")
-    table = [
-        [row[0], row[1], row[2]]
-        + ([row[3]] if with_host else [])
-        + ([row[4]] if with_sub else [])
-        for row in rows
-    ]
+        columns.append(4)
+    table = [[row[i] for i in columns] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(headers)]
-    line = "  ".join("{:<%d}" % w for w in widths)  # noqa: UP031
-    click.echo(line.format(*headers).rstrip())
-    click.echo(line.format(*("-" * w for w in widths)).rstrip())
+
+    def format_row(cells: t.Sequence[str]) -> str:
+        return "  ".join(
+            c.ljust(w) for c, w in zip(cells, widths, strict=True)
+        ).rstrip()
+
+    click.echo(format_row(headers))
+    click.echo(format_row(["-" * w for w in widths]))
     for row in table:
-        click.echo(line.format(*row).rstrip())
+        click.echo(format_row(row))
 
 
 def _type_name(obj: object) -> str:
@@ -295,25 +304,24 @@ def _type_name(obj: object) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
-def _route_rows(app: object) -> list[tuple[str, str, str, str, str]] | None:
+def _route_rows(
+    app: object, hidden: set[str]
+) -> list[tuple[str, str, str, str, str]] | None:
     """``(endpoint, methods, rule, host, subdomain)`` rows, or ``None`` if ``app``
-    is not an :class:`citus.API`."""
+    is not a :class:`citus.API`."""
     from ..app import API
 
     if not isinstance(app, API):
         return None
-    rules = getattr(app, "url_map", None)
-    rules = getattr(rules, "rules", rules)
-    if rules is None:
-        rules = getattr(app, "rules", [])
+    rules: t.Iterable[t.Any] = getattr(app, "url_map", None) or ()
     rows = []
-    for rule in t.cast("t.Iterable[t.Any]", rules or []):
-        methods = sorted(m for m in (getattr(rule, "methods", None) or ()) if m)
+    for rule in rules:
+        methods = sorted(set(getattr(rule, "methods", None) or ()) - hidden)
         rows.append(
             (
-                str(getattr(rule, "endpoint", "")),
+                str(rule.endpoint),
                 ", ".join(methods),
-                str(getattr(rule, "rule", rule)),
+                str(rule.rule),
                 str(getattr(rule, "host", None) or ""),
                 str(getattr(rule, "subdomain", None) or ""),
             )

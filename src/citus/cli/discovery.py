@@ -175,21 +175,30 @@ def is_wsgi_callable(obj: object) -> bool:
 
 def _describe(obj: object) -> str:
     kind = type(obj)
-    return (
-        f"a {kind.__module__}.{kind.__qualname__}"
-        if kind.__module__ != ("builtins")
-        else f"a {kind.__qualname__}"
-    )
+    name = kind.__qualname__
+    if kind.__module__ != "builtins":
+        name = f"{kind.__module__}.{name}"
+    article = "an" if name[:1].lower() in "aeiou" else "a"
+    return f"{article} {name}"
 
 
-def check_wsgi(obj: object, where: str) -> WSGIApplication:
-    """``obj`` if it is a WSGI callable; else a :class:`NoAppError`."""
+def check_wsgi(obj: object, where: str, returned: bool = False) -> WSGIApplication:
+    """``obj`` if it is a WSGI callable; else a :class:`NoAppError`.
+
+    :param where: the reference that gave ``obj``, quoted, for the message.
+    :param returned: ``obj`` is what the factory ``where`` returned.
+    """
     if is_wsgi_callable(obj):
         return t.cast("WSGIApplication", obj)
+    what = (
+        f"{where} returned {_describe(obj)}"
+        if returned
+        else (f"{where} is {_describe(obj)}")
+    )
     raise NoAppError(
-        f"{where} is {_describe(obj)}, not a WSGI application (a callable taking"
-        " environ and start_response). Point --app at the application object,"
-        " or at a factory that returns one."
+        f"{what}, not a WSGI application (a callable taking environ and"
+        " start_response). Point --app at the application object, or at a"
+        " factory that returns one."
     )
 
 
@@ -287,11 +296,12 @@ def find_app_by_attribute(
                 f" Drop the parentheses: --app '{modname}:{name}'."
             )
         obj = call_factory(obj, args, kwargs, modname, name)
-        return check_wsgi(obj, f"What {where}({_args_text(args, kwargs)}) returned")
+        call = f"'{modname}:{name}({_args_text(args, kwargs)})'"
+        return check_wsgi(obj, call, returned=True)
     if inspect.isfunction(obj) and not is_wsgi_callable(obj):
         # A factory named without parentheses: call it if it takes no arguments.
         obj = call_factory(obj, [], {}, modname, name)
-        return check_wsgi(obj, f"What {where}() returned")
+        return check_wsgi(obj, f"'{modname}:{name}()'", returned=True)
     return check_wsgi(obj, where)
 
 
@@ -339,10 +349,10 @@ def find_best_app(module: types.ModuleType) -> WSGIApplication:
     for name in FACTORY_NAMES:
         factory = getattr(module, name, None)
         if inspect.isfunction(factory):
-            where = f"'{modname}:{name}'"
             return check_wsgi(
                 call_factory(factory, [], {}, modname, name),
-                f"What {where}() returned",
+                f"'{modname}:{name}()'",
+                returned=True,
             )
     raise NoAppError(
         f"Could not find an application in module {modname!r}: no 'app' or"

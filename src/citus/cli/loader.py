@@ -18,6 +18,7 @@ that the module can be found. The process that serves loads the app with
 
 from __future__ import annotations
 
+import importlib
 import os
 import traceback
 import typing as t
@@ -30,6 +31,7 @@ if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 _CITUS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_IMPORTLIB_DIR = os.path.dirname(os.path.abspath(importlib.__file__ or ""))
 
 
 def supervisor_app(
@@ -62,7 +64,7 @@ class FailedApp:
 
 def _is_own_frame(frame: traceback.FrameSummary) -> bool:
     name = frame.filename
-    return name.startswith(_CITUS_DIR) or name.startswith("<frozen importlib")
+    return name.startswith((_CITUS_DIR, _IMPORTLIB_DIR, "<frozen importlib"))
 
 
 def format_load_error(error: BaseException) -> str:
