@@ -41,6 +41,7 @@ class ProcessLog:
             with self._cond:
                 self.lines.append(line.rstrip("\n"))
                 self._cond.notify_all()
+        stream.close()  # at end of file: no ResourceWarning for the pipe
         with self._cond:
             self._closed = True
             self._cond.notify_all()
