@@ -1,20 +1,289 @@
 """The accept loop: connections, worker threads or processes, and shutdown.
 
-Placeholder: the server-core issue replaces this module.
+One loop (the thread that calls :meth:`Server.serve_forever`) accepts
+connections and watches every idle one with a single poller (``epoll`` on
+Linux, :mod:`selectors` elsewhere), so an idle keep-alive connection costs a
+file descriptor and no thread. When a connection has bytes to read, the loop
+hands it over: to a worker thread with ``threaded=True``, or handles it
+itself otherwise. The worker parses with :mod:`.http11`, runs the application
+through :mod:`.wsgi`, and gives the connection back to the poller once it
+waits for the next request. ``processes=N`` forks N such loops that share the
+listening sockets. Timeouts close clients that are slow to send their headers
+and keep-alive connections that stay idle.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
+import select
+import selectors
+import signal
 import socket
 import ssl
+import sys
+import threading
+import time
 import typing as t
+import warnings
+from collections import deque
+
+from . import http11
+from .http11 import (
+    CONNECTION_CLOSED,
+    NEED_DATA,
+    PAUSED,
+    RemoteProtocolError,
+)
+from .wsgi import Exchange, Input, address_environ, base_environ, build_environ
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
+logger = logging.getLogger("citus")
+
+#: Seconds a client has to send a complete request head.
+DEFAULT_HEADER_TIMEOUT = 10.0
+#: Seconds an idle keep-alive connection stays open.
+DEFAULT_KEEPALIVE_TIMEOUT = 5.0
+#: Seconds a blocked read of a request body (or a blocked write) may take.
+DEFAULT_IO_TIMEOUT = 30.0
+#: Seconds in-flight requests get to finish after :meth:`Server.shutdown`.
+DEFAULT_SHUTDOWN_TIMEOUT = 5.0
+#: Most worker threads at once with ``threaded=True``.
+DEFAULT_MAX_THREADS = 256
+
+_RECV_SIZE = 65536
+_TLS_PLAIN_HTTP_ANSWER = (
+    b"HTTP/1.1 400 Bad Request\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: 57\r\n"
+    b"Connection: close\r\n\r\n"
+    b"The client sent a plain HTTP request to an HTTPS server.\n"
+)
+
+
+class _Client:
+    """One accepted connection: its socket, HTTP state and timers.
+
+    It is the :class:`.wsgi.Transport` of the exchanges on the connection.
+    """
+
+    __slots__ = (
+        "base",
+        "busy",
+        "client",
+        "conn",
+        "deadline",
+        "fd",
+        "head_timer",
+        "sock",
+        "tls",
+        "tls_pending",
+    )
+
+    def __init__(self, sock: socket.socket, fd: int) -> None:
+        self.sock = sock
+        self.fd = fd
+        self.conn = http11.Connection()
+        self.deadline = 0.0
+        self.busy = False
+        self.head_timer = True
+        self.tls = False
+        self.tls_pending = False
+        self.base: dict[str, t.Any] = {}
+        self.client = ""
+
+    def recv(self) -> bytes:
+        return self.sock.recv(_RECV_SIZE)
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def sendfile(self, file: t.IO[bytes], offset: int, count: int) -> int | None:
+        if self.tls:
+            return None
+        return self.sock.sendfile(file, offset, count)
+
+
+class _Poller:
+    """Watches listening sockets and idle connections for readability.
+
+    Connections are one-shot: once reported, a connection is not reported
+    again until :meth:`rearm` (callable from any thread) is called for it.
+    """
+
+    def __init__(self) -> None:
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.wake_fd = self._wake_r.fileno()
+        self._epoll: t.Any = None
+        self._selector: selectors.BaseSelector | None = None
+        self._pending: deque[int] = deque()
+        self._main = threading.get_ident()
+        if hasattr(select, "epoll"):
+            self._epoll = select.epoll()
+            self._epoll.register(self.wake_fd, select.EPOLLIN)
+        else:
+            self._selector = selectors.DefaultSelector()
+            self._selector.register(self.wake_fd, selectors.EVENT_READ)
+
+    def add_listener(self, fd: int) -> None:
+        if self._epoll is not None:
+            self._epoll.register(fd, select.EPOLLIN)
+        else:
+            assert self._selector is not None
+            self._selector.register(fd, selectors.EVENT_READ)
+
+    def remove(self, fd: int) -> None:
+        """Stop watching ``fd`` (a listener, or a connection about to close)."""
+        if self._epoll is not None:
+            try:
+                self._epoll.unregister(fd)
+            except (OSError, ValueError):
+                pass
+        elif threading.get_ident() == self._main:
+            assert self._selector is not None
+            try:
+                self._selector.unregister(fd)
+            except (KeyError, ValueError):
+                pass
+
+    def add_conn(self, fd: int) -> None:
+        """Watch a new connection (from the loop's thread)."""
+        if self._epoll is not None:
+            self._epoll.register(fd, select.EPOLLIN | select.EPOLLONESHOT)
+        else:
+            assert self._selector is not None
+            self._selector.register(fd, selectors.EVENT_READ)
+
+    def rearm(self, fd: int) -> None:
+        """Watch ``fd`` again after it was reported (from any thread)."""
+        if self._epoll is not None:
+            self._epoll.modify(fd, select.EPOLLIN | select.EPOLLONESHOT)
+        elif threading.get_ident() == self._main:
+            assert self._selector is not None
+            self._selector.register(fd, selectors.EVENT_READ)
+        else:
+            self._pending.append(fd)
+            self.wake()
+
+    def wake(self) -> None:
+        """Make :meth:`poll` return now (safe from signal handlers)."""
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+
+    def poll(self, timeout: float, listeners: set[int]) -> list[int]:
+        """The ready file descriptors (connections are unwatched until rearmed)."""
+        if self._epoll is not None:
+            try:
+                events = self._epoll.poll(timeout)
+            except InterruptedError:
+                return []
+            ready = [fd for fd, _ in events]
+        else:
+            selector = self._selector
+            assert selector is not None
+            while self._pending:
+                fd = self._pending.popleft()
+                try:
+                    selector.register(fd, selectors.EVENT_READ)
+                except (KeyError, ValueError, OSError):
+                    pass
+            ready = [key.fd for key, _ in selector.select(timeout)]
+            for fd in ready:
+                if fd not in listeners and fd != self.wake_fd:
+                    selector.unregister(fd)
+        if self.wake_fd in ready:
+            try:
+                while self._wake_r.recv(4096):
+                    pass
+            except OSError:
+                pass
+        return ready
+
+    def close(self) -> None:
+        if self._epoll is not None:
+            self._epoll.close()
+        if self._selector is not None:
+            self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+
+class _Pool:
+    """Worker threads that grow with demand, up to ``max_threads``."""
+
+    def __init__(self, handler: t.Callable[[_Client], None], max_threads: int):
+        self._handler = handler
+        self._max = max_threads
+        self._queue: deque[_Client | None] = deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._idle = 0
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, item: _Client) -> None:
+        with self._cond:
+            self._queue.append(item)
+            if self._idle > len(self._queue) - 1:
+                self._cond.notify()
+                return
+            if len(self._threads) >= self._max:
+                return
+        thread = threading.Thread(
+            target=self._work, name=f"citus-worker-{len(self._threads)}", daemon=True
+        )
+        self._threads.append(thread)
+        thread.start()
+
+    def _work(self) -> None:
+        cond = self._cond
+        queue = self._queue
+        handler = self._handler
+        while True:
+            with cond:
+                while not queue:
+                    self._idle += 1
+                    cond.wait()
+                    self._idle -= 1
+                item = queue.popleft()
+            if item is None:
+                return
+            handler(item)
+
+    def stop(self, timeout: float) -> None:
+        with self._cond:
+            for _ in self._threads:
+                self._queue.append(None)
+            self._cond.notify_all()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads = []
+
 
 class Server:
-    """Serves a WSGI application on already-bound listening sockets."""
+    """Serves a WSGI application on already-bound listening sockets.
+
+    :param sockets: listening sockets (TCP or Unix), already bound; they stay
+        open after :meth:`shutdown` and are closed by :meth:`server_close`.
+    :param app: the WSGI application.
+    :param threaded: run each request on a worker thread.
+    :param processes: fork this many serving processes (POSIX only).
+    :param ssl_context: a server-side context to serve HTTPS.
+    :param passthrough_errors: let the application's exceptions propagate
+        instead of answering 500.
+    :param header_timeout: seconds a client has to send a request head.
+    :param keepalive_timeout: seconds an idle keep-alive connection stays open.
+    :param io_timeout: seconds a blocked body read or response write may take.
+    :param shutdown_timeout: seconds in-flight requests get after
+        :meth:`shutdown`.
+    :param max_threads: most worker threads with ``threaded=True``.
+    """
 
     def __init__(
         self,
@@ -25,22 +294,481 @@ class Server:
         processes: int = 1,
         ssl_context: ssl.SSLContext | None = None,
         passthrough_errors: bool = False,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
+        io_timeout: float = DEFAULT_IO_TIMEOUT,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        max_threads: int = DEFAULT_MAX_THREADS,
     ) -> None:
+        if threaded and processes > 1:
+            raise ValueError(
+                "Cannot combine threaded=True with processes > 1: pick one of them."
+            )
+        if processes < 1:
+            raise ValueError(f"processes must be 1 or more, not {processes!r}.")
+        if processes > 1 and sys.platform == "win32":
+            raise ValueError(
+                f"processes={processes!r} needs os.fork(), which Windows does not"
+                " have: use threaded=True instead."
+            )
+        if not sockets:
+            raise ValueError("Server() needs at least one listening socket.")
         self.sockets = sockets
         self.app = app
+        self.threaded = threaded
+        self.processes = processes
+        self.ssl_context = ssl_context
+        self.passthrough_errors = passthrough_errors
+        self.header_timeout = header_timeout
+        self.keepalive_timeout = keepalive_timeout
+        self.io_timeout = io_timeout
+        self.shutdown_timeout = shutdown_timeout
+        self.max_threads = max_threads
+        self._stopping = False
+        self._poller: _Poller | None = None
+        self._loop_thread: int | None = None
+        self._loop_done = threading.Event()
+        self._loop_done.set()
+        self._clients: dict[int, _Client] = {}
+        self._pool: _Pool | None = None
+        self._children: list[int] = []
+        self._scheme = "https" if ssl_context is not None else "http"
+
+    # -- addresses ----------------------------------------------------------
+
+    @property
+    def server_address(self) -> t.Any:
+        """The first socket's address: ``(host, port)`` or a Unix path."""
+        return self.sockets[0].getsockname()
+
+    @property
+    def port(self) -> int | None:
+        """The first TCP socket's port (the real one after binding port 0)."""
+        for sock in self.sockets:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                return int(sock.getsockname()[1])
+        return None
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+        self.server_close()
 
     def serve_forever(self) -> None:
-        """Serve until :meth:`shutdown` is called."""
-        raise NotImplementedError
+        """Serve until :meth:`shutdown` is called (or Ctrl+C)."""
+        self._stopping = False
+        if self.processes > 1:
+            self._serve_processes()
+        else:
+            self._serve_loop()
 
     def shutdown(self) -> None:
-        """Stop :meth:`serve_forever`, from any thread."""
-        raise NotImplementedError
+        """Stop :meth:`serve_forever`: from any thread or a signal handler.
+
+        Stops accepting at once and returns within a second; requests in
+        flight get ``shutdown_timeout`` seconds to finish. The listening
+        sockets stay open (see :meth:`server_close`).
+        """
+        self._stopping = True
+        poller = self._poller
+        if poller is not None:
+            poller.wake()
+        if self._loop_thread is not None and self._loop_thread != threading.get_ident():
+            self._loop_done.wait(1.0)
 
     def server_close(self) -> None:
         """Close the listening sockets."""
-        for sock in self.sockets:
-            sock.close()
+        try:
+            from . import sockets as sockets_module
+
+            release = getattr(sockets_module, "release_sockets", None)
+        except ImportError:  # pragma: no cover
+            release = None
+        if release is not None:
+            release(self.sockets)
+        else:
+            for sock in self.sockets:
+                sock.close()
+
+    # -- processes ----------------------------------------------------------
+
+    def _serve_processes(self) -> None:
+        self._loop_thread = threading.get_ident()
+        self._loop_done.clear()
+        poller = self._poller = _Poller()
+        children: dict[int, bool] = {}
+        try:
+            while not self._stopping:
+                while len(children) < self.processes and not self._stopping:
+                    pid = self._fork_child()
+                    children[pid] = True
+                poller.poll(0.2, set())
+                for pid in list(children):
+                    try:
+                        done, status = os.waitpid(pid, os.WNOHANG)
+                    except ChildProcessError:
+                        done, status = pid, 0
+                    if done:
+                        del children[pid]
+                        if not self._stopping:
+                            logger.error(
+                                "Worker process %d exited (status %d); starting"
+                                " another.",
+                                pid,
+                                status,
+                            )
+        finally:
+            self._loop_done.set()
+            self._stop_children(children)
+            self._poller = None
+            poller.close()
+
+    def _fork_child(self) -> int:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid:
+            return pid
+        # In the child: serve until told to stop, then leave without cleanup
+        # that belongs to the parent.
+        status = 0
+        try:
+            if self._poller is not None:
+                self._poller.close()
+                self._poller = None
+            self._loop_done = threading.Event()
+            self._loop_done.set()
+            signal.signal(signal.SIGTERM, lambda *args: self.shutdown())
+            signal.signal(signal.SIGINT, lambda *args: self.shutdown())
+            self.processes = 1
+            self._serve_loop()
+        except BaseException:
+            logger.exception("Worker process %d failed:", os.getpid())
+            status = 1
+        finally:
+            os._exit(status)
+
+    def _stop_children(self, children: dict[int, bool]) -> None:
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + self.shutdown_timeout + 1
+        remaining = set(children)
+        while remaining and time.monotonic() < deadline:
+            for pid in list(remaining):
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    done = pid
+                if done:
+                    remaining.discard(pid)
+            if remaining:
+                time.sleep(0.02)
+        for pid in remaining:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+
+    # -- the loop -----------------------------------------------------------
+
+    def _serve_loop(self) -> None:
+        self._loop_thread = threading.get_ident()
+        self._loop_done.clear()
+        poller = self._poller = _Poller()
+        listeners: dict[int, socket.socket] = {}
+        if self.threaded or self.ssl_context is not None:
+            self._pool = _Pool(
+                self._handle_ready, self.max_threads if self.threaded else 4
+            )
+        try:
+            for sock in self.sockets:
+                sock.setblocking(False)
+                listeners[sock.fileno()] = sock
+                poller.add_listener(sock.fileno())
+            if self._stopping:
+                return
+            listener_fds = set(listeners)
+            clients = self._clients
+            threaded = self.threaded
+            pool = self._pool
+            next_sweep = time.monotonic() + 0.25
+            while not self._stopping:
+                for fd in poller.poll(0.25, listener_fds):
+                    if fd in listeners:
+                        self._accept(listeners[fd])
+                        continue
+                    client = clients.get(fd)
+                    if client is None:
+                        continue
+                    client.busy = True
+                    if pool is not None and (threaded or client.tls_pending):
+                        pool.submit(client)
+                    else:
+                        self._handle_ready(client)
+                now = time.monotonic()
+                if now >= next_sweep:
+                    next_sweep = now + 0.25
+                    self._sweep(now)
+        finally:
+            for fd in listeners:
+                poller.remove(fd)
+            self._loop_done.set()
+            self._drain()
+            self._poller = None
+            poller.close()
+            for sock in listeners.values():
+                try:
+                    sock.setblocking(True)
+                except OSError:
+                    pass
+
+    def _accept(self, listener: socket.socket) -> None:
+        poller = self._poller
+        assert poller is not None
+        for _ in range(64):
+            try:
+                sock, peer = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:
+                if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS):
+                    logger.error("Cannot accept a connection: %s", error)
+                return
+            family = sock.family
+            if family != socket.AF_UNIX:
+                try:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                except OSError:
+                    pass
+            sock.settimeout(self.io_timeout)
+            fd = sock.fileno()
+            client = _Client(sock, fd)
+            try:
+                local = sock.getsockname()
+            except OSError:
+                sock.close()
+                continue
+            addresses = address_environ(local, peer, family == socket.AF_UNIX)
+            client.client = addresses["REMOTE_ADDR"]
+            client.base = base_environ(
+                addresses,
+                self._scheme,
+                self.threaded,
+                self.processes > 1,
+            )
+            client.deadline = time.monotonic() + self.header_timeout
+            if self.ssl_context is not None:
+                client.tls_pending = True
+                client.deadline = time.monotonic() + self.header_timeout
+            self._clients[fd] = client
+            poller.add_conn(fd)
+
+    def _sweep(self, now: float) -> None:
+        """Close connections whose header or keep-alive timer ran out."""
+        for client in list(self._clients.values()):
+            if client.busy or now < client.deadline:
+                continue
+            if client.conn.head_started:
+                logger.info(
+                    "%s: closed a connection that did not send a complete request"
+                    " head within %g s.",
+                    client.client,
+                    self.header_timeout,
+                )
+                try:
+                    client.sock.setblocking(False)
+                    client.sock.send(
+                        http11.error_response(
+                            408, "the request head did not arrive in time."
+                        )
+                    )
+                except (OSError, ValueError):
+                    pass
+            self._close(client)
+
+    def _close(self, client: _Client) -> None:
+        if self._clients.pop(client.fd, None) is None:
+            return
+        poller = self._poller
+        if poller is not None:
+            poller.remove(client.fd)
+        try:
+            client.sock.close()
+        except OSError:
+            pass
+
+    def _rearm(self, client: _Client) -> None:
+        if self._stopping:
+            self._close(client)
+            return
+        poller = self._poller
+        client.busy = False
+        if poller is None:
+            self._close(client)
+            return
+        try:
+            poller.rearm(client.fd)
+        except (OSError, ValueError):
+            self._close(client)
+
+    def _drain(self) -> None:
+        """After the loop: close idle connections, give busy ones time."""
+        for client in list(self._clients.values()):
+            if not client.busy:
+                self._close(client)
+        deadline = time.monotonic() + self.shutdown_timeout
+        while self._clients and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for client in list(self._clients.values()):
+            try:
+                client.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._close(client)
+        if self._pool is not None:
+            self._pool.stop(1.0)
+            self._pool = None
+
+    # -- one connection -------------------------------------------------------
+
+    def _handle_ready(self, client: _Client) -> None:
+        """The client has bytes for us: read, answer what is complete."""
+        try:
+            if client.tls_pending:
+                if not self._handshake(client):
+                    self._close(client)
+                    return
+                self._rearm(client)
+                return
+            self._serve_client(client)
+        except BaseException:
+            self._close(client)
+            raise
+
+    def _handshake(self, client: _Client) -> bool:
+        context = self.ssl_context
+        assert context is not None
+        raw = client.sock
+        try:
+            raw.settimeout(self.header_timeout)
+            first = raw.recv(1, socket.MSG_PEEK)
+            if not first:
+                return False
+            if first != b"\x16":
+                logger.info("%s: plain HTTP request to an HTTPS server.", client.client)
+                raw.sendall(_TLS_PLAIN_HTTP_ANSWER)
+                return False
+            sock = context.wrap_socket(
+                raw, server_side=True, do_handshake_on_connect=False
+            )
+            client.sock = sock
+            sock.do_handshake()
+            sock.settimeout(self.io_timeout)
+        except (OSError, ssl.SSLError, ValueError) as error:
+            logger.info("%s: TLS handshake failed: %s", client.client, error)
+            return False
+        client.tls = True
+        client.tls_pending = False
+        return True
+
+    def _serve_client(self, client: _Client) -> None:
+        sock = client.sock
+        conn = client.conn
+        try:
+            data = sock.recv(_RECV_SIZE)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
+            self._rearm(client)
+            return
+        except OSError:
+            self._close(client)
+            return
+        conn.receive_data(data)
+        while True:
+            try:
+                event = conn.next_event()
+            except RemoteProtocolError as error:
+                self._refuse(client, error)
+                return
+            if event is NEED_DATA:
+                if client.tls and sock.pending():  # type: ignore[attr-defined]
+                    try:
+                        conn.receive_data(sock.recv(_RECV_SIZE))
+                    except OSError:
+                        self._close(client)
+                        return
+                    continue
+                if conn.head_started and not client.head_timer:
+                    client.head_timer = True
+                    client.deadline = time.monotonic() + self.header_timeout
+                self._rearm(client)
+                return
+            if event is CONNECTION_CLOSED or event is PAUSED:
+                self._close(client)
+                return
+            if type(event) is not http11.Request:  # pragma: no cover - defensive
+                self._close(client)
+                return
+            client.head_timer = False
+            if self._stopping:
+                conn.must_close()
+            exchange = Exchange(
+                self.app,
+                conn,
+                client,
+                client.client,
+                self.passthrough_errors,
+                not client.tls,
+            )
+            environ = build_environ(event, client.base, Input(conn, client))
+            exchange.run(environ)
+            if exchange.aborted or not conn.keep_alive or self._stopping:
+                self._close(client)
+                return
+            if not conn.body_done and not self._discard_body(client):
+                self._close(client)
+                return
+            conn.start_next_cycle()
+            client.deadline = time.monotonic() + self.keepalive_timeout
+
+    def _discard_body(self, client: _Client) -> bool:
+        """Read and drop the rest of an unread body; False to close instead."""
+        conn = client.conn
+        left = http11.DRAIN_LIMIT
+        try:
+            while True:
+                event = conn.next_event()
+                if type(event) is bytes:
+                    left -= len(event)
+                    if left < 0:
+                        return False
+                elif event is http11.END_OF_MESSAGE:
+                    return True
+                elif event is NEED_DATA:
+                    data = client.sock.recv(_RECV_SIZE)
+                    if not data:
+                        return False
+                    conn.receive_data(data)
+                else:
+                    return False
+        except (OSError, RemoteProtocolError):
+            return False
+
+    def _refuse(self, client: _Client, error: RemoteProtocolError) -> None:
+        """Answer a protocol error with its status, log one line, close."""
+        logger.info("%s: %s (%d)", client.client, error, error.status_hint)
+        try:
+            client.sock.sendall(http11.error_response(error.status_hint, str(error)))
+        except OSError:
+            pass
+        self._close(client)
 
 
 def make_server(
@@ -51,5 +779,31 @@ def make_server(
     processes: int = 1,
     ssl_context: ssl.SSLContext | tuple[str, str] | str | None = None,
 ) -> Server:
-    """Bind ``host:port`` and return a :class:`Server` for ``app``."""
-    raise NotImplementedError
+    """Bind ``host:port`` and return a :class:`Server` for ``app``.
+
+    :param host: an IP address, a host name, ``localhost`` (IPv4 and IPv6) or
+        ``unix://PATH``.
+    :param port: the TCP port; ``0`` picks a free one (see :attr:`Server.port`).
+    :param app: the WSGI application.
+    :param threaded: run each request on a worker thread.
+    :param processes: fork this many serving processes (POSIX only).
+    :param ssl_context: ``"adhoc"``, a ``(cert_file, key_file)`` tuple or an
+        :class:`ssl.SSLContext` to serve HTTPS.
+    """
+    from .sockets import bind_sockets
+    from .tls import load_ssl_context
+
+    if threaded and processes > 1:
+        raise ValueError(
+            "Cannot combine threaded=True with processes > 1: pick one of them."
+        )
+    context = load_ssl_context(ssl_context)
+    sockets = bind_sockets(host, port)
+    try:
+        return Server(
+            sockets, app, threaded=threaded, processes=processes, ssl_context=context
+        )
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
