@@ -1,25 +1,845 @@
-"""The interactive debugger (placeholder until the debugger issue lands)."""
+"""The interactive debugger: :class:`DebuggedApplication`, its PIN and who may
+use it.
+
+The middleware catches what the wrapped application raises and answers with an
+error page (:mod:`.tbtools`) in the client's format, and serves its own small
+API under :data:`PREFIX`: static assets, the PIN check and the per-frame console
+(:mod:`.console`). The rules that keep everyone else out live here:
+
+- every debugger request must carry a trusted ``Host`` (local names, plus those
+  the user configures) and, when sent, a same-origin ``Origin`` and
+  ``Sec-Fetch-Site``; the console also needs a loopback peer (from the socket's
+  address, ``REMOTE_ADDR``) unless the user trusted the host explicitly;
+- the console needs the page's secret and a cookie obtained with the PIN; the
+  cookie holds a random token that the server checks and that expires;
+- wrong PINs are counted in a small state file shared by the reloader's
+  processes and locked with :func:`citus._compat.lock_file`; after
+  :data:`MAX_PIN_ATTEMPTS` unlocking is refused for :data:`LOCKOUT_SECONDS`.
+"""
 
 from __future__ import annotations
 
+import atexit
+import hashlib
+import hmac
+import io
+import ipaddress
+import json
+import os
+import secrets
+import shutil
 import socket
+import sys
+import tempfile
+import threading
+import time
 import typing as t
+from collections import OrderedDict
+from importlib import resources
+from urllib.parse import parse_qsl
+
+from .._compat import lock_file, unlock_file
+from .._log import echo
+from .console import Console
+from .repr import dump as dump
+from .tbtools import (
+    Traceback,
+    find_config,
+    plain_text,
+    render_console_page,
+    render_minimal_page,
+    render_page,
+)
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
+__all__ = ["PREFIX", "DebuggedApplication", "dump"]
+
+#: URL prefix of the debugger's own endpoints; no application route uses it.
+PREFIX = "/__citus_debugger__"
+#: Environment variable: the PIN, or ``off`` to disable the lock.
+PIN_ENV = "CITUS_DEBUGGER_PIN"
+#: Environment variable: the state file shared with the reloader's children.
+STATE_ENV = "CITUS_DEBUGGER_STATE"
+#: Environment variable: more trusted host names, separated by commas.
+TRUSTED_HOSTS_ENV = "CITUS_DEBUGGER_TRUSTED_HOSTS"
+#: Wrong PINs accepted before unlocking is refused.
+MAX_PIN_ATTEMPTS = 10
+#: How long unlocking is refused after too many wrong PINs (seconds).
+LOCKOUT_SECONDS = 300
+#: How long an unlocked browser stays unlocked (seconds).
+TOKEN_LIFETIME = 8 * 3600
+#: How many tracebacks are kept for their consoles by default.
+DEFAULT_MAX_TRACEBACKS = 20
+#: Host names trusted without configuration (``*.localhost`` too).
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
+#: Largest request body the debugger's endpoints read.
+MAX_BODY = 1024 * 1024
+#: Largest URL-encoded form body copied for the error page.
+MAX_FORM_COPY = 64 * 1024
+
+_ASSETS = {
+    "debugger.css": "text/css; charset=utf-8",
+    "debugger.js": "text/javascript; charset=utf-8",
+}
+
+#: The Content-Security-Policy of every page and endpoint of the debugger.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+_SECURITY_HEADERS = [
+    ("Content-Security-Policy", CSP),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cache-Control", "no-store"),
+]
+
+
+def _generate_pin() -> str:
+    digits = f"{secrets.randbelow(10**9):09d}"
+    return f"{digits[:3]}-{digits[3:6]}-{digits[6:]}"
+
+
+def _normalize_pin(value: str) -> str:
+    return "".join(ch for ch in value if ch not in " -_\t").lower()
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _host_name(host: str) -> str:
+    """The host of a ``Host`` header, lower case, without port or final dot."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        end = host.find("]")
+        return host[: end + 1] if end != -1 else host
+    if host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.rstrip(".")
+
+
+def _is_loopback_address(addr: str | None) -> bool:
+    """Whether a peer address (``REMOTE_ADDR``) is this machine.
+
+    A value that is not an IP address comes from a Unix domain socket, which
+    only local processes can reach.
+    """
+    if addr is None:
+        return False
+    try:
+        ip = ipaddress.ip_address(addr.split("%", 1)[0].strip("[]"))
+    except ValueError:
+        return True
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
+
+
+def _socket_exposed(sock: socket.socket) -> str | None:
+    """The address of ``sock`` when other machines can reach it, else ``None``."""
+    if getattr(socket, "AF_UNIX", None) is not None and sock.family == socket.AF_UNIX:
+        return None
+    try:
+        host = str(sock.getsockname()[0])
+    except OSError:
+        return None
+    if _is_loopback_address(host):
+        return None
+    return f"[{host}]" if ":" in host else host
+
+
+class _SharedState:
+    """The PIN and the failed-attempt count, in a file shared across processes.
+
+    The first process creates a private folder and the file and puts its path
+    in ``CITUS_DEBUGGER_STATE``; the reloader's children inherit the variable
+    and reuse the file, so a reload keeps the PIN, the count and the unlocked
+    browsers. Every update takes a thread lock and an exclusive file lock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        path = os.environ.get(STATE_ENV)
+        if path and self._usable(path):
+            self.path = path
+            return
+        folder = tempfile.mkdtemp(prefix="citus-debugger-")
+        self.path = os.path.join(folder, "state.json")
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            json.dump(self._fresh(), file)
+        os.environ[STATE_ENV] = self.path
+        owner = os.getpid()
+
+        def cleanup() -> None:
+            if os.getpid() == owner:
+                shutil.rmtree(folder, ignore_errors=True)
+
+        atexit.register(cleanup)
+
+    @staticmethod
+    def _fresh() -> dict[str, t.Any]:
+        return {"pin": _generate_pin(), "failures": 0, "locked_until": 0, "tokens": {}}
+
+    @staticmethod
+    def _usable(path: str) -> bool:
+        try:
+            info = os.stat(path)
+        except OSError:
+            return False
+        if sys.platform != "win32":
+            if info.st_uid != os.getuid() or info.st_mode & 0o077:
+                return False
+        return os.path.isfile(path)
+
+    def update(self, change: t.Callable[[dict[str, t.Any]], t.Any]) -> t.Any:
+        """Apply ``change`` to the state under both locks and return its result."""
+        with self._lock, open(self.path, "r+", encoding="utf-8") as file:
+            lock_file(file)
+            try:
+                file.seek(0)
+                try:
+                    data = json.loads(file.read() or "{}")
+                except ValueError:
+                    data = {}
+                if not isinstance(data, dict) or "pin" not in data:
+                    data = self._fresh()
+                before = json.dumps(data, sort_keys=True)
+                result = change(data)
+                after = json.dumps(data, sort_keys=True)
+                if after != before:
+                    file.seek(0)
+                    file.write(after)
+                    file.truncate()
+                    file.flush()
+            finally:
+                unlock_file(file)
+        return result
+
+
+_PinResult = tuple[str, t.Any]
+
 
 class DebuggedApplication:
-    """WSGI middleware that shows unhandled exceptions (placeholder)."""
+    """WSGI middleware that shows an interactive debugger when ``app`` raises.
 
-    def __init__(self, app: WSGIApplication, evalex: bool = True) -> None:
-        raise NotImplementedError("the debugger is not available yet")
+    Construction is cheap and can happen in a process that never serves (the
+    reloader's supervisor): it prepares the PIN and the state shared with the
+    serving children.
+
+    :param app: the WSGI application to wrap.
+    :param evalex: allow the per-frame Python console (behind the PIN).
+    :param pin: the PIN; defaults to ``CITUS_DEBUGGER_PIN``, else a random one
+        kept across reloads. ``"off"`` disables the lock.
+    :param trusted_hosts: more host names the debugger answers (``.example.com``
+        or ``*.example.com`` for a domain and its subdomains). Requests for these
+        hosts may use the console from other machines.
+    :param max_tracebacks: how many tracebacks are kept for their consoles.
+    :param console_page: serve a standalone console at ``PREFIX + "/console"``.
+
+    Reads ``CITUS_DEBUGGER_PIN``, ``CITUS_DEBUGGER_TRUSTED_HOSTS`` (comma
+    separated) and ``CITUS_DEBUGGER_STATE`` (set by the first process).
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        evalex: bool = True,
+        *,
+        pin: str | None = None,
+        trusted_hosts: t.Iterable[str] = (),
+        max_tracebacks: int = DEFAULT_MAX_TRACEBACKS,
+        console_page: bool = False,
+    ) -> None:
+        if max_tracebacks < 1:
+            raise ValueError(
+                f"max_tracebacks={max_tracebacks!r} keeps nothing: use 1 or more."
+            )
+        self.app = app
+        self.evalex = evalex
+        self.max_tracebacks = max_tracebacks
+        self.console_page = console_page
+        #: The secret each page sends back with console requests.
+        self.secret = secrets.token_urlsafe(24)
+        self.tracebacks: OrderedDict[str, Traceback] = OrderedDict()
+        self._lock = threading.Lock()
+        self._standalone: Console | None = None
+        self._state = _SharedState()
+        configured = list(trusted_hosts)
+        configured += [
+            h for h in os.environ.get(TRUSTED_HOSTS_ENV, "").split(",") if h.strip()
+        ]
+        self._trusted = {_host_name(h.replace("*.", ".", 1)) for h in configured}
+        if pin is None:
+            pin = os.environ.get(PIN_ENV) or None
+        if pin is None:
+            pin = t.cast(str, self._state.update(lambda data: data["pin"]))
+        #: The PIN, or ``None`` when the lock is off.
+        self.pin: str | None = None if pin.strip().lower() == "off" else pin.strip()
+        digest = hashlib.sha256(self._state.path.encode()).hexdigest()[:10]
+        self._cookie_name = f"__citus_debugger_{digest}"
+
+    # --- start-up ----------------------------------------------------------
 
     def banner_lines(self, sockets: list[socket.socket]) -> list[str]:
-        """Lines for the start-up banner (`` * Debugger PIN: ...``)."""
-        return []
+        """The lines the serving process prints at start.
+
+        `` * Debugger is active!``, `` * Debugger PIN: 123-456-789``, and
+        warnings when the PIN is off or a socket is reachable from elsewhere.
+
+        :param sockets: the listening sockets.
+        """
+        lines = [" * Debugger is active!"]
+        if self.evalex and self.pin is not None:
+            lines.append(f" * Debugger PIN: {self.pin}")
+        elif self.evalex:
+            lines.append(
+                f"WARNING: The debugger PIN is off ({PIN_ENV}=off): anyone who can"
+                " send requests to this server can run code on this machine as you."
+                f" Unset {PIN_ENV} to lock the console again."
+            )
+        exposed = [a for a in map(_socket_exposed, sockets) if a is not None]
+        if exposed:
+            lines.append(
+                f"WARNING: The debugger is on and the server listens on"
+                f" {', '.join(exposed)}, which other machines can reach. Serve on"
+                " 127.0.0.1 (--host 127.0.0.1) or turn the debugger off"
+                " (--no-debugger)."
+            )
+        return lines
+
+    # --- WSGI --------------------------------------------------------------
 
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
     ) -> t.Iterable[bytes]:
-        raise NotImplementedError
+        """Serve the debugger's endpoints, or run the app and catch its errors."""
+        path = environ.get("PATH_INFO") or ""
+        if path == PREFIX or path.startswith(PREFIX + "/"):
+            return self._endpoint(environ, start_response, path[len(PREFIX) :])
+        return self._run_app(environ, start_response)
+
+    def _run_app(
+        self, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> t.Iterator[bytes]:
+        form_body = self._keep_form(environ)
+        sent = [False]
+
+        def tracking_start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: t.Any = None
+        ) -> t.Callable[[bytes], object]:
+            write = start_response(status, headers, exc_info)
+
+            def tracking_write(data: bytes) -> object:
+                if data:
+                    sent[0] = True
+                return write(data)
+
+            return tracking_write
+
+        app_iter: t.Iterable[bytes] | None = None
+        try:
+            app_iter = self.app(environ, tracking_start_response)
+            for chunk in app_iter:
+                if chunk:
+                    sent[0] = True
+                yield chunk
+        except Exception as error:
+            self._log_error(environ, error)
+            if sent[0]:
+                # The status line has gone out: only closing the connection
+                # tells the client that the body is cut short.
+                raise
+            status, headers, body = self._error_response(environ, error, form_body)
+            start_response(status, headers, sys.exc_info())
+            yield body
+        finally:
+            close = getattr(app_iter, "close", None)
+            if close is not None:
+                close()
+
+    def _keep_form(self, environ: WSGIEnvironment) -> bytes | None:
+        """Copy a small URL-encoded body so that the page can show the form."""
+        content_type = environ.get("CONTENT_TYPE", "")
+        if not content_type.startswith("application/x-www-form-urlencoded"):
+            return None
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return None
+        if not 0 < length <= MAX_FORM_COPY:
+            return None
+        body: bytes = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(body)
+        return body
+
+    def _log_error(self, environ: WSGIEnvironment, error: BaseException) -> None:
+        text = plain_text(error)
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "")
+        echo(f"Error on request {method} {path!r}:\n{text.rstrip()}", err=True)
+
+    # --- the error response -------------------------------------------------
+
+    def _store(self, error: BaseException) -> Traceback:
+        with self._lock:
+            for kept in self.tracebacks.values():
+                if kept.exception is error:
+                    self.tracebacks.move_to_end(kept.id)
+                    return kept
+        tb = Traceback(error)
+        with self._lock:
+            self.tracebacks[tb.id] = tb
+            while len(self.tracebacks) > self.max_tracebacks:
+                self.tracebacks.popitem(last=False)
+        return tb
+
+    def _error_response(
+        self, environ: WSGIEnvironment, error: BaseException, form_body: bytes | None
+    ) -> tuple[str, list[tuple[str, str]], bytes]:
+        status = "500 INTERNAL SERVER ERROR"
+        kind = negotiate(environ.get("HTTP_ACCEPT", ""))
+        if not self._host_trusted(environ):
+            reason = (
+                f"The debugger shows tracebacks only to requests for a trusted host,"
+                f" and this one was for {environ.get('HTTP_HOST', '')!r}. Add it with"
+                f" {TRUSTED_HOSTS_ENV}=name if that is how you reach this server."
+            )
+            if kind == "json":
+                data = {"error": {"type": "InternalServerError", "message": reason}}
+                return status, self._headers("application/json"), _json(data)
+            if kind == "text":
+                text = f"Internal Server Error\n\n{reason}\n"
+                return status, self._headers("text/plain; charset=utf-8"), text.encode()
+            page = render_minimal_page(reason)
+            return status, self._headers("text/html; charset=utf-8"), page.encode()
+        tb = self._store(error)
+        if kind == "json":
+            return status, self._headers("application/json"), _json(tb.to_json())
+        if kind == "text":
+            return status, self._headers("text/plain; charset=utf-8"), tb.text.encode()
+        page = render_page(
+            tb,
+            environ=environ,
+            prefix=environ.get("SCRIPT_NAME", "").rstrip("/") + PREFIX,
+            secret=self.secret,
+            console_reason=self._console_reason(environ),
+            form_body=form_body,
+            config=find_config(self.app),
+        )
+        return status, self._headers("text/html; charset=utf-8"), page.encode()
+
+    @staticmethod
+    def _headers(content_type: str) -> list[tuple[str, str]]:
+        return [("Content-Type", content_type), *_SECURITY_HEADERS]
+
+    # --- who may use the debugger --------------------------------------------
+
+    def _host_trusted(self, environ: WSGIEnvironment) -> bool:
+        name = _host_name(environ.get("HTTP_HOST", ""))
+        if not name:
+            return False
+        if name in LOCAL_HOSTS or name.endswith(".localhost"):
+            return True
+        return self._configured_host(name)
+
+    def _configured_host(self, name: str) -> bool:
+        for entry in self._trusted:
+            if entry.startswith("."):
+                if name == entry[1:] or name.endswith(entry):
+                    return True
+            elif name == entry:
+                return True
+        return False
+
+    def _same_origin(self, environ: WSGIEnvironment) -> bool:
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is not None:
+            scheme = environ.get("wsgi.url_scheme", "http")
+            expected = f"{scheme}://{environ.get('HTTP_HOST', '')}".lower()
+            if origin.strip().lower() != expected:
+                return False
+        site = environ.get("HTTP_SEC_FETCH_SITE")
+        if site is not None:
+            method = environ.get("REQUEST_METHOD", "GET")
+            if site == "same-origin":
+                return True
+            return site == "none" and method in ("GET", "HEAD")
+        return True
+
+    def _lockout_until(self) -> float:
+        now = time.time()
+        until = float(self._state.update(lambda data: data.get("locked_until", 0)))
+        return until if until > now else 0.0
+
+    def _console_reason(
+        self, environ: WSGIEnvironment, skip_lockout: bool = False
+    ) -> str | None:
+        """Why the console cannot be used for this request, or ``None``."""
+        if not self.evalex:
+            return (
+                "The console is off: the debugger was started without evaluation"
+                " (use_evalex=False)."
+            )
+        peer = environ.get("REMOTE_ADDR")
+        name = _host_name(environ.get("HTTP_HOST", ""))
+        if not _is_loopback_address(peer) and not self._configured_host(name):
+            return (
+                f"The console is off: this request came from {peer or 'an unknown'}"
+                f" address, not from this machine. To allow it, set {TRUSTED_HOSTS_ENV}"
+                " to the host name you use to reach this server."
+            )
+        if not skip_lockout and self.pin is not None:
+            until = self._lockout_until()
+            if until:
+                return _lockout_message(until)
+        return None
+
+    def _authenticated(self, environ: WSGIEnvironment) -> bool:
+        if self.pin is None:
+            return True
+        token = _cookie(environ, self._cookie_name)
+        if not token:
+            return False
+        digest = _hash_token(token)
+        now = time.time()
+
+        def check(data: dict[str, t.Any]) -> bool:
+            expiry = data.get("tokens", {}).get(digest)
+            return isinstance(expiry, (int, float)) and expiry > now
+
+        return bool(self._state.update(check))
+
+    def _try_pin(self, given: str, peer: str) -> _PinResult:
+        expected = _normalize_pin(self.pin or "")
+        attempt = _normalize_pin(given)
+        now = time.time()
+
+        def change(data: dict[str, t.Any]) -> _PinResult:
+            until = float(data.get("locked_until", 0))
+            if until > now:
+                return ("locked", until)
+            if until:
+                data["locked_until"] = 0
+                data["failures"] = 0
+            if attempt and hmac.compare_digest(attempt, expected):
+                token = secrets.token_urlsafe(32)
+                tokens = {k: v for k, v in data.get("tokens", {}).items() if v > now}
+                tokens[_hash_token(token)] = now + TOKEN_LIFETIME
+                data["tokens"] = tokens
+                data["failures"] = 0
+                return ("ok", token)
+            data["failures"] = int(data.get("failures", 0)) + 1
+            if data["failures"] >= MAX_PIN_ATTEMPTS:
+                data["locked_until"] = now + LOCKOUT_SECONDS
+                return ("lockout", data["locked_until"])
+            return ("wrong", MAX_PIN_ATTEMPTS - data["failures"])
+
+        result: _PinResult = self._state.update(change)
+        if result[0] == "wrong":
+            echo(
+                f" * Debugger: wrong PIN from {peer}"
+                f" ({MAX_PIN_ATTEMPTS - result[1]} of {MAX_PIN_ATTEMPTS})",
+                err=True,
+            )
+        elif result[0] == "lockout":
+            echo(
+                f" * Debugger: {MAX_PIN_ATTEMPTS} wrong PINs; unlocking the console"
+                f" is refused until {_clock(result[1])} ({LOCKOUT_SECONDS // 60}"
+                " minutes), even with the right PIN. Restart the server to reset.",
+                err=True,
+            )
+        return result
+
+    # --- the debugger's endpoints ---------------------------------------------
+
+    def _endpoint(
+        self, environ: WSGIEnvironment, start_response: StartResponse, sub: str
+    ) -> list[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        if not self._host_trusted(environ):
+            return _reply(
+                start_response,
+                "400 BAD REQUEST",
+                {"error": "The debugger does not answer requests for this Host."},
+            )
+        if not self._same_origin(environ):
+            return _reply(
+                start_response,
+                "403 FORBIDDEN",
+                {"error": "The debugger answers only requests from its own pages."},
+            )
+        if sub.startswith("/shared/"):
+            if method not in ("GET", "HEAD"):
+                return _reply(start_response, "405 METHOD NOT ALLOWED", {}, "GET")
+            return self._asset(start_response, sub[len("/shared/") :])
+        if sub == "/console" and method in ("GET", "HEAD") and self.console_page:
+            page = render_console_page(
+                prefix=environ.get("SCRIPT_NAME", "").rstrip("/") + PREFIX,
+                secret=self.secret,
+                console_reason=self._console_reason(environ),
+            )
+            start_response("200 OK", self._headers("text/html; charset=utf-8"))
+            return [page.encode()]
+        handlers = {"/pin": self._pin, "/status": self._status, "/eval": self._eval}
+        handler = handlers.get(sub)
+        if handler is None:
+            return _reply(start_response, "404 NOT FOUND", {"error": "Not found."})
+        if method != "POST":
+            return _reply(
+                start_response,
+                "405 METHOD NOT ALLOWED",
+                {"error": "Use POST: PINs and code never travel in URLs."},
+                "POST",
+            )
+        form = _read_form(environ)
+        if isinstance(form, tuple):
+            return _reply(start_response, form[0], {"error": form[1]})
+        if not hmac.compare_digest(form.get("s", ""), self.secret):
+            return _reply(
+                start_response,
+                "403 FORBIDDEN",
+                {
+                    "error": "This page's secret is wrong or missing; reload the"
+                    " error page (the server may have restarted)."
+                },
+            )
+        return handler(environ, start_response, form)
+
+    def _asset(self, start_response: StartResponse, name: str) -> list[bytes]:
+        content_type = _ASSETS.get(name)
+        if content_type is None:
+            return _reply(start_response, "404 NOT FOUND", {"error": "No such asset."})
+        data = resources.files(__name__).joinpath("shared").joinpath(name).read_bytes()
+        headers = [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(data))),
+            *_SECURITY_HEADERS,
+        ]
+        start_response("200 OK", headers)
+        return [data]
+
+    def _status(
+        self,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        form: dict[str, str],
+    ) -> list[bytes]:
+        reason = self._console_reason(environ)
+        until = self._lockout_until() if self.pin is not None else 0.0
+        return _reply(
+            start_response,
+            "200 OK",
+            {
+                "unlocked": reason is None and self._authenticated(environ),
+                "pin_required": self.pin is not None,
+                "locked_out": bool(until),
+                "reason": reason,
+            },
+        )
+
+    def _pin(
+        self,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        form: dict[str, str],
+    ) -> list[bytes]:
+        reason = self._console_reason(environ, skip_lockout=True)
+        if reason is not None:
+            return _reply(
+                start_response, "403 FORBIDDEN", {"ok": False, "error": reason}
+            )
+        if self.pin is None:
+            return _reply(start_response, "200 OK", {"ok": True})
+        outcome, value = self._try_pin(
+            form.get("pin", ""), environ.get("REMOTE_ADDR", "?")
+        )
+        if outcome == "ok":
+            cookie = (
+                f"{self._cookie_name}={value}; Path="
+                f"{environ.get('SCRIPT_NAME', '').rstrip('/')}{PREFIX}/;"
+                f" Max-Age={TOKEN_LIFETIME}; HttpOnly; SameSite=Strict"
+            )
+            if environ.get("wsgi.url_scheme") == "https":
+                cookie += "; Secure"
+            return _reply(start_response, "200 OK", {"ok": True}, cookie=cookie)
+        if outcome == "wrong":
+            return _reply(
+                start_response,
+                "403 FORBIDDEN",
+                {
+                    "ok": False,
+                    "error": f"Wrong PIN. {value} attempts left; the PIN is printed"
+                    " in the terminal that runs the server.",
+                },
+            )
+        return _reply(
+            start_response,
+            "429 TOO MANY REQUESTS",
+            {"ok": False, "locked_out": True, "error": _lockout_message(value)},
+        )
+
+    def _eval(
+        self,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        form: dict[str, str],
+    ) -> list[bytes]:
+        reason = self._console_reason(environ, skip_lockout=True)
+        if reason is not None:
+            return _reply(start_response, "403 FORBIDDEN", {"error": reason})
+        if not self._authenticated(environ):
+            return _reply(
+                start_response,
+                "403 FORBIDDEN",
+                {
+                    "error": "The console is locked: enter the PIN first.",
+                    "locked": True,
+                },
+            )
+        console = self._find_console(form.get("tb", ""), form.get("frame", ""))
+        if isinstance(console, str):
+            return _reply(start_response, "404 NOT FOUND", {"error": console})
+        output = console.push(form.get("cmd", ""))
+        return _reply(
+            start_response, "200 OK", {"output": output, "prompt": console.prompt}
+        )
+
+    def _find_console(self, tb_id: str, frame_id: str) -> Console | str:
+        if tb_id == "console":
+            if not self.console_page:
+                return "The standalone console is off."
+            with self._lock:
+                if self._standalone is None:
+                    namespace = {"__name__": "__console__", "app": self.app}
+                    self._standalone = Console(namespace)
+                return self._standalone
+        with self._lock:
+            tb = self.tracebacks.get(tb_id)
+            if tb is None:
+                return (
+                    f"This traceback is no longer kept (only the last"
+                    f" {self.max_tracebacks} are, and none survive a reload);"
+                    " reload the page that failed."
+                )
+            try:
+                frame = tb.frames[int(frame_id)]
+            except (ValueError, IndexError):
+                return f"No frame {frame_id!r} in this traceback."
+            if frame.frame is None:
+                return "This frame has no console (it is a syntax error's location)."
+            console = tb.consoles.get(frame.id)
+            if console is None:
+                console = Console(frame.frame.f_globals, frame.frame.f_locals)
+                tb.consoles[frame.id] = console
+            return console
+
+
+# --- helpers -----------------------------------------------------------------
+
+
+def negotiate(accept: str) -> str:
+    """``"html"``, ``"json"`` or ``"text"`` for an ``Accept`` header.
+
+    Browsers name ``text/html`` and get the page; ``application/json`` (or a
+    ``+json`` type) preferred over HTML gets JSON; anything else, including
+    curl's ``*/*``, gets plain text.
+
+    :param accept: the header's value.
+    """
+    best: dict[str, float] = {}
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        media = media.lower()
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q <= 0:
+            continue
+        if media in ("text/html", "application/xhtml+xml"):
+            kind = "html"
+        elif media == "application/json" or media.endswith("+json"):
+            kind = "json"
+        elif media == "text/plain":
+            kind = "text"
+        else:
+            continue
+        best[kind] = max(best.get(kind, 0.0), q)
+    if not best:
+        return "text"
+    return max(best, key=lambda k: (best[k], k == "json", k == "html"))
+
+
+def _json(data: object) -> bytes:
+    return json.dumps(data, indent=2).encode()
+
+
+def _reply(
+    start_response: StartResponse,
+    status: str,
+    data: dict[str, t.Any],
+    allow: str | None = None,
+    cookie: str | None = None,
+) -> list[bytes]:
+    body = _json(data)
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(len(body))),
+        *_SECURITY_HEADERS,
+    ]
+    if allow:
+        headers.append(("Allow", allow))
+    if cookie:
+        headers.append(("Set-Cookie", cookie))
+    start_response(status, headers)
+    return [body]
+
+
+def _read_form(environ: WSGIEnvironment) -> dict[str, str] | tuple[str, str]:
+    content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        return (
+            "415 UNSUPPORTED MEDIA TYPE",
+            "Send the fields as application/x-www-form-urlencoded.",
+        )
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return "400 BAD REQUEST", "Content-Length is not a number."
+    if length > MAX_BODY:
+        return "413 CONTENT TOO LARGE", f"The body is over {MAX_BODY} bytes."
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=20)
+    except (UnicodeDecodeError, ValueError):
+        return "400 BAD REQUEST", "The body is not a valid UTF-8 form."
+    return dict(pairs)
+
+
+def _cookie(environ: WSGIEnvironment, name: str) -> str | None:
+    for part in str(environ.get("HTTP_COOKIE", "")).split(";"):
+        key, sep, value = part.strip().partition("=")
+        if sep and key == name:
+            return value
+    return None
+
+
+def _clock(timestamp: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(timestamp))
+
+
+def _lockout_message(until: float) -> str:
+    return (
+        f"The console is locked: after {MAX_PIN_ATTEMPTS} wrong PINs, unlocking is"
+        f" refused until {_clock(until)}. Restart the server to reset it sooner."
+    )

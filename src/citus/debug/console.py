@@ -1,0 +1,143 @@
+"""The interactive console: Python evaluated in a frame's namespace.
+
+A :class:`Console` belongs to one frame of one traceback (or to the standalone
+console page). It keeps its namespace between inputs, so names assigned in one
+input are there in the next; it buffers incomplete statements the way the
+interactive interpreter does (``...`` prompt until a blank line), runs pasted
+blocks whole, and returns everything the code printed, the value of an
+expression and any exception as plain text. Nothing here is HTML: the page's
+script inserts the text as text.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import codeop
+import contextlib
+import io
+import sys
+import threading
+import traceback
+import typing as t
+
+from .repr import make_dump, safe_repr
+
+#: Most characters of output returned for one input.
+MAX_OUTPUT = 100_000
+#: The prompts the page shows.
+PROMPT = ">>> "
+PROMPT_MORE = "... "
+
+# sys.stdout and sys.displayhook are process-wide: one evaluation at a time.
+_io_lock = threading.Lock()
+
+
+class Console:
+    """A Python console over a namespace.
+
+    :param globals: the frame's globals (copied, so the module is not changed).
+    :param locals: the frame's locals (copied, then kept between inputs).
+    """
+
+    def __init__(
+        self,
+        globals: dict[str, t.Any],
+        locals: t.Mapping[str, t.Any] | None = None,
+    ) -> None:
+        namespace = dict(globals)
+        if locals:
+            namespace.update(locals)
+        namespace.setdefault("__builtins__", builtins)
+        namespace["dump"] = make_dump(namespace)
+        self.namespace = namespace
+        self._buffer: list[str] = []
+        self._lock = threading.Lock()
+
+    @property
+    def prompt(self) -> str:
+        """``>>> `` or, inside an unfinished statement, ``... ``."""
+        return PROMPT_MORE if self._buffer else PROMPT
+
+    def push(self, source: str) -> str:
+        """Run one input and return what it printed.
+
+        :param source: one line, or a pasted block of several lines (run whole).
+        """
+        source = source.replace("\r\n", "\n").replace("\r", "\n")
+        out = io.StringIO()
+        with self._lock, _io_lock:
+            if "\n" in source.strip("\n") and not self._buffer:
+                self._run_block(source, out)
+            else:
+                for line in source.split("\n") if source else [""]:
+                    self._push_line(line, out)
+        text = out.getvalue()
+        if len(text) > MAX_OUTPUT:
+            text = (
+                text[:MAX_OUTPUT]
+                + f"\n... ({len(text) - MAX_OUTPUT} more characters)\n"
+            )
+        return text
+
+    def _push_line(self, line: str, out: io.StringIO) -> None:
+        self._buffer.append(line)
+        source = "\n".join(self._buffer)
+        try:
+            code = codeop.compile_command(source, "<console>", "single")
+        except (SyntaxError, OverflowError, ValueError) as error:
+            self._buffer.clear()
+            out.write(_format_syntax_error(error))
+            return
+        if code is None:
+            return
+        self._buffer.clear()
+        self._execute(code, out)
+
+    def _run_block(self, source: str, out: io.StringIO) -> None:
+        try:
+            tree = ast.parse(source, "<console>", "exec")
+        except (SyntaxError, ValueError) as error:
+            out.write(_format_syntax_error(error))
+            return
+        last: ast.Interactive | None = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = ast.Interactive(body=[tree.body.pop()])
+        if tree.body:
+            if not self._execute(compile(tree, "<console>", "exec"), out):
+                return
+        if last is not None:
+            self._execute(compile(last, "<console>", "single"), out)
+
+    def _execute(self, code: t.Any, out: io.StringIO) -> bool:
+        namespace = self.namespace
+
+        def displayhook(value: object) -> None:
+            if value is None:
+                return
+            namespace["_"] = value
+            out.write(safe_repr(value, MAX_OUTPUT) + "\n")
+
+        saved_hook = sys.displayhook
+        sys.displayhook = displayhook
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+                exec(code, namespace)
+        except SystemExit:
+            out.write("SystemExit is ignored: the console cannot stop the server.\n")
+            return False
+        except BaseException as error:  # shown to the user, like the REPL does
+            if isinstance(error, (KeyboardInterrupt, GeneratorExit)):
+                raise
+            tb = error.__traceback__
+            # Drop this function's own frame from what the user sees.
+            tb = tb.tb_next if tb is not None else None
+            out.write("".join(traceback.format_exception(type(error), error, tb)))
+            return False
+        finally:
+            sys.displayhook = saved_hook
+        return True
+
+
+def _format_syntax_error(error: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(error), error))

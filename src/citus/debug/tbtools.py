@@ -1,0 +1,643 @@
+"""The traceback model and its three renderings: HTML, plain text and JSON.
+
+:class:`Traceback` walks an exception once: its chain (``__cause__`` and
+``__context__``, oldest first as Python prints it), the members of exception
+groups, and every frame with its file, line, function, source context and
+(redacted) locals. The error page (:func:`render_page`), the plain text for
+terminals and curl (:attr:`Traceback.text`) and the JSON document for API
+clients (:meth:`Traceback.to_json`) are all built from that model.
+
+Every piece of text that reaches HTML goes through :func:`html.escape` here;
+nothing in the page is trusted markup except the fixed template.
+"""
+
+from __future__ import annotations
+
+import builtins
+import html
+import linecache
+import os
+import secrets
+import site
+import sysconfig
+import time
+import traceback
+import types
+import typing as t
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+from .repr import REDACTED, is_secret_name, redact, safe_repr
+
+if t.TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+    from .console import Console
+
+#: Lines of source shown before and after a frame's current line.
+CONTEXT_LINES = 5
+#: Most members of one exception group that are shown.
+MAX_GROUP_MEMBERS = 20
+#: How deep nested exception groups are followed.
+MAX_GROUP_DEPTH = 5
+#: Most locals shown per frame.
+MAX_LOCALS = 100
+
+_BaseExceptionGroup: type[BaseException] | None = getattr(
+    builtins, "BaseExceptionGroup", None
+)
+
+
+def _library_prefixes() -> tuple[str, ...]:
+    paths = set()
+    for name in ("stdlib", "platstdlib", "purelib", "platlib"):
+        try:
+            paths.add(sysconfig.get_paths()[name])
+        except KeyError:
+            pass
+    try:
+        paths.update(site.getsitepackages())
+    except AttributeError:  # some virtualenv versions lack it
+        pass
+    paths.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return tuple(os.path.normcase(os.path.abspath(p)) + os.sep for p in paths if p)
+
+
+_LIBRARY_PREFIXES = _library_prefixes()
+
+
+def is_library_file(filename: str) -> bool:
+    """Whether ``filename`` belongs to the standard library, an installed package
+    or citus itself: such frames are folded on the error page.
+
+    :param filename: a frame's ``co_filename``.
+    """
+    if filename.startswith("<"):
+        return filename.startswith("<frozen")
+    path = os.path.normcase(os.path.abspath(filename))
+    parts = path.split(os.sep)
+    if "site-packages" in parts or "dist-packages" in parts:
+        return True
+    return path.startswith(_LIBRARY_PREFIXES)
+
+
+@dataclass
+class Frame:
+    """One frame of a traceback, ready to render."""
+
+    #: Index of the frame in its :class:`Traceback`; the console addresses it.
+    id: int
+    filename: str
+    lineno: int
+    function: str
+    module: str
+    #: From the standard library, an installed package or citus: folded.
+    library: bool
+    #: ``(line number, text)`` around :attr:`lineno`.
+    context: list[tuple[int, str]]
+    #: ``(name, shown value)``, secrets redacted.
+    locals: list[tuple[str, str]]
+    #: The live frame, for the console; ``None`` for a syntax error's location.
+    frame: types.FrameType | None = None
+
+    @property
+    def line(self) -> str:
+        """The source of the current line, stripped."""
+        for number, text in self.context:
+            if number == self.lineno:
+                return text.strip()
+        return ""
+
+    def to_json(self) -> dict[str, t.Any]:
+        """The frame as a JSON-ready dict: file, line, function, code, library."""
+        return {
+            "file": self.filename,
+            "line": self.lineno,
+            "function": self.function,
+            "code": self.line,
+            "library": self.library,
+        }
+
+
+@dataclass
+class ExceptionBlock:
+    """One exception of the chain, with its frames and group members."""
+
+    type_name: str
+    message: str
+    frames: list[Frame]
+    #: How this exception leads to the one shown after it: ``"cause"``,
+    #: ``"context"`` or ``None`` (the last one).
+    relation: str | None
+    notes: list[str] = field(default_factory=list)
+    #: For an exception group: each member's own chain.
+    members: list[list[ExceptionBlock]] = field(default_factory=list)
+    hidden_members: int = 0
+
+    def to_json(self) -> dict[str, t.Any]:
+        """The exception as a JSON-ready dict."""
+        data: dict[str, t.Any] = {
+            "type": self.type_name,
+            "message": self.message,
+            "relation": self.relation,
+            "frames": [f.to_json() for f in self.frames],
+        }
+        if self.notes:
+            data["notes"] = self.notes
+        if self.members:
+            data["exceptions"] = [[b.to_json() for b in m] for m in self.members]
+        return data
+
+
+def _type_name(exc: BaseException) -> str:
+    kind = type(exc)
+    module = kind.__module__
+    if module in ("builtins", "__main__", None):
+        return kind.__qualname__
+    return f"{module}.{kind.__qualname__}"
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception as error:
+        return f"<str() of the exception failed: {error!r}>"
+
+
+def _is_hidden(frame: types.FrameType) -> bool:
+    name = frame.f_globals.get("__name__", "")
+    if isinstance(name, str) and (
+        name == "citus.debug" or name.startswith("citus.debug.")
+    ):
+        return True
+    return bool(frame.f_locals.get("__traceback_hide__", False))
+
+
+def _visible(tb: types.TracebackType | None) -> types.TracebackType | None:
+    while tb is not None and _is_hidden(tb.tb_frame):
+        tb = tb.tb_next
+    return tb
+
+
+def plain_text(exc: BaseException) -> str:
+    """The traceback of ``exc`` as Python prints it, without the debugger's frames.
+
+    :param exc: the exception.
+    """
+    lines = traceback.format_exception(type(exc), exc, _visible(exc.__traceback__))
+    return "".join(lines)
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.frames: list[Frame] = []
+        self.seen: set[int] = set()
+
+    def chain(self, exc: BaseException, depth: int = 0) -> list[ExceptionBlock]:
+        blocks: list[ExceptionBlock] = []
+        current: BaseException | None = exc
+        relation: str | None = None
+        while current is not None and id(current) not in self.seen:
+            self.seen.add(id(current))
+            blocks.append(self.block(current, relation, depth))
+            if current.__cause__ is not None:
+                relation, current = "cause", current.__cause__
+            elif current.__context__ is not None and not current.__suppress_context__:
+                relation, current = "context", current.__context__
+            else:
+                current = None
+        blocks.reverse()
+        return blocks
+
+    def block(
+        self, exc: BaseException, relation: str | None, depth: int
+    ) -> ExceptionBlock:
+        frames = []
+        for frame, lineno in traceback.walk_tb(exc.__traceback__):
+            if _is_hidden(frame):
+                continue
+            frames.append(self.frame(frame, lineno))
+        if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+            frames.append(self.syntax_frame(exc))
+        notes = getattr(exc, "__notes__", None)
+        block = ExceptionBlock(
+            type_name=_type_name(exc),
+            message=_message(exc),
+            frames=frames,
+            relation=relation,
+            notes=[str(n) for n in notes] if isinstance(notes, list) else [],
+        )
+        if _BaseExceptionGroup is not None and isinstance(exc, _BaseExceptionGroup):
+            members = list(getattr(exc, "exceptions", ()))
+            if depth < MAX_GROUP_DEPTH:
+                for member in members[:MAX_GROUP_MEMBERS]:
+                    block.members.append(self.chain(member, depth + 1))
+                block.hidden_members = max(0, len(members) - MAX_GROUP_MEMBERS)
+            else:
+                block.hidden_members = len(members)
+        return block
+
+    def _context(
+        self, filename: str, lineno: int, module_globals: dict[str, t.Any] | None
+    ) -> list[tuple[int, str]]:
+        lines = linecache.getlines(filename, module_globals)
+        start = max(1, lineno - CONTEXT_LINES)
+        end = min(len(lines), lineno + CONTEXT_LINES)
+        return [(n, lines[n - 1].rstrip("\r\n")) for n in range(start, end + 1)]
+
+    def frame(self, frame: types.FrameType, lineno: int) -> Frame:
+        code = frame.f_code
+        filename = code.co_filename
+        shown: list[tuple[str, str]] = []
+        for name, value in list(frame.f_locals.items())[:MAX_LOCALS]:
+            shown.append((name, redact(name, value)))
+        entry = Frame(
+            id=len(self.frames),
+            filename=filename,
+            lineno=lineno,
+            function=getattr(code, "co_qualname", code.co_name),
+            module=str(frame.f_globals.get("__name__", "")),
+            library=is_library_file(filename),
+            context=self._context(filename, lineno, frame.f_globals),
+            locals=shown,
+            frame=frame,
+        )
+        self.frames.append(entry)
+        return entry
+
+    def syntax_frame(self, exc: SyntaxError) -> Frame:
+        filename = str(exc.filename)
+        lineno = int(exc.lineno or 0)
+        context = self._context(filename, lineno, None)
+        if not context and exc.text:
+            context = [(lineno, exc.text.rstrip("\r\n"))]
+        entry = Frame(
+            id=len(self.frames),
+            filename=filename,
+            lineno=lineno,
+            function="<syntax error>",
+            module="",
+            library=is_library_file(filename),
+            context=context,
+            locals=[],
+        )
+        self.frames.append(entry)
+        return entry
+
+
+class Traceback:
+    """An exception with everything the debugger shows about it.
+
+    :param exc: the exception, with its ``__traceback__``.
+    """
+
+    def __init__(self, exc: BaseException) -> None:
+        #: Random id used in console requests; unguessable across reloads.
+        self.id = secrets.token_hex(8)
+        self.exception = exc
+        self.created = time.time()
+        builder = _Builder()
+        #: The chain, oldest first (as Python prints it).
+        self.chain = builder.chain(exc)
+        #: Every frame of every block, indexed by :attr:`Frame.id`.
+        self.frames = builder.frames
+        #: Consoles opened on frames, by frame id.
+        self.consoles: dict[int, Console] = {}
+        #: The plain text, as :mod:`traceback` prints it.
+        self.text = plain_text(exc)
+
+    @property
+    def last(self) -> ExceptionBlock:
+        """The exception that reached the debugger (the newest of the chain)."""
+        return self.chain[-1]
+
+    def to_json(self) -> dict[str, t.Any]:
+        """The JSON document: the error, the chain with frames, and the text."""
+        last = self.last
+        return {
+            "error": {"type": last.type_name, "message": last.message},
+            "chain": [block.to_json() for block in self.chain],
+            "traceback": self.text,
+        }
+
+
+# --- the HTML page ---------------------------------------------------------
+
+_e = html.escape
+
+
+def _render_frame(frame: Frame, console: bool) -> str:
+    source = "".join(
+        f'<span class="line{" current" if n == frame.lineno else ""}">'
+        f'<span class="ln">{n}</span>{_e(text)}\n</span>'
+        for n, text in frame.context
+    )
+    if not source:
+        source = '<span class="line">(source not available)\n</span>'
+    rows = "".join(
+        f"<tr><th>{_e(name)}</th><td>{_e(value)}</td></tr>"
+        for name, value in frame.locals
+    )
+    locals_html = (
+        f'<details class="locals"><summary>Locals ({len(frame.locals)})</summary>'
+        f"<table>{rows}</table></details>"
+        if frame.locals
+        else ""
+    )
+    button = ""
+    if console and frame.frame is not None:
+        button = (
+            f'<button type="button" class="open-console" data-frame="{frame.id}" '
+            'title="Open a Python console in this frame">&gt;_ console</button>'
+        )
+    css = "frame library" if frame.library else "frame"
+    return (
+        f'<li class="{css}" id="frame-{frame.id}" data-frame="{frame.id}">'
+        f'<div class="frame-head"><span class="file">{_e(frame.filename)}</span>, '
+        f'line <span class="lineno">{frame.lineno}</span>, in '
+        f'<span class="function">{_e(frame.function)}</span>{button}</div>'
+        f'<pre class="source">{source}</pre>{locals_html}'
+        f'<div class="console" hidden></div></li>'
+    )
+
+
+def _render_frames(frames: list[Frame], console: bool) -> str:
+    out: list[str] = []
+    run: list[Frame] = []
+
+    def flush() -> None:
+        if not run:
+            return
+        label = "frame" if len(run) == 1 else "frames"
+        inner = "".join(_render_frame(f, console) for f in run)
+        out.append(
+            '<li class="library-group"><details><summary>'
+            f"{len(run)} {label} from the standard library or installed packages"
+            f'</summary><ol class="frames">{inner}</ol></details></li>'
+        )
+        run.clear()
+
+    for frame in frames:
+        if frame.library:
+            run.append(frame)
+        else:
+            flush()
+            out.append(_render_frame(frame, console))
+    flush()
+    return f'<ol class="frames">{"".join(out)}</ol>'
+
+
+_RELATION = {
+    "cause": "The above exception was the direct cause of the following exception:",
+    "context": "During handling of the above exception, another exception occurred:",
+}
+
+
+def _render_chain(blocks: list[ExceptionBlock], console: bool) -> str:
+    out = []
+    for block in blocks:
+        notes = "".join(f'<p class="note">{_e(n)}</p>' for n in block.notes)
+        members = ""
+        if block.members or block.hidden_members:
+            items = "".join(
+                f'<li class="member"><p class="member-title">Sub-exception {i} of '
+                f"{len(block.members) + block.hidden_members}</p>"
+                f"{_render_chain(member, console)}</li>"
+                for i, member in enumerate(block.members, 1)
+            )
+            more = (
+                f'<li class="member">... and {block.hidden_members} more</li>'
+                if block.hidden_members
+                else ""
+            )
+            members = f'<ol class="members">{items}{more}</ol>'
+        out.append(
+            '<div class="exception">'
+            '<p class="tb-title">Traceback (most recent call last):</p>'
+            f"{_render_frames(block.frames, console)}"
+            f'<p class="exc-line"><strong>{_e(block.type_name)}</strong>: '
+            f"{_e(block.message)}</p>{notes}{members}</div>"
+        )
+        if block.relation:
+            out.append(f'<p class="relation">{_e(_RELATION[block.relation])}</p>')
+    return "".join(out)
+
+
+def _table(rows: t.Iterable[tuple[str, str]]) -> str:
+    body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
+    return f"<table>{body}</table>" if body else '<p class="empty">(none)</p>'
+
+
+def request_url(environ: WSGIEnvironment) -> str:
+    """The URL of the request, rebuilt from the WSGI environment."""
+    from urllib.parse import quote
+
+    scheme = environ.get("wsgi.url_scheme", "http")
+    host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+    path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
+    query = environ.get("QUERY_STRING", "")
+    return f"{scheme}://{host}{path}" + (f"?{query}" if query else "")
+
+
+def request_sections(
+    environ: WSGIEnvironment, form_body: bytes | None
+) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The request as ``(section title, rows)``: headers, query, form, cookies.
+
+    Values under secret-looking names are redacted.
+
+    :param environ: the WSGI environment of the failed request.
+    :param form_body: the URL-encoded form body, when the debugger kept a copy.
+    """
+    headers = []
+    for key, value in sorted(environ.items()):
+        if key.startswith("HTTP_"):
+            name = key[5:].replace("_", "-").title()
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            name = key.replace("_", "-").title()
+        else:
+            continue
+        shown = REDACTED if is_secret_name(name) else str(value)
+        headers.append((name, shown))
+    query = [
+        (k, REDACTED if is_secret_name(k) else v)
+        for k, v in parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    ]
+    form: list[tuple[str, str]] = []
+    if form_body is not None:
+        text = form_body.decode("utf-8", "replace")
+        form = [
+            (k, REDACTED if is_secret_name(k) else v)
+            for k, v in parse_qsl(text, keep_blank_values=True)
+        ]
+    elif environ.get("CONTENT_LENGTH") not in (None, "", "0"):
+        form = [("(body)", f"{environ.get('CONTENT_TYPE', '')}, not shown")]
+    cookies = []
+    for part in environ.get("HTTP_COOKIE", "").split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep:
+            cookies.append((name, REDACTED if is_secret_name(name) else value))
+    return [
+        ("Headers", headers),
+        ("Query string", query),
+        ("Form", form),
+        ("Cookies", cookies),
+    ]
+
+
+def find_config(app: object) -> t.Mapping[str, t.Any] | None:
+    """The ``config`` mapping of ``app`` or of an app it wraps (a few levels).
+
+    :param app: the WSGI application given to the debugger.
+    """
+    seen = 0
+    current: object = app
+    while current is not None and seen < 5:
+        config = getattr(current, "config", None)
+        if isinstance(config, t.Mapping):
+            return config
+        current = getattr(current, "app", None) or getattr(current, "wsgi_app", None)
+        seen += 1
+    return None
+
+
+def render_page(
+    tb: Traceback,
+    *,
+    environ: WSGIEnvironment,
+    prefix: str,
+    secret: str,
+    console_reason: str | None,
+    form_body: bytes | None = None,
+    config: t.Mapping[str, t.Any] | None = None,
+) -> str:
+    """The error page for ``tb``.
+
+    :param tb: the traceback to show.
+    :param environ: the request that failed (shown in its own section).
+    :param prefix: the URL prefix of the debugger's own endpoints.
+    :param secret: the page's secret, sent back with every console request.
+    :param console_reason: ``None`` when the console may be opened, else the
+        sentence that says why it is off.
+    :param form_body: a copy of a URL-encoded request body, if kept.
+    :param config: the application's configuration, if any.
+    """
+    last = tb.last
+    console = console_reason is None
+    where = ""
+    user_frames = [f for f in tb.frames if not f.library] or tb.frames
+    if user_frames:
+        f = user_frames[-1]
+        where = (
+            f'<p class="where">in <code>{_e(f.function)}</code> at '
+            f"<code>{_e(f.filename)}:{f.lineno}</code></p>"
+        )
+    method = _e(environ.get("REQUEST_METHOD", "GET"))
+    status = (
+        '<p class="console-status on">Each frame has a Python console '
+        "(<code>&gt;_ console</code>); it asks for the PIN printed in the terminal."
+        "</p>"
+        if console
+        else f'<p class="console-status off">{_e(console_reason or "")}</p>'
+    )
+    sections = "".join(
+        f"<details><summary>{_e(title)}</summary>{_table(rows)}</details>"
+        for title, rows in request_sections(environ, form_body)
+    )
+    config_html = ""
+    if config is not None:
+        rows = [(str(k), redact(k, v)) for k, v in sorted(config.items(), key=str)]
+        config_html = (
+            '<section class="config"><details><summary>App config</summary>'
+            f"{_table(rows)}</details></section>"
+        )
+    return (
+        "<!doctype html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="referrer" content="no-referrer">'
+        f"<title>{_e(last.type_name)}: {_e(last.message[:120])}"
+        " (citus debugger)</title>"
+        f'<link rel="stylesheet" href="{_e(prefix)}/shared/debugger.css">'
+        f'<script src="{_e(prefix)}/shared/debugger.js" defer></script>'
+        "</head>"
+        f'<body data-prefix="{_e(prefix)}" data-secret="{_e(secret)}" '
+        f'data-traceback="{_e(tb.id)}" data-console="{"on" if console else "off"}">'
+        '<header class="error">'
+        f'<h1 class="exc-type">{_e(last.type_name)}</h1>'
+        f'<p class="exc-message">{_e(last.message)}</p>{where}'
+        f'<p class="request-line">{method} <code>{_e(request_url(environ))}</code></p>'
+        "</header>"
+        f'<div id="pin-box" hidden></div>{status}'
+        '<section class="traceback"><div class="toolbar">'
+        '<button type="button" id="copy-traceback">Copy plain traceback</button>'
+        '<button type="button" id="toggle-library">Show library frames</button>'
+        '<span id="copy-status" role="status"></span></div>'
+        f"{_render_chain(tb.chain, console)}</section>"
+        f'<section class="request"><h2>Request</h2>{sections}</section>{config_html}'
+        '<section class="plain"><details><summary>Plain traceback</summary>'
+        f'<textarea id="plain-traceback" readonly rows="12">{_e(tb.text)}</textarea>'
+        "</details></section>"
+        "<footer>citus debugger: shown because debug mode is on. "
+        "Never run debug mode where others can reach the server.</footer>"
+        "</body></html>\n"
+    )
+
+
+def render_console_page(*, prefix: str, secret: str, console_reason: str | None) -> str:
+    """The standalone console page (only served when the user turns it on).
+
+    :param prefix: the URL prefix of the debugger's own endpoints.
+    :param secret: the page's secret.
+    :param console_reason: why the console is off, or ``None``.
+    """
+    console = console_reason is None
+    body = (
+        '<div class="frame standalone" data-frame="console">'
+        '<div class="console"></div></div>'
+        if console
+        else f'<p class="console-status off">{_e(console_reason or "")}</p>'
+    )
+    return (
+        "<!doctype html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        "<title>Console (citus debugger)</title>"
+        f'<link rel="stylesheet" href="{_e(prefix)}/shared/debugger.css">'
+        f'<script src="{_e(prefix)}/shared/debugger.js" defer></script></head>'
+        f'<body data-prefix="{_e(prefix)}" data-secret="{_e(secret)}" '
+        f'data-traceback="console" data-console="{"on" if console else "off"}" '
+        'data-standalone="1">'
+        '<header class="error console-header"><h1>Python console</h1>'
+        '<p class="exc-message">Runs in the server process. <code>app</code> is the '
+        "application; <code>dump(obj)</code> inspects an object.</p></header>"
+        f'<div id="pin-box" hidden></div>{body}</body></html>\n'
+    )
+
+
+def render_minimal_page(reason: str) -> str:
+    """A 500 page that reveals nothing of the code, with ``reason`` for the user.
+
+    :param reason: one sentence on why the full page is not shown.
+    """
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        "<title>500 Internal Server Error</title></head><body>"
+        "<h1>Internal Server Error</h1>"
+        "<p>The server hit an error; its traceback is in the terminal.</p>"
+        f"<p>{_e(reason)}</p></body></html>\n"
+    )
+
+
+__all__ = [
+    "ExceptionBlock",
+    "Frame",
+    "Traceback",
+    "find_config",
+    "is_library_file",
+    "render_console_page",
+    "render_minimal_page",
+    "render_page",
+    "request_sections",
+    "request_url",
+    "safe_repr",
+]
