@@ -1,0 +1,273 @@
+"""Finding the app: every form of ``--app`` and every way it can go wrong.
+
+Each test runs the real ``citus`` executable against apps written to a
+temporary folder. ``citus shell`` with a script on standard input tells which
+object was found; ``citus routes`` is the cheapest command that loads an app.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import typing as t
+from pathlib import Path
+
+import pytest
+
+Runner = t.Callable[..., subprocess.CompletedProcess[str]]
+Writer = t.Callable[[str, str], Path]
+
+HELLO = """
+    from citus import API
+
+    app = API("hello-app")
+
+    def create_app(env="default", debug=False):
+        return API(f"factory-{env}-{debug}")
+"""
+
+WHO = 'print("FOUND", getattr(app, "import_name", app))\n'
+
+
+def found(result: subprocess.CompletedProcess[str]) -> str:
+    """The ``FOUND ...`` line that ``WHO`` printed, after checking success."""
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "FOUND" in line]
+    assert lines, result.stdout + result.stderr
+    return lines[-1].split("FOUND ", 1)[1]
+
+
+def usage_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The one-line message of a usage error, after checking its form."""
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ("hello", "hello-app"),
+        ("hello.py", "hello-app"),
+        ("hello:app", "hello-app"),
+        ("hello:create_app", "factory-default-False"),
+        ("hello:create_app()", "factory-default-False"),
+        ('hello:create_app("dev", debug=True)', "factory-dev-True"),
+        ("hello:create_app('dev', **{})", None),
+    ],
+)
+def test_app_forms(
+    cli: Runner, write: Writer, reference: str, expected: str | None
+) -> None:
+    write("hello.py", HELLO)
+    result = cli("--app", reference, "shell", input=WHO)
+    if expected is None:
+        assert "use '**'" in usage_error(result)
+    else:
+        assert found(result) == expected
+
+
+def test_paths_and_packages(cli: Runner, write: Writer, project: Path) -> None:
+    write("src/hello.py", 'from citus import API\napp = API("in-src")\n')
+    write("pkg/__init__.py", "")
+    write("pkg/module.py", 'from citus import API\napp = API("in-pkg")\n')
+    assert found(cli("--app", "src/hello", "shell", input=WHO)) == "in-src"
+    assert found(cli("--app", "src/hello.py", "shell", input=WHO)) == "in-src"
+    assert found(cli("--app", "pkg.module", "shell", input=WHO)) == "in-pkg"
+    # A path into a package imports it under its dotted name.
+    assert found(cli("--app", "pkg/module.py", "shell", input=WHO)) == "in-pkg"
+    # From a sub-folder, a relative path still works.
+    sub = project / "elsewhere"
+    sub.mkdir()
+    result = cli("--app", "../src/hello.py", "shell", input=WHO, cwd=sub)
+    assert found(result) == "in-src"
+
+
+def test_env_var_names_the_app(cli: Runner, write: Writer) -> None:
+    write("hello.py", HELLO)
+    result = cli("shell", input=WHO, env={"CITUS_APP": "hello:create_app('env')"})
+    assert found(result) == "factory-env-False"
+    # The option wins over the variable.
+    result = cli("--app", "hello", "shell", input=WHO, env={"CITUS_APP": "nope"})
+    assert found(result) == "hello-app"
+
+
+def test_default_files(cli: Runner, write: Writer, project: Path) -> None:
+    write("app.py", 'from citus import API\napp = API("from-app-py")\n')
+    assert found(cli("shell", input=WHO)) == "from-app-py"
+    write("wsgi.py", 'from citus import API\napp = API("from-wsgi-py")\n')
+    assert found(cli("shell", input=WHO)) == "from-wsgi-py"
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ('from citus import API\napplication = API("named-application")\n',
+         "named-application"),
+        ('from citus import API\nserver = API("the-one-instance")\n',
+         "the-one-instance"),
+        ('from citus import API\ndef create_app():\n    return API("created")\n',
+         "created"),
+        ('from citus import API\ndef make_app():\n    return API("made")\n',
+         "made"),
+        ("def app(environ, start_response):\n    return []\n", "<function app"),
+    ],
+)  # fmt: skip
+def test_search_inside_module(
+    cli: Runner, write: Writer, source: str, expected: str
+) -> None:
+    write("hello.py", source)
+    assert found(cli("--app", "hello", "shell", input=WHO)).startswith(expected)
+
+
+def test_current_folder_is_importable(cli: Runner, write: Writer) -> None:
+    write("helpers.py", 'NAME = "helped"\n')
+    write(
+        "hello.py", "from citus import API\nimport helpers\napp = API(helpers.NAME)\n"
+    )
+    assert found(cli("--app", "hello", "shell", input=WHO)) == "helped"
+
+
+def test_cts_is_the_same_program(cli: Runner, write: Writer) -> None:
+    write("hello.py", HELLO)
+    assert found(cli("--app", "hello", "shell", input=WHO, exe="cts")) == "hello-app"
+    assert usage_error(cli("--app", "nope", "routes", exe="cts")).startswith(
+        "Error: Could not import 'nope'"
+    )
+
+
+# Every way it can go wrong: one line, exit status 2, no traceback.
+
+
+def test_no_app_and_no_default_file(cli: Runner, project: Path) -> None:
+    message = usage_error(cli("routes"))
+    assert "no --app given" in message
+    assert "neither 'wsgi.py' nor 'app.py'" in message
+    assert str(project) in message
+    assert message.endswith("Name one with --app hello (or CITUS_APP=hello).")
+
+
+def test_module_not_found(cli: Runner) -> None:
+    message = usage_error(cli("--app", "nope", "routes"))
+    assert message.startswith("Error: Could not import 'nope': no module named 'nope'")
+    assert message.endswith("give the file's path: --app path/to/hello.py.")
+    message = usage_error(cli("--app", "pkgnope.module:app", "routes"))
+    assert "no module named 'pkgnope'" in message
+
+
+def test_path_not_found(cli: Runner) -> None:
+    message = usage_error(cli("--app", "src/nope.py", "routes"))
+    assert message.startswith("Error: Could not import 'src/nope.py': there is no file")
+    assert "nope.py" in message and "Check the path" in message
+
+
+def test_bad_module_name(cli: Runner) -> None:
+    message = usage_error(cli("--app", "my-app", "routes"))
+    assert "'my-app' is not a module name" in message
+
+
+def test_attribute_not_found(cli: Runner, write: Writer) -> None:
+    write("hello.py", HELLO)
+    message = usage_error(cli("--app", "hello:nope", "routes"))
+    assert message == (
+        "Error: Module 'hello' has no attribute 'nope'. It defines: app,"
+        " create_app. Use 'hello:NAME' with the name of the application."
+    )
+
+
+def test_several_apps(cli: Runner, write: Writer) -> None:
+    write("two.py", "from citus import API\nfirst = API('a')\nsecond = API('b')\n")
+    message = usage_error(cli("--app", "two", "routes"))
+    assert message == (
+        "Error: Found several applications in module 'two': 'two:first',"
+        " 'two:second'. Use 'two:NAME' to pick one."
+    )
+
+
+def test_no_app_in_module(cli: Runner, write: Writer) -> None:
+    write("empty.py", "x = 1\n")
+    message = usage_error(cli("--app", "empty", "routes"))
+    assert message.startswith("Error: Could not find an application in module 'empty'")
+    assert message.endswith("Use 'empty:NAME' to name it.")
+
+
+def test_factory_needs_arguments(cli: Runner, write: Writer) -> None:
+    write(
+        "fac.py", "from citus import API\ndef create_app(env):\n    return API(env)\n"
+    )
+    for reference in ("fac", "fac:create_app", "fac:create_app()"):
+        message = usage_error(cli("--app", reference, "routes"))
+        assert message.startswith(
+            "Error: The factory 'fac:create_app' cannot be called with ():"
+            " missing a required argument: 'env'."
+        ), message
+        assert message.endswith("""--app 'fac:create_app("dev")', for example.""")
+    message = usage_error(cli("--app", "fac:create_app(1, 2)", "routes"))
+    assert "cannot be called with (1, 2): too many positional" in message
+
+
+def test_factory_arguments_are_literals_only(
+    cli: Runner, write: Writer, project: Path
+) -> None:
+    write("hello.py", HELLO)
+    witness = project / "evaluated"
+    reference = f"hello:create_app(open({str(witness)!r}, 'w'))"
+    message = usage_error(cli("--app", reference, "routes"))
+    assert "are not all literal values" in message
+    assert not witness.exists()
+
+
+@pytest.mark.parametrize(
+    "reference", ["hello:create_app(", "hello:app.name", "hello:app[0]", "hello:1"]
+)
+def test_unreadable_attribute(cli: Runner, write: Writer, reference: str) -> None:
+    write("hello.py", HELLO)
+    message = usage_error(cli("--app", reference, "routes"))
+    assert message.startswith("Error: Could not read")
+    assert "Use 'module:name'" in message
+
+
+def test_not_a_wsgi_callable(cli: Runner, write: Writer) -> None:
+    write("bad.py", "app = 'hello'\ndef make(): return 42\nlater = 3\n")
+    message = usage_error(cli("--app", "bad", "routes"))
+    assert message.startswith(
+        "Error: 'bad:app' is a str, not a WSGI application (a callable taking"
+        " environ and start_response)."
+    )
+    message = usage_error(cli("--app", "bad:make()", "routes"))
+    assert message.startswith("Error: 'bad:make()' returned an int, not a WSGI")
+    message = usage_error(cli("--app", "bad:later()", "routes"))
+    assert message.startswith("Error: 'bad:later' is an int, which cannot be called.")
+
+
+def test_import_error_inside_the_module_shows_its_traceback(
+    cli: Runner, write: Writer
+) -> None:
+    write("broken.py", "import os\nimport no_such_dependency_xyz\napp = None\n")
+    result = cli("--app", "broken", "routes")
+    assert result.returncode == 1
+    assert "Traceback (most recent call last):" in result.stderr
+    assert 'broken.py", line 2, in <module>' in result.stderr
+    assert "ModuleNotFoundError: No module named 'no_such_dependency_xyz'" in (
+        result.stderr
+    )
+    # The traceback starts in the user's code, not in citus or importlib.
+    assert "citus" not in result.stderr.split("Traceback")[1].splitlines()[1]
+
+
+def test_syntax_error_shows_the_file(cli: Runner, write: Writer) -> None:
+    write("typo.py", "def app(:\n")
+    result = cli("--app", "typo", "routes")
+    assert result.returncode == 1
+    assert 'typo.py", line 1' in result.stderr
+    assert "SyntaxError" in result.stderr
+
+
+def test_exception_in_factory_shows_its_traceback(cli: Runner, write: Writer) -> None:
+    write("fac.py", "def create_app():\n    raise RuntimeError('no database')\n")
+    result = cli("--app", "fac", "routes")
+    assert result.returncode == 1
+    assert 'fac.py", line 2, in create_app' in result.stderr
+    assert "RuntimeError: no database" in result.stderr
