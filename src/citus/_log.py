@@ -104,14 +104,21 @@ _ready = False
 
 def _setup() -> None:
     """Give ``citus`` a level and, when nothing else would show it, a handler."""
-    global _handler, _ready
+    global _ready
     if logger.level == logging.NOTSET:
         logger.setLevel(logging.INFO)
     if not logger.hasHandlers():
+        install_handler()
+    _ready = True
+
+
+def install_handler() -> None:
+    """Add citus's console handler to ``citus`` (once), configured or not."""
+    global _handler
+    if _handler is None:
         _handler = _ConsoleHandler()
         _handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(_handler)
-    _ready = True
 
 
 def reset() -> None:

@@ -1,0 +1,198 @@
+"""The request log: its form, escaping, silencing, and colour only on terminals.
+
+Colour is checked in real processes: one whose standard error is a
+pseudo-terminal (``pty``), one whose standard error is a pipe, and each with
+``NO_COLOR`` and ``FORCE_COLOR``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import subprocess
+import sys
+import typing as t
+
+import pytest
+
+from citus import _log
+
+LINE = re.compile(
+    r"^127\.0\.0\.1 - - \[\d{2}/[A-Z][a-z]{2}/\d{4} \d{2}:\d{2}:\d{2}\] "
+    r'"GET / HTTP/1\.1" 200 -$'
+)
+
+
+class Captured:
+    """What citus's own handler wrote to standard error."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self._capsys = capsys
+
+    def getvalue(self) -> str:
+        return self._capsys.readouterr().err
+
+
+@pytest.fixture
+def captured(capsys: pytest.CaptureFixture[str]) -> t.Iterator[Captured]:
+    """The ``citus`` logger's output, through citus's own handler.
+
+    pytest gives every logger a capturing handler, which citus would use
+    instead of adding its own; the handler is installed explicitly here.
+    """
+    _log.reset()
+    _log.install_handler()
+    logger = logging.getLogger("citus")
+    logger.propagate = False
+    try:
+        yield Captured(capsys)
+    finally:
+        logger.propagate = True
+        _log.reset()
+
+
+def test_line_form(captured: Captured) -> None:
+    _log.log_request("127.0.0.1", "GET / HTTP/1.1", 200, None)
+    _log.log_request("::1", "POST /form HTTP/1.1", 404, 1234)
+    first, second = captured.getvalue().splitlines()
+    assert LINE.match(first), first
+    assert second.startswith("::1 - - [")
+    assert second.endswith('] "POST /form HTTP/1.1" 404 1234')
+
+
+def test_not_a_terminal_means_no_colour(captured: Captured) -> None:
+    _log.log_request("127.0.0.1", "GET / HTTP/1.1", 500, 3)
+    assert "\x1b" not in captured.getvalue()
+
+
+def test_control_characters_are_escaped(captured: Captured) -> None:
+    _log.log_request("127.0.0.1", "GET /\x1b[2J\x07evil\r\n HTTP/1.1", 400, None)
+    text = captured.getvalue()
+    assert "\x1b" not in text and "\x07" not in text and "\r" not in text
+    assert '"GET /\\x1b[2J\\x07evil\\r\\n HTTP/1.1" 400 -' in text
+    assert text.count("\n") == 1
+    # Printable non-ASCII text stays as it is.
+    assert _log.escape_control("/caf\xe9") == "/caf\xe9"
+
+
+def test_errors_are_one_escaped_line(captured: Captured) -> None:
+    _log.log_error("TLS handshake failed from 127.0.0.1: \x1b[31mbad")
+    assert captured.getvalue() == (
+        "TLS handshake failed from 127.0.0.1: \\x1b[31mbad\n"
+    )
+
+
+def test_silenced_through_logging(captured: Captured) -> None:
+    logging.getLogger("citus.serving").setLevel(logging.WARNING)
+    try:
+        _log.log_request("127.0.0.1", "GET / HTTP/1.1", 200, None)
+        _log.echo("still shown")
+    finally:
+        logging.getLogger("citus.serving").setLevel(logging.NOTSET)
+    assert captured.getvalue() == "still shown\n"
+
+
+def test_user_handler_is_used_instead_of_ours() -> None:
+    _log.reset()
+    logger = logging.getLogger("citus")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("[%(name)s] %(message)s"))
+    logger.addHandler(handler)
+    try:
+        _log.log_request("127.0.0.1", "GET / HTTP/1.1", 200, None)
+        _log.echo("hello")
+    finally:
+        logger.removeHandler(handler)
+        _log.reset()
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("[citus.serving] 127.0.0.1 - - [")
+    assert lines[1] == "[citus] hello"
+    assert "\x1b" not in stream.getvalue()
+
+
+# A process that writes one request-log line per status class.
+LOGGER_SCRIPT = """
+from citus._log import log_request, echo
+for status in (200, 304, 404, 500):
+    log_request("127.0.0.1", "GET /x HTTP/1.1", status, None)
+echo("done")
+"""
+
+COLOURS = {
+    200: "\x1b[32m",
+    304: "\x1b[36m",
+    404: "\x1b[33m",
+    500: "\x1b[1;31m",
+}
+
+
+def _in_pty(env: dict[str, str]) -> str:
+    from listening_util import PtyProcess
+
+    with PtyProcess([sys.executable, "-c", LOGGER_SCRIPT], env) as proc:
+        assert proc.wait() == 0
+        return proc.output.decode()
+
+
+def _in_pipe(env: dict[str, str]) -> str:
+    import os
+
+    full_env = {
+        k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")
+    }
+    full_env.update(env)
+    done = subprocess.run(
+        [sys.executable, "-c", LOGGER_SCRIPT],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return done.stderr
+
+
+pty_only = pytest.mark.skipif(
+    sys.platform == "win32", reason="pseudo-terminals are POSIX only"
+)
+
+
+@pty_only
+@pytest.mark.live_server
+def test_terminal_gets_colour_by_status_class() -> None:
+    output = _in_pty({})
+    for status, colour in COLOURS.items():
+        assert f"{colour}127.0.0.1 - - [" in output
+        assert re.search(
+            re.escape(colour)
+            + r'[^\x1b]*"GET /x HTTP/1\.1" '
+            + str(status)
+            + r" -\x1b\[0m",
+            output,
+        ), output
+    assert "done" in output
+
+
+@pty_only
+@pytest.mark.live_server
+def test_no_color_turns_it_off_on_a_terminal() -> None:
+    output = _in_pty({"NO_COLOR": "1"})
+    assert "\x1b" not in output
+    assert '"GET /x HTTP/1.1" 500 -' in output
+
+
+@pytest.mark.live_server
+def test_pipe_gets_no_colour() -> None:
+    output = _in_pipe({})
+    assert "\x1b" not in output
+    assert len(output.splitlines()) == 5
+
+
+@pytest.mark.live_server
+def test_force_color_turns_it_on_without_a_terminal() -> None:
+    output = _in_pipe({"FORCE_COLOR": "1"})
+    assert COLOURS[404] + "127.0.0.1" in output
+    # NO_COLOR wins over FORCE_COLOR.
+    assert "\x1b" not in _in_pipe({"FORCE_COLOR": "1", "NO_COLOR": "1"})
