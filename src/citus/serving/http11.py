@@ -329,7 +329,14 @@ class Connection:
         except httptools.HttpParserError as error:
             if self._error is None:
                 message = str(error)
-                status = 505 if "version" in message.lower() else 400
+                lower = message.lower()
+                status = 400
+                if (
+                    "invalid http version" in lower
+                    or "major version" in lower
+                    or ("minor version" in lower)
+                ):
+                    status = 505  # llhttp: "Invalid HTTP/major/minor version"
                 if "Transfer-Encoding" in message and "invalid" in message:
                     status = 501
                 self._error = RemoteProtocolError(
@@ -416,6 +423,7 @@ class Connection:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         headers = self._headers
+        value = value.strip(b" \t")
         headers.append((name, value))
         self._header_bytes += len(name) + len(value) + 4
         if len(headers) > self.max_header_count:

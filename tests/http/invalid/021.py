@@ -1,0 +1,2 @@
+# A TLS ClientHello sent to a plain HTTP port.
+status = 400

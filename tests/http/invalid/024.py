@@ -1,0 +1,2 @@
+# A chunk size that overflows.
+status = 400

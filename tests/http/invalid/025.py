@@ -1,0 +1,2 @@
+# Repeated Content-Length: refused even when equal.
+status = 400

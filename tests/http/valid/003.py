@@ -1,0 +1,1 @@
+requests = [{"method": "POST", "target": "/form", "body": b"hello world"}]

@@ -1,0 +1,1 @@
+requests = [{"method": "POST", "target": "/up", "body": b"hello world", "chunked": True}]

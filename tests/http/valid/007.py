@@ -1,0 +1,1 @@
+requests = [{"version": "1.0", "keep_alive": False}]

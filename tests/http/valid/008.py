@@ -1,0 +1,1 @@
+requests = [{"keep_alive": False}]

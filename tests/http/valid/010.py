@@ -1,0 +1,1 @@
+requests = [{"method": "PUT", "expect_continue": True, "body": b"body"}]

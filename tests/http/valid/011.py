@@ -1,0 +1,1 @@
+requests = [{"headers": [("Host", "h"), ("X-Dup", "a"), ("X-Dup", "b")]}]

@@ -1,0 +1,1 @@
+requests = [{"headers": [("Host", "h"), ("X-Space", "padded value")]}]

@@ -1,0 +1,1 @@
+requests = [{"method": "OPTIONS", "target": "*"}]

@@ -1,0 +1,1 @@
+requests = [{"target": "/ws", "upgrade": True, "keep_alive": False}]

@@ -1,0 +1,1 @@
+requests = [{"target": "/empty", "body": b""}, {"target": "/next"}]
