@@ -1,10 +1,420 @@
-"""HTTP exceptions and :func:`abort` (placeholder until the framework lands)."""
+"""HTTP errors as exceptions, and :func:`abort`.
+
+A view (or citus itself) stops handling a request by raising one of the
+:class:`HTTPException` subclasses below, usually through ``abort(404)``. The
+application turns the exception into a small HTML error page, unless an
+``@app.errorhandler`` for its code or class answers instead. Each class knows its
+status code, its reason phrase and a sentence for the user.
+"""
 
 from __future__ import annotations
 
-from typing import NoReturn
+import html
+import typing as t
+from http import HTTPStatus
+
+if t.TYPE_CHECKING:
+    from .wrappers.response import Response
+
+__all__ = [
+    "BadGateway",
+    "BadRequest",
+    "BadRequestKeyError",
+    "Conflict",
+    "Forbidden",
+    "Gone",
+    "HTTPException",
+    "InternalServerError",
+    "LengthRequired",
+    "MethodNotAllowed",
+    "NotAcceptable",
+    "NotFound",
+    "NotImplementedHTTP",
+    "PreconditionFailed",
+    "RequestEntityTooLarge",
+    "RequestRedirect",
+    "RequestTimeout",
+    "RequestedRangeNotSatisfiable",
+    "ServiceUnavailable",
+    "TooManyRequests",
+    "URITooLong",
+    "Unauthorized",
+    "UnprocessableEntity",
+    "UnsupportedMediaType",
+    "abort",
+]
 
 
-def abort(code: int) -> NoReturn:
-    """Stop handling the request with the HTTP error ``code``."""
-    raise RuntimeError(code)
+class HTTPException(Exception):
+    """An HTTP error that becomes the response to the current request.
+
+    :param description: the sentence shown on the error page; the class's
+        default when ``None``.
+    :param response: a ready :class:`~citus.Response` to send instead of the
+        error page.
+    """
+
+    #: The HTTP status code.
+    code: int = 500
+    #: The default sentence shown on the error page.
+    description: str = "An error occurred."
+
+    def __init__(
+        self, description: str | None = None, response: Response | None = None
+    ) -> None:
+        if description is not None:
+            self.description = description
+        self.response = response
+        super().__init__(f"{self.code} {self.name}: {self.description}")
+
+    @property
+    def name(self) -> str:
+        """The reason phrase, e.g. ``Not Found``."""
+        try:
+            return HTTPStatus(self.code).phrase
+        except ValueError:
+            return "Unknown Error"
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        """The headers of the error page."""
+        return [("Content-Type", "text/html; charset=utf-8")]
+
+    def get_body(self) -> str:
+        """The HTML error page: the code, the reason and the description."""
+        name = html.escape(self.name)
+        return (
+            "<!doctype html>\n<html lang=en>\n"
+            f"<title>{self.code} {name}</title>\n"
+            f"<h1>{name}</h1>\n"
+            f"<p>{html.escape(self.description)}</p>\n"
+        )
+
+    def get_response(self) -> Response:
+        """The response that answers this error."""
+        if self.response is not None:
+            return self.response
+        from .wrappers.response import Response
+
+        return Response(self.get_body(), status=self.code, headers=self.get_headers())
+
+
+class BadRequest(HTTPException):
+    """400: the request could not be understood (bad form, bad JSON ...)."""
+
+    code = 400
+    description = (
+        "The browser (or proxy) sent a request that this server could not understand."
+    )
+
+
+class BadRequestKeyError(BadRequest, KeyError):
+    """400: a view read a key that the request's args, form or files lack.
+
+    It is also a :class:`KeyError`, so ``except KeyError`` still works.
+
+    :param key: the missing key.
+    """
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(
+            f"The request has no value for {key!r}: the form or query string"
+            " lacks this field."
+        )
+
+    def __str__(self) -> str:
+        return f"400 Bad Request: the request has no value for {self.key!r}."
+
+
+class Unauthorized(HTTPException):
+    """401: authentication is needed."""
+
+    code = 401
+    description = "The server could not verify that you are authorized to access it."
+
+
+class Forbidden(HTTPException):
+    """403: the client may not access this resource."""
+
+    code = 403
+    description = "You don't have the permission to access the requested resource."
+
+
+class NotFound(HTTPException):
+    """404: no resource at this URL."""
+
+    code = 404
+    description = (
+        "The requested URL was not found on the server. If you entered the URL"
+        " manually please check your spelling and try again."
+    )
+
+
+class MethodNotAllowed(HTTPException):
+    """405: the URL exists but not for this method; sends an ``Allow`` header.
+
+    :param valid_methods: the methods the URL accepts.
+    """
+
+    code = 405
+    description = "The method is not allowed for the requested URL."
+
+    def __init__(
+        self,
+        valid_methods: t.Iterable[str] | None = None,
+        description: str | None = None,
+        response: Response | None = None,
+    ) -> None:
+        self.valid_methods = sorted(valid_methods or ())
+        super().__init__(description, response)
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        """The error page's headers, with ``Allow``."""
+        headers = super().get_headers()
+        if self.valid_methods:
+            headers.append(("Allow", ", ".join(self.valid_methods)))
+        return headers
+
+
+class NotAcceptable(HTTPException):
+    """406: no representation the client accepts."""
+
+    code = 406
+    description = "The resource cannot be served in a form the client accepts."
+
+
+class RequestTimeout(HTTPException):
+    """408: the client took too long to send its request."""
+
+    code = 408
+    description = "The server closed the connection because the request took too long."
+
+
+class Conflict(HTTPException):
+    """409: the request conflicts with the resource's current state."""
+
+    code = 409
+    description = "The request conflicts with the current state of the resource."
+
+
+class Gone(HTTPException):
+    """410: the resource is gone for good."""
+
+    code = 410
+    description = "The requested URL is no longer available on this server."
+
+
+class LengthRequired(HTTPException):
+    """411: the request needs a ``Content-Length``."""
+
+    code = 411
+    description = "A request with this method requires a valid Content-Length header."
+
+
+class PreconditionFailed(HTTPException):
+    """412: a conditional header did not hold."""
+
+    code = 412
+    description = "The precondition on the request for the URL failed."
+
+
+class RequestEntityTooLarge(HTTPException):
+    """413: the body is larger than the application accepts."""
+
+    code = 413
+    description = "The data value transmitted exceeds the capacity limit."
+
+
+class URITooLong(HTTPException):
+    """414: the URL is too long."""
+
+    code = 414
+    description = "The length of the requested URL exceeds the capacity limit."
+
+
+class UnsupportedMediaType(HTTPException):
+    """415: the body's content type is not one this URL accepts."""
+
+    code = 415
+    description = "The server does not support the media type of the request body."
+
+
+class RequestedRangeNotSatisfiable(HTTPException):
+    """416: the ``Range`` asked for lies outside the resource.
+
+    :param length: the resource's length, sent as ``Content-Range: bytes */N``.
+    """
+
+    code = 416
+    description = "The requested range cannot be served."
+
+    def __init__(
+        self,
+        length: int | None = None,
+        description: str | None = None,
+        response: Response | None = None,
+    ) -> None:
+        self.length = length
+        super().__init__(description, response)
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        """The error page's headers, with ``Content-Range``."""
+        headers = super().get_headers()
+        if self.length is not None:
+            headers.append(("Content-Range", f"bytes */{self.length}"))
+        return headers
+
+
+class UnprocessableEntity(HTTPException):
+    """422: the body is well-formed but its content is wrong."""
+
+    code = 422
+    description = "The request was well-formed but could not be processed."
+
+
+class TooManyRequests(HTTPException):
+    """429: the client sent too many requests."""
+
+    code = 429
+    description = "This user has exceeded an allotted request count. Try again later."
+
+
+class InternalServerError(HTTPException):
+    """500: the application failed.
+
+    :param original_exception: the unhandled exception behind this error, given
+        to ``@app.errorhandler(500)`` handlers.
+    """
+
+    code = 500
+    description = (
+        "The server encountered an internal error and was unable to complete your"
+        " request. Either the server is overloaded or there is an error in the"
+        " application."
+    )
+
+    def __init__(
+        self,
+        description: str | None = None,
+        response: Response | None = None,
+        original_exception: BaseException | None = None,
+    ) -> None:
+        self.original_exception = original_exception
+        super().__init__(description, response)
+
+
+class NotImplementedHTTP(HTTPException):
+    """501: the server does not support this method at all."""
+
+    code = 501
+    description = "The server does not support the action requested by the browser."
+
+
+class BadGateway(HTTPException):
+    """502: an upstream server answered badly."""
+
+    code = 502
+    description = "The proxy server received an invalid response from an upstream."
+
+
+class ServiceUnavailable(HTTPException):
+    """503: the service is down for now."""
+
+    code = 503
+    description = "The server is temporarily unable to service your request."
+
+
+class RequestRedirect(HTTPException):
+    """308: routing asks the client to go to ``new_url`` (the URL with a slash).
+
+    Raised by the URL map; the application answers it with a redirect.
+
+    :param new_url: the URL to go to instead.
+    """
+
+    code = 308
+    description = "The URL has moved; follow the Location header."
+
+    def __init__(self, new_url: str) -> None:
+        self.new_url = new_url
+        super().__init__(f"Redirecting to {new_url}.")
+
+    def get_response(self) -> Response:
+        """A 308 redirect to :attr:`new_url`."""
+        from .wrappers.response import redirect
+
+        return redirect(self.new_url, self.code)
+
+
+#: Status code -> exception class, for :func:`abort` and ``errorhandler(code)``.
+default_exceptions: dict[int, type[HTTPException]] = {
+    cls.code: cls
+    for cls in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        NotAcceptable,
+        RequestTimeout,
+        Conflict,
+        Gone,
+        LengthRequired,
+        PreconditionFailed,
+        RequestEntityTooLarge,
+        URITooLong,
+        UnsupportedMediaType,
+        RequestedRangeNotSatisfiable,
+        UnprocessableEntity,
+        TooManyRequests,
+        InternalServerError,
+        NotImplementedHTTP,
+        BadGateway,
+        ServiceUnavailable,
+    )
+}
+
+
+def exception_for_code(code: int) -> type[HTTPException]:
+    """The exception class for the error status ``code`` (400-599).
+
+    Codes without a named class get a class made on the fly, so that
+    ``abort(418)`` works too.
+
+    :raises ValueError: ``code`` is not an HTTP error status.
+    """
+    if not isinstance(code, int) or isinstance(code, bool) or not 400 <= code <= 599:
+        raise ValueError(
+            f"{code!r} is not an HTTP error status code: use a number from 400"
+            " to 599, e.g. abort(404)."
+        )
+    cls = default_exceptions.get(code)
+    if cls is None:
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "Error"
+        cls = type(f"HTTPError{code}", (HTTPException,), {"code": code})
+        cls.description = f"{phrase}."
+    return cls
+
+
+def abort(code: int | Response, description: str | None = None) -> t.NoReturn:
+    """Stop handling the request with the HTTP error ``code``.
+
+    ``abort(404)`` raises :class:`NotFound`, which answers with a 404 page (or
+    with the application's ``errorhandler(404)``). Given a
+    :class:`~citus.Response` instead of a code, that response is sent as is.
+
+    :param code: an HTTP error status (400-599), or a response to send.
+    :param description: the sentence for the error page.
+    :raises HTTPException: always.
+    :raises ValueError: ``code`` is not an HTTP error status.
+    """
+    from .wrappers.response import Response
+
+    if isinstance(code, Response):
+        error = HTTPException(description, response=code)
+        error.code = code.status_code
+        raise error
+    raise exception_for_code(code)(description)

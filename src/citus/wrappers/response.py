@@ -1,0 +1,438 @@
+"""The outgoing HTTP response: :class:`Response`, plus :func:`jsonify` and
+:func:`redirect`.
+
+A response holds a status, :class:`~.datastructures.Headers` and a body. The body
+is either known in full (``str`` or ``bytes``, sent with a ``Content-Length``) or
+an iterable of chunks that is streamed as it is produced. A response is itself a
+WSGI application, so it can be returned from any WSGI callable.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json as _json
+import typing as t
+from email.utils import format_datetime
+from http import HTTPStatus
+from urllib.parse import quote
+
+from .datastructures import Headers
+
+if t.TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+__all__ = ["Response", "jsonify", "redirect"]
+
+#: Body types a response accepts.
+BodyType = str | bytes | bytearray | t.Iterable[bytes] | t.Iterable[str] | None
+
+_SAMESITE = {"strict": "Strict", "lax": "Lax", "none": "None"}
+
+
+def _status_line(status: int | str | HTTPStatus) -> tuple[int, str]:
+    if isinstance(status, HTTPStatus):
+        return status.value, f"{status.value} {status.phrase}"
+    if isinstance(status, int) and not isinstance(status, bool):
+        code = status
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "UNKNOWN"
+    elif isinstance(status, str):
+        text = status.strip()
+        head, _, phrase = text.partition(" ")
+        if not head.isdigit():
+            raise ValueError(
+                f"Invalid status {status!r}: give a number such as 404 or a status"
+                " line such as '404 Not Found'."
+            )
+        code = int(head)
+        if not phrase:
+            try:
+                phrase = HTTPStatus(code).phrase
+            except ValueError:
+                phrase = "UNKNOWN"
+    else:
+        raise TypeError(
+            f"Invalid status {status!r} of type {type(status).__name__!r}: give an"
+            " int such as 404 or a string such as '404 Not Found'."
+        )
+    if not 100 <= code <= 999:
+        raise ValueError(
+            f"Invalid status code {code}: HTTP status codes have three digits"
+            " (100-999)."
+        )
+    return code, f"{code} {phrase}"
+
+
+class Response:
+    """An HTTP response, usable as a WSGI application.
+
+    :param body: ``str`` (encoded with :attr:`charset`), ``bytes``, or an
+        iterable of ``bytes``/``str`` chunks sent as they are produced
+        (streaming; the iterable's ``close()`` is called at the end).
+    :param status: an int (``404``) or a status line (``"404 Not Found"``).
+    :param headers: a mapping or ``(name, value)`` pairs.
+    :param mimetype: e.g. ``text/plain``; ``charset=utf-8`` is added to text
+        types. Defaults to ``text/html``.
+    :param content_type: the full ``Content-Type`` value, used as given.
+    """
+
+    #: Encoding of ``str`` bodies and of the ``charset`` parameter.
+    charset = "utf-8"
+    #: Mimetype when none is given.
+    default_mimetype = "text/html"
+
+    def __init__(
+        self,
+        body: BodyType = b"",
+        status: int | str | HTTPStatus = 200,
+        headers: t.Mapping[str, str] | t.Iterable[tuple[str, str]] | None = None,
+        mimetype: str | None = None,
+        content_type: str | None = None,
+    ) -> None:
+        self.headers = Headers(headers)
+        self.status = status
+        if content_type is None:
+            if mimetype is None and "content-type" not in self.headers:
+                mimetype = self.default_mimetype
+            if mimetype is not None:
+                content_type = self._with_charset(mimetype)
+        if content_type is not None:
+            self.headers["Content-Type"] = content_type
+        #: Hand the body to the server untouched (static files use this to
+        #: keep ``wsgi.file_wrapper``).
+        self.direct_passthrough = False
+        self._body: list[bytes] | None = None
+        self._iterable: t.Iterable[bytes] | t.Iterable[str] | None = None
+        self.set_body(body)
+
+    def _with_charset(self, mimetype: str) -> str:
+        if "charset=" not in mimetype.lower() and (
+            mimetype.startswith("text/")
+            or mimetype
+            in ("application/xml", "application/javascript", "image/svg+xml")
+        ):
+            return f"{mimetype}; charset={self.charset}"
+        return mimetype
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} [{self.status}]>"
+
+    # -- status ---------------------------------------------------------------
+
+    @property
+    def status(self) -> str:
+        """The status line, e.g. ``"404 Not Found"``; assign an int or a str."""
+        return self._status
+
+    @status.setter
+    def status(self, value: int | str | HTTPStatus) -> None:
+        self._status_code, self._status = _status_line(value)
+
+    @property
+    def status_code(self) -> int:
+        """The status code, e.g. ``404``."""
+        return self._status_code
+
+    @status_code.setter
+    def status_code(self, value: int) -> None:
+        self.status = value
+
+    # -- content type -----------------------------------------------------------
+
+    @property
+    def content_type(self) -> str | None:
+        """The ``Content-Type`` header."""
+        return self.headers.get("Content-Type")
+
+    @content_type.setter
+    def content_type(self, value: str) -> None:
+        self.headers["Content-Type"] = value
+
+    @property
+    def mimetype(self) -> str | None:
+        """The content type without parameters; setting it adds the charset."""
+        value = self.content_type
+        return value.split(";", 1)[0].strip().lower() if value else None
+
+    @mimetype.setter
+    def mimetype(self, value: str) -> None:
+        self.headers["Content-Type"] = self._with_charset(value)
+
+    # -- body ---------------------------------------------------------------------
+
+    def set_body(self, body: BodyType) -> None:
+        """Replace the body (same types as the constructor's ``body``)."""
+        self._iterable = None
+        if body is None:
+            body = b""
+        if isinstance(body, str):
+            self._body = [body.encode(self.charset)]
+        elif isinstance(body, (bytes, bytearray, memoryview)):
+            self._body = [bytes(body)]
+        elif isinstance(body, t.Iterable):
+            self._body = None
+            self._iterable = body
+        else:
+            raise TypeError(
+                f"A response body must be str, bytes or an iterable of them, not"
+                f" {type(body).__name__!r}."
+            )
+        if self._body is not None:
+            self.headers["Content-Length"] = str(len(self._body[0]))
+        else:
+            self.headers.remove("Content-Length")
+
+    @property
+    def is_streamed(self) -> bool:
+        """True when the body is an iterable not yet read."""
+        return self._body is None
+
+    def get_data(self, as_text: bool = False) -> t.Any:
+        """The whole body, as bytes (or str with ``as_text``).
+
+        A streamed body is read (and closed) to answer; it is kept afterwards.
+        """
+        if self._body is None:
+            chunks = list(self.iter_encoded())
+            self._body = [b"".join(chunks)]
+            self._iterable = None
+        data = self._body[0]
+        return data.decode(self.charset, "replace") if as_text else data
+
+    @property
+    def data(self) -> bytes:
+        """The whole body as bytes; assign bytes or str to replace it."""
+        data: bytes = self.get_data()
+        return data
+
+    @data.setter
+    def data(self, value: str | bytes) -> None:
+        self.set_body(value)
+
+    @property
+    def text(self) -> str:
+        """The whole body decoded with :attr:`charset`."""
+        text: str = self.get_data(as_text=True)
+        return text
+
+    def get_json(self, silent: bool = False) -> t.Any:
+        """The body parsed as JSON (``None`` on bad JSON with ``silent``)."""
+        try:
+            return _json.loads(self.get_data())
+        except ValueError:
+            if silent:
+                return None
+            raise
+
+    @property
+    def json(self) -> t.Any:
+        """The body parsed as JSON (handy in tests)."""
+        return self.get_json()
+
+    def iter_encoded(self) -> t.Iterator[bytes]:
+        """The body's chunks as bytes, closing a streamed iterable at the end."""
+        if self._body is not None:
+            yield from self._body
+            return
+        iterable = self._iterable
+        assert iterable is not None
+        try:
+            for chunk in iterable:
+                if isinstance(chunk, str):
+                    yield chunk.encode(self.charset)
+                elif isinstance(chunk, (bytes, bytearray, memoryview)):
+                    yield bytes(chunk)
+                else:
+                    raise TypeError(
+                        "A streamed response body must yield str or bytes, not"
+                        f" {type(chunk).__name__!r}."
+                    )
+        finally:
+            close = getattr(iterable, "close", None)
+            if close is not None:
+                close()
+
+    # -- cookies ------------------------------------------------------------------
+
+    def set_cookie(
+        self,
+        key: str,
+        value: str = "",
+        max_age: int | _dt.timedelta | None = None,
+        expires: _dt.datetime | int | float | str | None = None,
+        path: str | None = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: str | None = None,
+        partitioned: bool = False,
+    ) -> None:
+        """Add a ``Set-Cookie`` header.
+
+        :param key: the cookie's name.
+        :param value: its value; characters outside the cookie alphabet are
+            percent-encoded.
+        :param max_age: seconds (or a timedelta) until it expires.
+        :param expires: a datetime, a timestamp or a preformatted date.
+        :param path: the URL path it applies to (``/`` by default).
+        :param domain: the domain it applies to (e.g. ``.localhost`` to share
+            it with subdomains); the current host only when ``None``.
+        :param secure: only over HTTPS.
+        :param httponly: hidden from JavaScript.
+        :param samesite: ``"Strict"``, ``"Lax"`` or ``"None"``.
+        :param partitioned: CHIPS partitioned cookie (implies ``secure``).
+        """
+        if not key or any(c in key for c in ' \t\r\n;,="()<>@:\\/[]?{}'):
+            raise ValueError(
+                f"Invalid cookie name {key!r}: use letters, digits and !#$%&'*+-.^_`|~."
+            )
+        parts = [f"{key}={quote(value, safe=_COOKIE_SAFE)}"]
+        if max_age is not None:
+            if isinstance(max_age, _dt.timedelta):
+                max_age = int(max_age.total_seconds())
+            parts.append(f"Max-Age={int(max_age)}")
+            if expires is None:
+                expires = _dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(
+                    seconds=int(max_age)
+                )
+        if expires is not None:
+            parts.append(f"Expires={_cookie_date(expires)}")
+        if domain:
+            parts.append(f"Domain={domain}")
+        if path:
+            parts.append(f"Path={path}")
+        if secure or partitioned:
+            parts.append("Secure")
+        if httponly:
+            parts.append("HttpOnly")
+        if samesite is not None:
+            normal = _SAMESITE.get(samesite.lower())
+            if normal is None:
+                raise ValueError(
+                    f"Invalid samesite {samesite!r}: use 'Strict', 'Lax' or 'None'."
+                )
+            parts.append(f"SameSite={normal}")
+        if partitioned:
+            parts.append("Partitioned")
+        self.headers.add("Set-Cookie", "; ".join(parts))
+
+    def delete_cookie(
+        self,
+        key: str,
+        path: str | None = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: str | None = None,
+        partitioned: bool = False,
+    ) -> None:
+        """Tell the client to forget a cookie (same ``path``/``domain`` as set)."""
+        self.set_cookie(
+            key,
+            "",
+            max_age=0,
+            expires=0,
+            path=path,
+            domain=domain,
+            secure=secure,
+            httponly=httponly,
+            samesite=samesite,
+            partitioned=partitioned,
+        )
+
+    # -- WSGI ---------------------------------------------------------------------
+
+    def __call__(
+        self, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> t.Iterable[bytes]:
+        """Send this response as a WSGI application."""
+        start_response(self.status, self.headers.to_wsgi_list())
+        if self._body is not None:
+            return list(self._body)
+        if self.direct_passthrough:
+            return t.cast("t.Iterable[bytes]", self._iterable)
+        return _Closing(self.iter_encoded(), self._iterable)
+
+
+class _Closing:
+    """An iterator that closes the original iterable even when never started."""
+
+    def __init__(self, chunks: t.Iterator[bytes], original: object) -> None:
+        self._chunks = chunks
+        self._original = original
+
+    def __iter__(self) -> t.Iterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        t.cast("t.Generator[bytes, None, None]", self._chunks).close()
+        close = getattr(self._original, "close", None)
+        if close is not None:
+            close()
+
+
+_COOKIE_SAFE = "!#$&'()*+-./:<>?@[]^_`{|}~"
+
+
+def _cookie_date(value: _dt.datetime | int | float | str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        value = _dt.datetime.fromtimestamp(value, _dt.timezone.utc)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_dt.timezone.utc)
+    return format_datetime(value.astimezone(_dt.timezone.utc), usegmt=True)
+
+
+def jsonify(
+    data: t.Any = None,
+    status: int | str = 200,
+    headers: t.Mapping[str, str] | t.Iterable[tuple[str, str]] | None = None,
+    **kwargs: t.Any,
+) -> Response:
+    """A JSON response: ``jsonify({"id": 1})`` or ``jsonify(id=1)``.
+
+    Dates become ISO 8601 strings and other unknown objects their ``str()``.
+
+    :param data: what to encode (keyword arguments make a dict when omitted).
+    :param status: the status code.
+    :param headers: extra headers.
+    """
+    if data is None and kwargs:
+        data = kwargs
+    body = _json.dumps(data, ensure_ascii=False, default=_json_default) + "\n"
+    return Response(body, status=status, headers=headers, mimetype="application/json")
+
+
+def _json_default(value: t.Any) -> t.Any:
+    if isinstance(value, (_dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if hasattr(value, "__html__"):
+        return str(value.__html__())
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)
+
+
+def redirect(location: str, code: int = 302) -> Response:
+    """A redirect to ``location`` (``302 Found`` unless ``code`` says otherwise).
+
+    Use 303 after a form POST so that the browser follows with GET, and
+    307/308 to keep the method.
+    """
+    import html
+
+    escaped = html.escape(location)
+    response = Response(
+        "<!doctype html>\n<html lang=en>\n<title>Redirecting...</title>\n"
+        f'<h1>Redirecting...</h1>\n<p>Go to <a href="{escaped}">{escaped}</a>.</p>\n',
+        status=code,
+    )
+    response.headers["Location"] = quote(location, safe="/:?#[]@!$&'()*+,;=%~")
+    return response
