@@ -92,7 +92,9 @@ class Caller:
             else:
                 environ["HTTP_" + key] = value
         if self.cookies and "HTTP_COOKIE" not in environ:
-            environ["HTTP_COOKIE"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+            environ["HTTP_COOKIE"] = "; ".join(
+                f"{k}={v}" for k, v in self.cookies.items()
+            )
         return call(self.app, environ, self.cookies)
 
     def get(self, path: str, **kwargs: t.Any) -> Result:

@@ -1,0 +1,148 @@
+"""The console: Python in a frame's namespace, and dump()."""
+
+from __future__ import annotations
+
+import sys
+
+from citus.debug import DebuggedApplication
+from citus.debug.console import Console
+from citus.debug.repr import dump_text, is_secret_name, safe_repr
+
+from .conftest import Caller, unlock
+from .test_security import evaluate, open_page
+
+
+def frame_console() -> Console:
+    def view() -> None:
+        answer = 42
+        password = "pw-in-frame"
+        raise RuntimeError(answer, password)
+
+    try:
+        view()
+    except RuntimeError as error:
+        tb = error.__traceback__
+        assert tb is not None and tb.tb_next is not None
+        frame = tb.tb_next.tb_frame
+        return Console(frame.f_globals, frame.f_locals)
+    raise AssertionError("view() did not raise")
+
+
+def test_reads_frame_locals_and_keeps_state() -> None:
+    console = frame_console()
+    assert console.push("answer") == "42\n"
+    assert console.push("doubled = answer * 2") == ""
+    assert console.push("doubled") == "84\n"
+    assert console.push("_ + 1") == "85\n"
+
+
+def test_multi_line_statements_and_prompts() -> None:
+    console = frame_console()
+    assert console.prompt == ">>> "
+    assert console.push("def triple(x):") == ""
+    assert console.prompt == "... "
+    assert console.push("    return x * 3 + answer") == ""
+    assert console.push("") == ""
+    assert console.prompt == ">>> "
+    assert console.push("triple(2)") == "48\n"
+
+
+def test_pasted_block_runs_whole() -> None:
+    console = frame_console()
+    block = (
+        "total = 0\nfor i in range(4):\n    total += i\nprint('sum', total)\ntotal * 10"
+    )
+    assert console.push(block) == "sum 6\n60\n"
+
+
+def test_output_and_exceptions_are_shown() -> None:
+    console = frame_console()
+    assert (
+        console.push("import sys; print('to stderr', file=sys.stderr)") == "to stderr\n"
+    )
+    out = console.push("1 / 0")
+    assert "Traceback (most recent call last)" in out
+    assert "ZeroDivisionError: division by zero" in out
+    assert "citus/debug" not in out
+    out = console.push("def broken(:")
+    assert "SyntaxError" in out
+    assert console.prompt == ">>> "
+    assert "cannot stop the server" in console.push("raise SystemExit(3)")
+
+
+def test_console_does_not_swallow_the_process_stdout() -> None:
+    stdout, hook = sys.stdout, sys.displayhook
+    frame_console().push("print('x'); 1 / 0")
+    assert sys.stdout is stdout and sys.displayhook is hook
+
+
+def test_dump() -> None:
+    class Thing:
+        """A thing with parts."""
+
+        def __init__(self) -> None:
+            self.size = 3
+            self.secret_token = "tok-hidden"
+
+        def grow(self) -> None:
+            pass
+
+    text = dump_text(Thing())
+    assert "Thing" in text and "A thing with parts." in text
+    assert "size = 3" in text
+    assert "secret_token = ********" in text and "tok-hidden" not in text
+    assert "Methods: grow" in text
+    console = frame_console()
+    out = console.push("dump()")
+    assert "answer = 42" in out
+    assert "password = ********" in out and "pw-in-frame" not in out
+    assert "builtins.int: 42" in console.push("dump(answer)")
+
+
+def test_safe_repr_survives_broken_objects_and_cuts() -> None:
+    class Broken:
+        def __repr__(self) -> str:
+            raise ValueError("nope")
+
+    assert "repr() failed" in safe_repr(Broken())
+    assert len(safe_repr("x" * 10_000)) < 700
+    assert "********" in safe_repr({"password": "p", "user": "u"})
+    assert "'u'" in safe_repr({"password": "p", "user": "u"})
+
+
+def test_secret_names() -> None:
+    for name in (
+        "password",
+        "PASSWD",
+        "db_secret",
+        "auth_token",
+        "API_KEY",
+        "apiKey",
+        "Authorization",
+        "csrf",
+        "SESSION_COOKIE",
+        "private_key",
+    ):
+        assert is_secret_name(name), name
+    for name in ("answer", "key", "path", "name", "username", "keys"):
+        assert not is_secret_name(name), name
+
+
+def test_console_over_wsgi(client: Caller, debugged: DebuggedApplication) -> None:
+    secret, tb = open_page(client)
+    unlock(client, debugged, secret)
+    assert evaluate(client, secret, tb, "x = answer").json()["output"] == ""
+    result = evaluate(client, secret, tb, "for i in range(2):").json()
+    assert result == {"output": "", "prompt": "... "}
+    evaluate(client, secret, tb, "    x += i")
+    assert evaluate(client, secret, tb, "").json()["prompt"] == ">>> "
+    assert evaluate(client, secret, tb, "x").json()["output"] == "43\n"
+    missing = client.post_form(
+        "/__citus_debugger__/eval",
+        {"s": secret, "tb": "gone", "frame": "0", "cmd": "1"},
+    )
+    assert missing.status == 404 and "no longer kept" in missing.json()["error"]
+    bad = client.post_form(
+        "/__citus_debugger__/eval", {"s": secret, "tb": tb, "frame": "99", "cmd": "1"}
+    )
+    assert bad.status == 404

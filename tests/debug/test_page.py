@@ -1,0 +1,307 @@
+"""The error page: what it shows, what it hides, and how it is served."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import typing as t
+
+import pytest
+
+from citus.debug import PREFIX, DebuggedApplication
+
+from .conftest import BROWSER_ACCEPT, Caller, failing_app
+
+if t.TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+
+def browser_get(client: Caller, path: str = "/boom", **kwargs: t.Any) -> str:
+    result = client.get(path, headers={"Accept": BROWSER_ACCEPT}, **kwargs)
+    assert result.status == 500
+    assert result.header("Content-Type") == "text/html; charset=utf-8"
+    return result.text
+
+
+def test_page_shows_type_message_and_frame(client: Caller) -> None:
+    html = browser_get(client)
+    assert "conftest.Boom</h1>" in html
+    assert "answer=42" in html
+    # file, line, function and the source around the line
+    assert "conftest.py</span>, line <span" in html
+    assert '<span class="function">failing_app</span>' in html
+    assert 'class="line current"' in html
+    assert "raise Boom(" in html
+    # copy button and the plain text it copies
+    assert 'id="copy-traceback"' in html
+    assert 'id="plain-traceback"' in html
+
+
+def test_everything_is_escaped_and_no_inline_script(client: Caller) -> None:
+    html = browser_get(client)
+    assert "<script>alert" not in html
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html
+    scripts = re.findall(r"<script[^>]*>", html)
+    assert scripts and all("src=" in tag for tag in scripts)
+    assert "style=" not in html
+    assert " on" + "click=" not in html
+
+
+def test_strict_content_security_policy(client: Caller) -> None:
+    result = client.get("/boom", headers={"Accept": BROWSER_ACCEPT})
+    csp = result.header("Content-Security-Policy")
+    assert csp is not None
+    assert "default-src 'none'" in csp
+    assert "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert result.header("X-Content-Type-Options") == "nosniff"
+
+
+def test_secrets_in_locals_are_redacted(client: Caller) -> None:
+    html = browser_get(client)
+    assert "hunter2-very-secret" not in html
+    assert "ak-0123456789" not in html
+    assert "<th>password</th><td>********</td>" in html
+    assert "<th>api_key</th><td>********</td>" in html
+    assert "<th>answer</th><td>42</td>" in html
+
+
+def test_request_section_shows_and_redacts(client: Caller) -> None:
+    result = client.post_form(
+        "/boom?page=2&token=abc",
+        {"username": "ann", "password": "pw-in-form"},
+        headers={
+            "Accept": BROWSER_ACCEPT,
+            "Authorization": "Bearer sekrit-bearer",
+            "Cookie": "theme=dark; sessionid=sess-value",
+            "X-Custom": "visible-header",
+        },
+    )
+    html = result.text
+    assert result.status == 500
+    assert "POST <code>http://localhost:8000/boom?page=2&amp;token=abc</code>" in html
+    for shown in ("visible-header", "<th>username</th><td>ann</td>", "dark"):
+        assert shown in html
+    for hidden in ("pw-in-form", "sekrit-bearer", "sess-value"):
+        assert hidden not in html.replace("boom?page=2&amp;token=abc", ""), hidden
+    assert "<th>page</th><td>2</td>" in html
+    assert "<th>token</th><td>********</td>" in html
+
+
+def test_app_config_section_redacts_secret_keys(isolated_state: None) -> None:
+    class ConfiguredApp:
+        # built at run time so that the source shown on the page doesn't hold it
+        config = {"SECRET_KEY": "-".join(["very", "secret", "config"]), "NAME": "demo"}
+
+        def __call__(
+            self, environ: WSGIEnvironment, start_response: StartResponse
+        ) -> list[bytes]:
+            raise RuntimeError("configured app failed")
+
+    html = browser_get(Caller(DebuggedApplication(ConfiguredApp())))
+    assert "App config" in html
+    assert "<th>NAME</th><td>&#x27;demo&#x27;</td>" in html
+    assert "<th>SECRET_KEY</th><td>********</td>" in html
+    assert "very-secret-config" not in html
+
+
+def test_library_frames_are_folded(isolated_state: None) -> None:
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        json.loads("{not json")
+        return []
+
+    html = browser_get(Caller(DebuggedApplication(app)))
+    user_frame = html.index('<span class="function">')
+    group = html.index('<li class="library-group"><details><summary>')
+    assert user_frame < group
+    assert "from the standard library or installed packages" in html
+    assert "json" in html[group:]
+    # folded: the <details> is closed until the user opens it
+    assert "<details open" not in html
+
+
+def test_chained_exceptions(isolated_state: None) -> None:
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        try:
+            {}["missing-key"]
+        except KeyError:
+            try:
+                raise ValueError("while handling")
+            except ValueError as error:
+                raise RuntimeError("outermost") from error
+        return []
+
+    html = browser_get(Caller(DebuggedApplication(app)))
+    assert '<h1 class="exc-type">RuntimeError</h1>' in html
+    keyerror = html.index("<strong>KeyError</strong>")
+    valueerror = html.index("<strong>ValueError</strong>")
+    runtime = html.index("<strong>RuntimeError</strong>")
+    assert keyerror < valueerror < runtime
+    assert "During handling of the above exception" in html
+    assert "was the direct cause of the following exception" in html
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="ExceptionGroup is 3.11+")
+def test_exception_group_members(isolated_state: None) -> None:
+    def fail_one() -> None:
+        raise ValueError("first member")
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        errors: list[Exception] = [TypeError("second member")]
+        try:
+            fail_one()
+        except ValueError as error:
+            errors.insert(0, error)
+        raise ExceptionGroup("two things failed", errors)  # noqa: F821
+
+    client = Caller(DebuggedApplication(app))
+    html = browser_get(client)
+    assert "ExceptionGroup" in html
+    assert "Sub-exception 1 of 2" in html and "Sub-exception 2 of 2" in html
+    assert "first member" in html and "second member" in html
+    assert "fail_one</span>" in html
+    data = client.get("/", headers={"Accept": "application/json"}).json()
+    members = data["chain"][-1]["exceptions"]
+    assert [m[-1]["type"] for m in members] == ["ValueError", "TypeError"]
+
+
+def test_syntax_error_points_into_the_users_file(
+    isolated_state: None, tmp_path: t.Any
+) -> None:
+    source = tmp_path / "broken_module.py"
+    source.write_text("x = 1\ndef oops(:\n    pass\n")
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        compile(source.read_text(), str(source), "exec")
+        return []
+
+    client = Caller(DebuggedApplication(app))
+    html = browser_get(client)
+    assert "SyntaxError" in html
+    assert (
+        f'<span class="file">{source}</span>, line <span class="lineno">2</span>'
+        in (html)
+    )
+    assert "def oops(:" in html
+    text = client.get("/").text
+    assert str(source) in text and "SyntaxError" in text
+
+
+def test_only_recent_tracebacks_are_kept(isolated_state: None) -> None:
+    app = DebuggedApplication(failing_app, max_tracebacks=3)
+    client = Caller(app)
+    ids = []
+    for _ in range(5):
+        html = browser_get(client)
+        ids.append(re.search(r'data-traceback="([^"]+)"', html).group(1))  # type: ignore[union-attr]
+    assert list(app.tracebacks) == ids[-3:]
+    assert len(set(ids)) == 5
+
+
+def test_max_tracebacks_must_be_positive(isolated_state: None) -> None:
+    with pytest.raises(ValueError, match="max_tracebacks=0"):
+        DebuggedApplication(failing_app, max_tracebacks=0)
+
+
+def test_traceback_printed_to_terminal(
+    client: Caller, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="citus"):
+        client.get("/boom", headers={"Accept": BROWSER_ACCEPT})
+    text = caplog.text
+    assert "Error on request GET '/boom'" in text
+    assert "Traceback (most recent call last)" in text
+    assert "conftest.Boom: failed at" in text
+    assert "citus/debug" not in text  # the debugger's own frames are hidden
+
+
+def test_error_before_first_chunk_gets_the_page(isolated_state: None) -> None:
+    def app(
+        environ: WSGIEnvironment, start_response: StartResponse
+    ) -> t.Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b""
+        raise LookupError("failed before any body")
+
+    result = Caller(DebuggedApplication(app)).get(
+        "/", headers={"Accept": BROWSER_ACCEPT}
+    )
+    assert result.status == 500
+    assert "failed before any body" in result.text
+    assert result.exc_info is not None  # start_response got exc_info (PEP 3333)
+
+
+def test_error_while_streaming_is_logged_and_reraised(
+    isolated_state: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    closed = []
+
+    class Body:
+        def __iter__(self) -> t.Iterator[bytes]:
+            yield b"first chunk"
+            raise OSError("disk went away mid-stream")
+
+        def close(self) -> None:
+            closed.append(True)
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Body:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Body()
+
+    with caplog.at_level(logging.ERROR, logger="citus"):
+        with pytest.raises(OSError, match="disk went away"):
+            Caller(DebuggedApplication(app)).get("/stream")
+    assert "disk went away mid-stream" in caplog.text
+    assert closed == [True]
+
+
+def test_successful_responses_pass_through(client: Caller) -> None:
+    result = client.get("/ok")
+    assert (result.status, result.body) == (200, b"fine")
+    assert result.header("Content-Security-Policy") is None
+
+
+def test_untrusted_host_gets_a_page_that_reveals_nothing(client: Caller) -> None:
+    for accept in (BROWSER_ACCEPT, "*/*", "application/json"):
+        result = client.get(
+            "/boom", host="attacker.example", headers={"Accept": accept}
+        )
+        assert result.status == 500
+        for leak in ("conftest.py", "failing_app", "raise Boom", "data-secret"):
+            assert leak not in result.text
+        assert "CITUS_DEBUGGER_TRUSTED_HOSTS" in result.text
+
+
+def test_dns_rebinding_name_is_not_trusted(client: Caller) -> None:
+    for host in ("localhost.attacker.example", "127.0.0.1.nip.io:8000", "evil"):
+        html = client.get("/boom", host=host, headers={"Accept": BROWSER_ACCEPT}).text
+        assert "failing_app" not in html
+
+
+def test_trusted_local_names(client: Caller) -> None:
+    for host in ("localhost", "127.0.0.1:8000", "[::1]:8000", "app.localhost:8000"):
+        html = client.get("/boom", host=host, headers={"Accept": BROWSER_ACCEPT}).text
+        assert "failing_app" in html, host
+
+
+def test_configured_trusted_hosts(
+    isolated_state: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CITUS_DEBUGGER_TRUSTED_HOSTS", "devbox.lan, .example.test")
+    client = Caller(DebuggedApplication(failing_app, trusted_hosts=["myvm:8000"]))
+    for host in ("devbox.lan:8000", "myvm", "api.example.test", "example.test"):
+        html = client.get("/boom", host=host, headers={"Accept": BROWSER_ACCEPT}).text
+        assert "failing_app" in html, host
+    html = client.get(
+        "/boom", host="other.lan", headers={"Accept": BROWSER_ACCEPT}
+    ).text
+    assert "failing_app" not in html
+
+
+def test_prefix_is_not_passed_to_the_app(client: Caller) -> None:
+    result = client.get(PREFIX + "/nothing-here")
+    assert result.status == 404
+    assert result.json() == {"error": "Not found."}

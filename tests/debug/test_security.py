@@ -1,0 +1,401 @@
+"""Attacks on the debugger: each test plays someone who should not get in."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import typing as t
+
+import pytest
+
+from citus.debug import (
+    LOCKOUT_SECONDS,
+    MAX_PIN_ATTEMPTS,
+    PREFIX,
+    DebuggedApplication,
+)
+
+from .conftest import BROWSER_ACCEPT, Caller, Result, failing_app, page_secret, unlock
+
+
+def open_page(client: Caller) -> tuple[str, str]:
+    html = client.get("/boom", headers={"Accept": BROWSER_ACCEPT}).text
+    secret = page_secret(html)
+    tb = html.split('data-traceback="', 1)[1].split('"', 1)[0]
+    return secret, tb
+
+
+def evaluate(client: Caller, secret: str, tb: str, cmd: str, **kw: t.Any) -> Result:
+    fields = {"s": secret, "tb": tb, "frame": "0", "cmd": cmd}
+    return client.post_form(PREFIX + "/eval", fields, **kw)
+
+
+def test_console_is_locked_without_pin(client: Caller) -> None:
+    secret, tb = open_page(client)
+    result = evaluate(client, secret, tb, "answer")
+    assert result.status == 403
+    assert result.json()["locked"] is True
+    assert "output" not in result.json()
+
+
+def test_right_pin_unlocks_with_a_strict_cookie(
+    client: Caller, debugged: DebuggedApplication
+) -> None:
+    secret, tb = open_page(client)
+    result = unlock(client, debugged, secret)
+    assert result.status == 200 and result.json() == {"ok": True}
+    cookie = result.header("Set-Cookie")
+    assert cookie is not None
+    attributes = [part.strip() for part in cookie.split(";")]
+    assert "HttpOnly" in attributes
+    assert "SameSite=Strict" in attributes
+    assert f"Path={PREFIX}/" in attributes
+    assert any(a.startswith("Max-Age=") and int(a[8:]) > 0 for a in attributes)
+    token = attributes[0].split("=", 1)[1]
+    assert debugged.pin is not None
+    assert debugged.pin.replace("-", "") not in token
+    assert evaluate(client, secret, tb, "answer + 1").json()["output"] == "43\n"
+
+
+def test_secure_cookie_over_https(
+    client: Caller, debugged: DebuggedApplication
+) -> None:
+    html = client.get("/boom", headers={"Accept": BROWSER_ACCEPT}, scheme="https").text
+    fields = {"s": page_secret(html), "pin": debugged.pin or ""}
+    result = client.post_form(PREFIX + "/pin", fields, scheme="https")
+    assert "Secure" in (result.header("Set-Cookie") or "")
+
+
+def test_wrong_pin_is_refused(client: Caller) -> None:
+    secret, tb = open_page(client)
+    result = client.post_form(PREFIX + "/pin", {"s": secret, "pin": "000-000-000"})
+    assert result.status == 403
+    assert result.header("Set-Cookie") is None
+    assert "Wrong PIN" in result.json()["error"]
+    assert evaluate(client, secret, tb, "answer").status == 403
+
+
+def test_pin_needs_the_page_secret(
+    client: Caller, debugged: DebuggedApplication
+) -> None:
+    open_page(client)
+    for fields in (
+        {"pin": debugged.pin or ""},
+        {"s": "guess", "pin": debugged.pin or ""},
+    ):
+        result = client.post_form(PREFIX + "/pin", fields)
+        assert result.status == 403
+        assert result.header("Set-Cookie") is None
+
+
+def test_console_needs_the_page_secret_even_when_unlocked(
+    client: Caller, debugged: DebuggedApplication
+) -> None:
+    secret, tb = open_page(client)
+    unlock(client, debugged, secret)
+    for bad in ("", "x" * len(secret), secret[:-1]):
+        result = evaluate(client, bad, tb, "answer")
+        assert result.status == 403
+        assert "secret" in result.json()["error"]
+
+
+def test_forged_cookies_are_refused(
+    client: Caller, debugged: DebuggedApplication
+) -> None:
+    secret, tb = open_page(client)
+    good = unlock(Caller(debugged), debugged, secret).header("Set-Cookie") or ""
+    name = good.split("=", 1)[0]
+    pin = debugged.pin or ""
+    forgeries = [
+        pin,
+        pin.replace("-", ""),
+        "0" * 43,
+        good.split("=", 1)[1].split(";")[0][:-2] + "AA",
+    ]
+    for value in forgeries:
+        headers = {"Cookie": f"{name}={value}"}
+        result = evaluate(client, secret, tb, "answer", headers=headers)
+        assert result.status == 403, value
+
+
+def test_pin_and_code_never_travel_in_urls(
+    client: Caller, debugged: DebuggedApplication
+) -> None:
+    secret, tb = open_page(client)
+    pin = debugged.pin or ""
+    assert client.get(f"{PREFIX}/pin?s={secret}&pin={pin}").status == 405
+    result = client.request(
+        "POST",
+        f"{PREFIX}/pin?s={secret}&pin={pin}",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert result.status == 403 and result.header("Set-Cookie") is None
+    assert client.get(f"{PREFIX}/eval?s={secret}&tb={tb}&frame=0&cmd=1").status == 405
+
+
+def test_only_form_bodies_are_read(client: Caller) -> None:
+    secret, _ = open_page(client)
+    body = json.dumps({"s": secret, "pin": "1"}).encode()
+    result = client.request(
+        "POST", PREFIX + "/pin", headers={"Content-Type": "application/json"}, body=body
+    )
+    assert result.status == 415
+
+
+@pytest.mark.parametrize(
+    "host", ["attacker.example", "localhost.attacker.example:8000", "10.0.0.5:8000", ""]
+)
+@pytest.mark.parametrize(
+    "endpoint", ["/shared/debugger.js", "/pin", "/eval", "/status"]
+)
+def test_foreign_host_gets_400(
+    client: Caller, debugged: DebuggedApplication, host: str, endpoint: str
+) -> None:
+    secret, tb = open_page(client)
+    fields = {
+        "s": secret,
+        "pin": debugged.pin or "",
+        "tb": tb,
+        "frame": "0",
+        "cmd": "1",
+    }
+    if endpoint.startswith("/shared/"):
+        result = client.get(PREFIX + endpoint, host=host)
+    else:
+        result = client.post_form(PREFIX + endpoint, fields, host=host)
+    assert result.status == 400
+    assert result.header("Set-Cookie") is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://attacker.example"},
+        {"Origin": "null"},
+        {"Origin": "https://localhost:8000"},
+        {"Origin": "http://localhost:9999"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Sec-Fetch-Site": "none"},
+    ],
+)
+def test_cross_site_requests_get_403(
+    client: Caller, debugged: DebuggedApplication, headers: dict[str, str]
+) -> None:
+    secret, _ = open_page(client)
+    fields = {"s": secret, "pin": debugged.pin or ""}
+    result = client.post_form(PREFIX + "/pin", fields, headers=headers)
+    assert result.status == 403
+    assert result.header("Set-Cookie") is None
+
+
+def test_same_origin_requests_pass(
+    client: Caller, debugged: DebuggedApplication
+) -> None:
+    secret, tb = open_page(client)
+    headers = {"Origin": "http://localhost:8000", "Sec-Fetch-Site": "same-origin"}
+    fields = {"s": secret, "pin": debugged.pin or ""}
+    assert client.post_form(PREFIX + "/pin", fields, headers=headers).status == 200
+    result = evaluate(client, secret, tb, "answer", headers=headers)
+    assert result.json()["output"] == "42\n"
+
+
+def test_remote_peer_gets_no_console_whatever_it_forwards(
+    client: Caller, debugged: DebuggedApplication
+) -> None:
+    secret, tb = open_page(client)
+    unlock(client, debugged, secret)
+    forwarded = {"X-Forwarded-For": "127.0.0.1", "X-Real-Ip": "127.0.0.1"}
+    html = client.get(
+        "/boom",
+        headers={"Accept": BROWSER_ACCEPT, **forwarded},
+        remote_addr="10.1.2.3",
+    ).text
+    assert "The console is off: this request came from 10.1.2.3" in html
+    assert "open-console" not in html
+    result = evaluate(
+        client, secret, tb, "answer", headers=forwarded, remote_addr="10.1.2.3"
+    )
+    assert result.status == 403
+    fields = {"s": secret, "pin": debugged.pin or ""}
+    pin = client.post_form(PREFIX + "/pin", fields, remote_addr="10.1.2.3")
+    assert pin.status == 403 and pin.header("Set-Cookie") is None
+
+
+def test_ipv6_loopback_and_mapped_peers_are_local(
+    client: Caller, debugged: DebuggedApplication
+) -> None:
+    secret, tb = open_page(client)
+    unlock(client, debugged, secret)
+    for peer in ("::1", "::ffff:127.0.0.1"):
+        assert evaluate(client, secret, tb, "answer", remote_addr=peer).status == 200
+
+
+def test_console_off_with_evalex_false(isolated_state: None) -> None:
+    app = DebuggedApplication(failing_app, evalex=False)
+    client = Caller(app)
+    html = client.get("/boom", headers={"Accept": BROWSER_ACCEPT}).text
+    assert "The console is off" in html and "use_evalex=False" in html
+    assert "open-console" not in html
+    secret, tb = page_secret(html), html.split('data-traceback="')[1].split('"')[0]
+    assert evaluate(client, secret, tb, "answer").status == 403
+    result = client.post_form(PREFIX + "/pin", {"s": secret, "pin": app.pin or ""})
+    assert result.status == 403 and result.header("Set-Cookie") is None
+    assert app.banner_lines([]) == [" * Debugger is active!"]
+
+
+def test_standalone_console_only_when_enabled(
+    client: Caller, debugged: DebuggedApplication
+) -> None:
+    secret, _ = open_page(client)
+    unlock(client, debugged, secret)
+    assert client.get(PREFIX + "/console").status == 404
+    result = evaluate(client, secret, "console", "1 + 1")
+    assert result.status == 404
+
+
+def test_standalone_console_when_enabled(isolated_state: None) -> None:
+    app = DebuggedApplication(failing_app, console_page=True)
+    client = Caller(app)
+    page = client.get(PREFIX + "/console", headers={"Sec-Fetch-Site": "none"})
+    assert page.status == 200
+    assert page.header("Content-Security-Policy") is not None
+    secret = page_secret(page.text)
+    assert evaluate(client, secret, "console", "app").status == 403
+    unlock(client, app, secret)
+    result = evaluate(client, secret, "console", "app.__name__")
+    assert result.json()["output"] == "'failing_app'\n"
+
+
+def test_assets_are_served_and_nothing_else(client: Caller) -> None:
+    js = client.get(PREFIX + "/shared/debugger.js")
+    assert js.status == 200
+    assert js.header("Content-Type") == "text/javascript; charset=utf-8"
+    assert b"innerHTML" not in js.body
+    css = client.get(PREFIX + "/shared/debugger.css")
+    assert css.header("Content-Type") == "text/css; charset=utf-8"
+    assert b"http" not in css.body  # no external fonts or images
+    for name in ("../__init__.py", "..%2F__init__.py", "__init__.py", "nope.js"):
+        assert client.get(PREFIX + "/shared/" + name).status == 404
+    assert client.request("POST", PREFIX + "/shared/debugger.js").status == 405
+
+
+def test_brute_force_is_locked_out_across_reloads(
+    isolated_state: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = DebuggedApplication(failing_app)
+    # A reloaded child: a new instance that inherits CITUS_DEBUGGER_STATE.
+    assert os.environ["CITUS_DEBUGGER_STATE"]
+    second = DebuggedApplication(failing_app)
+    assert second.pin == first.pin
+    clients = [Caller(first), Caller(second)]
+    secrets_ = [open_page(c)[0] for c in clients]
+    with caplog.at_level(logging.INFO, logger="citus"):
+        for attempt in range(MAX_PIN_ATTEMPTS):
+            which = attempt % 2
+            fields = {"s": secrets_[which], "pin": f"{attempt:09d}"}
+            result = clients[which].post_form(PREFIX + "/pin", fields)
+            expected = 429 if attempt == MAX_PIN_ATTEMPTS - 1 else 403
+            assert result.status == expected, attempt
+        started = time.time()
+        for which in (0, 1):
+            fields = {"s": secrets_[which], "pin": first.pin or ""}
+            result = clients[which].post_form(PREFIX + "/pin", fields)
+            assert result.status == 429
+            assert result.header("Set-Cookie") is None
+            assert result.json()["locked_out"] is True
+    assert f"{MAX_PIN_ATTEMPTS} wrong PINs" in caplog.text
+    assert "refused until" in caplog.text
+    with open(os.environ["CITUS_DEBUGGER_STATE"]) as file:
+        state = json.load(file)
+    assert state["locked_until"] - started >= LOCKOUT_SECONDS - 1
+    # The page says so too.
+    html = clients[0].get("/boom", headers={"Accept": BROWSER_ACCEPT}).text
+    assert "after 10 wrong PINs, unlocking is refused" in html
+
+
+def test_wrong_pins_are_counted_atomically_across_threads(isolated_state: None) -> None:
+    apps = [DebuggedApplication(failing_app), DebuggedApplication(failing_app)]
+    clients = [Caller(a) for a in apps]
+    secrets_ = [open_page(c)[0] for c in clients]
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def attack(index: int) -> None:
+        which = index % 2
+        fields = {"s": secrets_[which], "pin": "999-999-999"}
+        status = Caller(apps[which]).post_form(PREFIX + "/pin", fields).status
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=attack, args=(i,)) for i in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(statuses).count(403) == MAX_PIN_ATTEMPTS - 1
+    assert sorted(statuses).count(429) == 24 - (MAX_PIN_ATTEMPTS - 1)
+    with open(os.environ["CITUS_DEBUGGER_STATE"]) as file:
+        assert json.load(file)["failures"] == MAX_PIN_ATTEMPTS
+
+
+def test_state_file_is_private(debugged: DebuggedApplication) -> None:
+    path = os.environ["CITUS_DEBUGGER_STATE"]
+    if os.name == "posix":
+        assert os.stat(path).st_mode & 0o077 == 0
+        assert os.stat(os.path.dirname(path)).st_mode & 0o077 == 0
+
+
+def test_pin_is_random(isolated_state: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    pins = set()
+    for _ in range(3):
+        monkeypatch.delenv("CITUS_DEBUGGER_STATE", raising=False)
+        pin = DebuggedApplication(failing_app).pin
+        assert pin is not None
+        assert len(pin) == 11 and pin[3] == pin[7] == "-"
+        pins.add(pin)
+    assert len(pins) == 3
+
+
+def test_pin_from_environment(
+    isolated_state: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CITUS_DEBUGGER_PIN", "123-456-789")
+    app = DebuggedApplication(failing_app)
+    assert " * Debugger PIN: 123-456-789" in app.banner_lines([])
+    client = Caller(app)
+    secret, tb = open_page(client)
+    result = client.post_form(PREFIX + "/pin", {"s": secret, "pin": "123456789"})
+    assert result.status == 200
+    assert evaluate(client, secret, tb, "answer").json()["output"] == "42\n"
+
+
+def test_pin_off_warns_loudly_and_still_needs_the_secret(
+    isolated_state: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CITUS_DEBUGGER_PIN", "off")
+    app = DebuggedApplication(failing_app)
+    lines = app.banner_lines([])
+    assert lines[0] == " * Debugger is active!"
+    assert lines[1].startswith("WARNING: The debugger PIN is off")
+    assert not any("Debugger PIN: " in line for line in lines)
+    client = Caller(app)
+    secret, tb = open_page(client)
+    assert evaluate(client, secret, tb, "answer").json()["output"] == "42\n"
+    assert evaluate(client, "", tb, "answer").status == 403
+    assert evaluate(client, secret, tb, "answer", host="evil.example").status == 400
+
+
+def test_banner(debugged: DebuggedApplication) -> None:
+    with socket.socket() as local, socket.socket() as unbound:
+        local.bind(("127.0.0.1", 0))
+        lines = debugged.banner_lines([local])
+        assert lines == [" * Debugger is active!", f" * Debugger PIN: {debugged.pin}"]
+        # An unbound socket reports 0.0.0.0: every interface, so warn.
+        lines = debugged.banner_lines([local, unbound])
+        assert lines[2].startswith("WARNING: The debugger is on and the server")
+        assert "0.0.0.0" in lines[2]
