@@ -1,0 +1,147 @@
+"""The debugger behind the real server, over real sockets."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import typing as t
+from urllib.parse import urlencode
+
+import pytest
+
+from citus.debug import PREFIX, DebuggedApplication
+from citus.serving import make_server
+
+from .conftest import BROWSER_ACCEPT, failing_app, page_secret
+
+if t.TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+pytestmark = pytest.mark.live_server
+
+
+class Served:
+    """A real server in a thread; ``request()`` opens a fresh connection."""
+
+    def __init__(self, app: WSGIApplication) -> None:
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.port = self.server.port
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[http.client.HTTPResponse, bytes, http.client.HTTPConnection]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        all_headers = {"Host": f"localhost:{self.port}", **(headers or {})}
+        conn.request(method, path, body=body, headers=all_headers)
+        response = conn.getresponse()
+        try:
+            data = response.read()
+        finally:
+            conn.close()
+        return response, data, conn
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.thread.join(10)
+        self.server.server_close()
+
+
+@pytest.fixture
+def served(isolated_state: None) -> t.Iterator[tuple[Served, DebuggedApplication]]:
+    debugged = DebuggedApplication(streaming_or_failing)
+    server = Served(debugged)
+    try:
+        yield server, debugged
+    finally:
+        server.close()
+
+
+def streaming_or_failing(
+    environ: WSGIEnvironment, start_response: StartResponse
+) -> t.Iterable[bytes]:
+    if environ["PATH_INFO"] == "/stream":
+        return _stream(start_response)
+    return failing_app(environ, start_response)
+
+
+def _stream(start_response: StartResponse) -> t.Iterator[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    yield b"part one\n"
+    raise RuntimeError("failed in the middle of the body")
+
+
+def test_page_pin_and_console_over_http(
+    served: tuple[Served, DebuggedApplication],
+) -> None:
+    server, debugged = served
+    response, body, _ = server.request(
+        "GET", "/boom", headers={"Accept": BROWSER_ACCEPT}
+    )
+    assert response.status == 500
+    assert "script-src 'self'" in (response.getheader("Content-Security-Policy") or "")
+    html = body.decode()
+    secret = page_secret(html)
+    tb = html.split('data-traceback="', 1)[1].split('"', 1)[0]
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    response, body, _ = server.request(
+        "POST",
+        PREFIX + "/pin",
+        urlencode({"s": secret, "pin": debugged.pin or ""}).encode(),
+        form,
+    )
+    assert response.status == 200, body
+    cookie = (response.getheader("Set-Cookie") or "").split(";", 1)[0]
+    response, body, _ = server.request(
+        "POST",
+        PREFIX + "/eval",
+        urlencode({"s": secret, "tb": tb, "frame": "1", "cmd": "answer"}).encode(),
+        {**form, "Cookie": cookie},
+    )
+    assert response.status == 200
+    assert b'"output": "42\\n"' in body
+
+
+def test_curl_gets_text_and_foreign_host_gets_400(
+    served: tuple[Served, DebuggedApplication],
+) -> None:
+    server, _ = served
+    response, body, _ = server.request("GET", "/boom", headers={"Accept": "*/*"})
+    assert response.status == 500
+    assert response.getheader("Content-Type") == "text/plain; charset=utf-8"
+    assert body.startswith(b"Traceback (most recent call last)")
+    response, _, _ = server.request(
+        "GET", PREFIX + "/shared/debugger.js", headers={"Host": "rebound.example"}
+    )
+    assert response.status == 400
+
+
+def test_error_while_streaming_aborts_the_connection(
+    served: tuple[Served, DebuggedApplication],
+) -> None:
+    server, _ = served
+    with pytest.raises(http.client.IncompleteRead) as info:
+        server.request("GET", "/stream")
+    assert info.value.partial == b"part one\n"
+
+
+def test_without_debug_mode_nothing_of_the_debugger_exists(
+    isolated_state: None,
+) -> None:
+    server = Served(failing_app)
+    try:
+        response, body, _ = server.request(
+            "GET", "/boom", headers={"Accept": BROWSER_ACCEPT}
+        )
+        assert response.status == 500
+        for leak in (b"failing_app", b"conftest", b"Boom", b"Traceback", b"__citus"):
+            assert leak not in body
+        response, body, _ = server.request("GET", PREFIX + "/shared/debugger.js")
+        assert b"citus debugger" not in body
+    finally:
+        server.close()
