@@ -1,6 +1,18 @@
-"""The smallest citus application: ``citus --app examples/hello.py run --debug``."""
+"""The smallest citus application.
+
+Run it with ``python examples/hello.py`` or
+``citus --app examples/hello.py run --debug`` and open http://localhost:8000/.
+"""
+
+from citus import API
+
+app = API(__name__)
 
 
-def app(environ, start_response):  # type: ignore[no-untyped-def]
-    start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
-    return [b"Hello, World!\n"]
+@app.route("/")
+def hello():
+    return "Hello, World!"
+
+
+if __name__ == "__main__":
+    app.run(debug=True)

@@ -288,8 +288,9 @@ class API:
                     f" {existing.__qualname__!r}: give the new view another"
                     " function name or pass endpoint='...' to @app.route."
                 )
+        self.url_map.add(Rule(rule, endpoint, **options))  # a bad rule fails here
+        if view_func is not None:
             self.view_functions[endpoint] = view_func
-        self.url_map.add(Rule(rule, endpoint, **options))
 
     def errorhandler(
         self, code_or_exception: int | type[BaseException]
@@ -636,7 +637,8 @@ class API:
         status, headers, body = file_response(
             request.environ, self.static_folder, filename
         )
-        response = self.response_class(body, status=status, headers=headers)
+        response = self.response_class(body, status=status)
+        response.headers = Headers(headers)  # exactly as computed (Content-Length)
         response.direct_passthrough = True
         return response
 

@@ -220,13 +220,18 @@ class MapAdapter:
                 " endpoint. Check the view function's name (or the endpoint=)"
                 " given to @app.route."
             )
+        candidates = []
         for rule in rules:
             if method is not None and method.upper() not in rule.methods:
                 continue
             built = rule.build(values)
-            if built is None:
-                continue
-            path, where = built
+            if built is not None:
+                candidates.append((rule, built))
+        # Prefer a rule on the current host: relative URLs where possible.
+        candidates.sort(
+            key=lambda item: self._host_for(item[0], item[1][1]) != self.host
+        )
+        for rule, (path, where) in candidates[:1]:
             leftover = {
                 k: v
                 for k, v in values.items()

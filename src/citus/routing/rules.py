@@ -166,7 +166,7 @@ class Rule:
         return "".join(regex)
 
     @property
-    def weights(self) -> tuple[tuple[int, ...], int]:
+    def weights(self) -> tuple[bool, tuple[int, ...], int]:
         """The sort key that tries specific rules before general ones."""
         segments: list[int] = []
         weight = 0
@@ -178,7 +178,9 @@ class Rule:
             else:
                 weight = max(weight, self._converters[name].weight)
         segments.append(weight)
-        return tuple(segments), -len(self.rule)
+        # Rules for a given host or subdomain come before rules for any host.
+        any_host = self.host is None and self.subdomain is None
+        return any_host, tuple(segments), -len(self.rule)
 
     def _convert(self, match: re.Match[str]) -> dict[str, t.Any] | None:
         values: dict[str, t.Any] = {}

@@ -348,6 +348,19 @@ class Response:
         self, environ: WSGIEnvironment, start_response: StartResponse
     ) -> t.Iterable[bytes]:
         """Send this response as a WSGI application."""
+        if self._status_code in (204, 304) or self._status_code < 200:
+            # No body, and no Content-Length, for these statuses (RFC 9110).
+            headers = [
+                (k, v)
+                for k, v in self.headers.to_wsgi_list()
+                if k.lower() != "content-length"
+            ]
+            start_response(self.status, headers)
+            if self._iterable is not None:
+                close = getattr(self._iterable, "close", None)
+                if close is not None:
+                    close()
+            return []
         start_response(self.status, self.headers.to_wsgi_list())
         if self._body is not None:
             return list(self._body)

@@ -1,0 +1,290 @@
+"""Routing through the test client: converters, methods, 404/405, slashes,
+url_for, hosts and subdomains."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from citus import API, request, url_for
+from citus.routing import BuildError
+
+
+@pytest.fixture
+def app() -> API:
+    app = API("routing_app")
+
+    @app.route("/")
+    def index() -> str:
+        return "index"
+
+    @app.route("/users/<name>")
+    def by_name(name: str) -> str:
+        return f"name:{name}"
+
+    @app.route("/users/<int:user_id>")
+    def by_id(user_id: int) -> str:
+        return f"id:{user_id!r}"
+
+    @app.route("/users/new")
+    def new_user() -> str:
+        return "new"
+
+    @app.route("/price/<float:amount>")
+    def price(amount: float) -> str:
+        return f"price:{amount!r}"
+
+    @app.route("/files/<path:subpath>")
+    def files(subpath: str) -> str:
+        return f"path:{subpath}"
+
+    @app.route("/things/<uuid:thing>")
+    def thing(thing: uuid.UUID) -> str:
+        return f"uuid:{thing.hex}"
+
+    @app.route("/items", methods=["GET", "POST"])
+    def items() -> str:
+        return f"items:{request.method}"
+
+    @app.route("/only-post", methods=["POST"])
+    def only_post() -> str:
+        return "posted"
+
+    @app.route("/folder/")
+    def folder() -> str:
+        return "folder"
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/", "index"),
+        ("/users/alice", "name:alice"),
+        ("/users/42", "id:42"),
+        ("/users/new", "new"),
+        ("/price/1.5", "price:1.5"),
+        ("/files/a/b/c.txt", "path:a/b/c.txt"),
+        ("/users/caf%C3%A9", "name:café"),
+        (
+            "/things/12345678-1234-5678-1234-567812345678",
+            "uuid:12345678123456781234567812345678",
+        ),
+    ],
+)
+def test_converters(app: API, path: str, body: str) -> None:
+    response = app.test_client().get(path)
+    assert response.status_code == 200
+    assert response.text == body
+
+
+def test_specific_rules_win_whatever_the_order(app: API) -> None:
+    # /users/new was added after /users/<name>, and still wins.
+    assert app.test_client().get("/users/new").text == "new"
+
+
+@pytest.mark.parametrize("path", ["/nope", "/price/1", "/users/a/b", "/files/"])
+def test_no_match_is_404(app: API, path: str) -> None:
+    response = app.test_client().get(path)
+    assert response.status_code == 404
+    assert "Not Found" in response.text
+
+
+def test_wrong_method_is_405_with_allow(app: API) -> None:
+    response = app.test_client().delete("/items")
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, HEAD, OPTIONS, POST"
+    response = app.test_client().get("/only-post")
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "OPTIONS, POST"
+
+
+def test_post_route(app: API) -> None:
+    assert app.test_client().post("/items").text == "items:POST"
+
+
+def test_head_is_served_for_get_without_body(app: API) -> None:
+    response = app.test_client().head("/users/alice")
+    assert response.status_code == 200
+    assert response.data == b""
+    assert response.headers["Content-Length"] == str(len("name:alice"))
+
+
+def test_options_is_answered_with_allow(app: API) -> None:
+    response = app.test_client().options("/items")
+    assert response.status_code == 200
+    assert response.headers["Allow"] == "GET, HEAD, OPTIONS, POST"
+    assert response.data == b""
+
+
+def test_explicit_options_view_is_called() -> None:
+    app = API("options_app")
+
+    @app.route("/cors", methods=["GET", "OPTIONS"])
+    def cors() -> tuple[str, int, dict[str, str]]:
+        return "", 204, {"Access-Control-Allow-Origin": "*"}
+
+    response = app.test_client().options("/cors")
+    assert response.status_code == 204
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_missing_trailing_slash_redirects_308(app: API) -> None:
+    client = app.test_client()
+    response = client.get("/folder?x=1")
+    assert response.status_code == 308
+    assert response.headers["Location"] == "/folder/?x=1"
+    followed = client.get("/folder", follow_redirects=True)
+    assert followed.text == "folder"
+    assert [r.status_code for r in followed.history] == [308]
+
+
+def test_rule_without_slash_does_not_match_with_one(app: API) -> None:
+    assert app.test_client().get("/items/").status_code == 404
+
+
+def test_url_for_builds_paths_and_query(app: API) -> None:
+    assert app.url_for("index") == "/"
+    assert app.url_for("by_id", user_id=7) == "/users/7"
+    assert app.url_for("by_name", name="a b/c") == "/users/a%20b%2Fc"
+    assert app.url_for("files", subpath="a/b c") == "/files/a/b%20c"
+    assert app.url_for("by_id", user_id=7, tab="posts", tag=["a", "b"]) == (
+        "/users/7?tab=posts&tag=a&tag=b"
+    )
+    assert app.url_for("index", _anchor="top") == "/#top"
+
+
+def test_url_for_errors_name_the_problem(app: API) -> None:
+    with pytest.raises(BuildError, match="no such endpoint"):
+        app.url_for("missing")
+    with pytest.raises(BuildError, match="user_id"):
+        app.url_for("by_id")
+    with pytest.raises(BuildError, match="SERVER_NAME"):
+        app.url_for("index", _external=True)
+
+
+def test_url_for_external_inside_a_request() -> None:
+    app = API("external_app")
+
+    @app.route("/here")
+    def here() -> dict[str, str]:
+        return {
+            "relative": url_for("here", q="1"),
+            "external": url_for("here", _external=True),
+            "https": app.url_for("here", _scheme="https"),
+        }
+
+    data = app.test_client().get("http://example.test:8080/here").get_json()
+    assert data == {
+        "relative": "/here?q=1",
+        "external": "http://example.test:8080/here",
+        "https": "https://example.test:8080/here",
+    }
+
+
+def test_bad_rules_fail_at_definition() -> None:
+    app = API("bad_rules")
+    with pytest.raises(ValueError, match="must start with a slash"):
+        app.route("users")(lambda: "")
+    with pytest.raises(LookupError, match="unknown converter 'nope'"):
+        app.route("/<nope:x>")(lambda x: "")
+    with pytest.raises(TypeError, match=r"methods=\['POST'\]"):
+        app.route("/p", methods="POST")(lambda: "")  # type: ignore[arg-type]
+
+    @app.route("/a")
+    def view() -> str:
+        return ""
+
+    def other() -> str:
+        return ""
+
+    other.__name__ = "view"
+    with pytest.raises(ValueError, match="already belongs"):
+        app.route("/b")(other)
+
+
+def test_iter_rules_lists_what_citus_routes_prints(app: API) -> None:
+    rules = {rule.rule: rule for rule in app.url_map.iter_rules()}
+    rule = rules["/items"]
+    assert rule.endpoint == "items"
+    assert rule.methods == {"GET", "HEAD", "OPTIONS", "POST"}
+    assert rule.host is None and rule.subdomain is None
+    assert len(app.url_map) == len(rules)
+
+
+# -- virtual hosts -------------------------------------------------------------
+
+
+@pytest.fixture
+def hosted() -> API:
+    app = API("hosted_app")
+    app.config["SERVER_NAME"] = "localhost:8000"
+
+    @app.route("/")
+    def main() -> str:
+        return "main"
+
+    @app.route("/", subdomain="api")
+    def api_root() -> str:
+        return "api"
+
+    @app.route("/who", subdomain="<user>")
+    def user_site(user: str) -> str:
+        return f"user:{user}"
+
+    @app.route("/", host="admin.example.test")
+    def admin() -> str:
+        return "admin"
+
+    @app.route("/links", subdomain="api")
+    def links() -> dict[str, str]:
+        return {"main": url_for("main"), "api": url_for("api_root")}
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("url", "body"),
+    [
+        ("http://localhost:8000/", "main"),
+        ("http://api.localhost:8000/", "api"),
+        ("http://API.LOCALHOST:8000/", "api"),
+        ("http://bob.localhost:8000/who", "user:bob"),
+        ("http://admin.example.test/", "admin"),
+        # Hosts outside SERVER_NAME (the bare IP) still reach the plain rules.
+        ("http://127.0.0.1:8000/", "main"),
+    ],
+)
+def test_subdomain_and_host_matching(hosted: API, url: str, body: str) -> None:
+    response = hosted.test_client().get(url)
+    assert response.status_code == 200, response.text
+    assert response.text == body
+
+
+def test_host_header_selects_the_subdomain(hosted: API) -> None:
+    client = hosted.test_client()
+    assert client.get("/", headers={"Host": "api.localhost:8000"}).text == "api"
+    # A plain rule does not answer on a subdomain.
+    assert client.get("http://other.localhost:8000/").status_code == 404
+    # The port is part of SERVER_NAME.
+    assert client.get("http://api.localhost:9999/").text == "main"
+
+
+def test_subdomain_rules_need_server_name() -> None:
+    app = API("no_server_name")
+
+    @app.route("/", subdomain="api")
+    def api_root() -> str:
+        return "api"
+
+    assert app.test_client().get("http://api.localhost:8000/").status_code == 404
+
+
+def test_url_for_across_subdomains(hosted: API) -> None:
+    data = hosted.test_client().get("http://api.localhost:8000/links").get_json()
+    assert data == {"main": "http://localhost:8000/", "api": "/"}
+    assert hosted.url_for("api_root") == "http://api.localhost:8000/"
+    assert hosted.url_for("user_site", user="ann") == "http://ann.localhost:8000/who"
+    assert hosted.url_for("main", _external=True) == "http://localhost:8000/"
