@@ -64,6 +64,30 @@ _TLS_PLAIN_HTTP_ANSWER = (
 )
 
 
+def _answer_and_close_gently(sock: socket.socket, answer: bytes) -> None:
+    """Send ``answer`` and end our side without a reset losing it.
+
+    Closing a socket whose receive buffer still holds the client's request
+    makes the kernel send a reset, which can discard the answer on its way:
+    read what already arrived, send, then shut down writing.
+    """
+    try:
+        sock.setblocking(False)
+        try:
+            while sock.recv(65536):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        sock.settimeout(1.0)
+        sock.sendall(answer)
+        sock.shutdown(socket.SHUT_WR)
+        sock.setblocking(False)
+        while sock.recv(65536):  # the client's close, if it came already
+            pass
+    except OSError:
+        pass
+
+
 class _Client:
     """One accepted connection: its socket, HTTP state and timers.
 
@@ -664,7 +688,7 @@ class Server:
                 return False
             if first != b"\x16":
                 logger.info("%s: plain HTTP request to an HTTPS server.", client.client)
-                raw.sendall(_TLS_PLAIN_HTTP_ANSWER)
+                _answer_and_close_gently(raw, _TLS_PLAIN_HTTP_ANSWER)
                 return False
             sock = context.wrap_socket(
                 raw, server_side=True, do_handshake_on_connect=False
