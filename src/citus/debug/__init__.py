@@ -19,27 +19,34 @@ API under :data:`PREFIX`: static assets, the PIN check and the per-frame console
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import hmac
 import io
-import ipaddress
-import json
 import os
 import secrets
-import shutil
 import socket
 import sys
-import tempfile
 import threading
 import time
 import typing as t
 from collections import OrderedDict
 from importlib import resources
-from urllib.parse import parse_qsl
 
-from .._compat import lock_file, unlock_file
 from .._log import echo
+from ._http import (
+    LOCAL_HOSTS,
+    SECURITY_HEADERS,
+    get_cookie,
+    host_name,
+    is_loopback_address,
+    negotiate,
+    read_form,
+    reply,
+    socket_exposed,
+    to_json,
+)
+from ._state import STATE_ENV as STATE_ENV
+from ._state import SharedState, hash_token, normalize_pin
 from .console import Console
 from .repr import dump as dump
 from .tbtools import (
@@ -60,8 +67,6 @@ __all__ = ["PREFIX", "DebuggedApplication", "dump"]
 PREFIX = "/__citus_debugger__"
 #: Environment variable: the PIN, or ``off`` to disable the lock.
 PIN_ENV = "CITUS_DEBUGGER_PIN"
-#: Environment variable: the state file shared with the reloader's children.
-STATE_ENV = "CITUS_DEBUGGER_STATE"
 #: Environment variable: more trusted host names, separated by commas.
 TRUSTED_HOSTS_ENV = "CITUS_DEBUGGER_TRUSTED_HOSTS"
 #: Wrong PINs accepted before unlocking is refused.
@@ -72,10 +77,6 @@ LOCKOUT_SECONDS = 300
 TOKEN_LIFETIME = 8 * 3600
 #: How many tracebacks are kept for their consoles by default.
 DEFAULT_MAX_TRACEBACKS = 20
-#: Host names trusted without configuration (``*.localhost`` too).
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
-#: Largest request body the debugger's endpoints read.
-MAX_BODY = 1024 * 1024
 #: Largest URL-encoded form body copied for the error page.
 MAX_FORM_COPY = 64 * 1024
 
@@ -83,142 +84,6 @@ _ASSETS = {
     "debugger.css": "text/css; charset=utf-8",
     "debugger.js": "text/javascript; charset=utf-8",
 }
-
-#: The Content-Security-Policy of every page and endpoint of the debugger.
-CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
-_SECURITY_HEADERS = [
-    ("Content-Security-Policy", CSP),
-    ("X-Content-Type-Options", "nosniff"),
-    ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "no-referrer"),
-    ("Cache-Control", "no-store"),
-]
-
-
-def _generate_pin() -> str:
-    digits = f"{secrets.randbelow(10**9):09d}"
-    return f"{digits[:3]}-{digits[3:6]}-{digits[6:]}"
-
-
-def _normalize_pin(value: str) -> str:
-    return "".join(ch for ch in value if ch not in " -_\t").lower()
-
-
-def _hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _host_name(host: str) -> str:
-    """The host of a ``Host`` header, lower case, without port or final dot."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        end = host.find("]")
-        return host[: end + 1] if end != -1 else host
-    if host.count(":") == 1:
-        host = host.split(":", 1)[0]
-    return host.rstrip(".")
-
-
-def _is_loopback_address(addr: str | None) -> bool:
-    """Whether a peer address (``REMOTE_ADDR``) is this machine.
-
-    A value that is not an IP address comes from a Unix domain socket, which
-    only local processes can reach.
-    """
-    if addr is None:
-        return False
-    try:
-        ip = ipaddress.ip_address(addr.split("%", 1)[0].strip("[]"))
-    except ValueError:
-        return True
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped.is_loopback
-    return ip.is_loopback
-
-
-def _socket_exposed(sock: socket.socket) -> str | None:
-    """The address of ``sock`` when other machines can reach it, else ``None``."""
-    if getattr(socket, "AF_UNIX", None) is not None and sock.family == socket.AF_UNIX:
-        return None
-    try:
-        host = str(sock.getsockname()[0])
-    except OSError:
-        return None
-    if _is_loopback_address(host):
-        return None
-    return f"[{host}]" if ":" in host else host
-
-
-class _SharedState:
-    """The PIN and the failed-attempt count, in a file shared across processes.
-
-    The first process creates a private folder and the file and puts its path
-    in ``CITUS_DEBUGGER_STATE``; the reloader's children inherit the variable
-    and reuse the file, so a reload keeps the PIN, the count and the unlocked
-    browsers. Every update takes a thread lock and an exclusive file lock.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        path = os.environ.get(STATE_ENV)
-        if path and self._usable(path):
-            self.path = path
-            return
-        folder = tempfile.mkdtemp(prefix="citus-debugger-")
-        self.path = os.path.join(folder, "state.json")
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as file:
-            json.dump(self._fresh(), file)
-        os.environ[STATE_ENV] = self.path
-        owner = os.getpid()
-
-        def cleanup() -> None:
-            if os.getpid() == owner:
-                shutil.rmtree(folder, ignore_errors=True)
-
-        atexit.register(cleanup)
-
-    @staticmethod
-    def _fresh() -> dict[str, t.Any]:
-        return {"pin": _generate_pin(), "failures": 0, "locked_until": 0, "tokens": {}}
-
-    @staticmethod
-    def _usable(path: str) -> bool:
-        try:
-            info = os.stat(path)
-        except OSError:
-            return False
-        if sys.platform != "win32":
-            if info.st_uid != os.getuid() or info.st_mode & 0o077:
-                return False
-        return os.path.isfile(path)
-
-    def update(self, change: t.Callable[[dict[str, t.Any]], t.Any]) -> t.Any:
-        """Apply ``change`` to the state under both locks and return its result."""
-        with self._lock, open(self.path, "r+", encoding="utf-8") as file:
-            lock_file(file)
-            try:
-                file.seek(0)
-                try:
-                    data = json.loads(file.read() or "{}")
-                except ValueError:
-                    data = {}
-                if not isinstance(data, dict) or "pin" not in data:
-                    data = self._fresh()
-                before = json.dumps(data, sort_keys=True)
-                result = change(data)
-                after = json.dumps(data, sort_keys=True)
-                if after != before:
-                    file.seek(0)
-                    file.write(after)
-                    file.truncate()
-                    file.flush()
-            finally:
-                unlock_file(file)
-        return result
 
 
 _PinResult = tuple[str, t.Any]
@@ -268,12 +133,12 @@ class DebuggedApplication:
         self.tracebacks: OrderedDict[str, Traceback] = OrderedDict()
         self._lock = threading.Lock()
         self._standalone: Console | None = None
-        self._state = _SharedState()
+        self._state = SharedState()
         configured = list(trusted_hosts)
         configured += [
             h for h in os.environ.get(TRUSTED_HOSTS_ENV, "").split(",") if h.strip()
         ]
-        self._trusted = {_host_name(h.replace("*.", ".", 1)) for h in configured}
+        self._trusted = {host_name(h.replace("*.", ".", 1)) for h in configured}
         if pin is None:
             pin = os.environ.get(PIN_ENV) or None
         if pin is None:
@@ -302,7 +167,7 @@ class DebuggedApplication:
                 " send requests to this server can run code on this machine as you."
                 f" Unset {PIN_ENV} to lock the console again."
             )
-        exposed = [a for a in map(_socket_exposed, sockets) if a is not None]
+        exposed = [a for a in map(socket_exposed, sockets) if a is not None]
         if exposed:
             lines.append(
                 f"WARNING: The debugger is on and the server listens on"
@@ -411,7 +276,7 @@ class DebuggedApplication:
             )
             if kind == "json":
                 data = {"error": {"type": "InternalServerError", "message": reason}}
-                return status, self._headers("application/json"), _json(data)
+                return status, self._headers("application/json"), to_json(data)
             if kind == "text":
                 text = f"Internal Server Error\n\n{reason}\n"
                 return status, self._headers("text/plain; charset=utf-8"), text.encode()
@@ -419,7 +284,7 @@ class DebuggedApplication:
             return status, self._headers("text/html; charset=utf-8"), page.encode()
         tb = self._store(error)
         if kind == "json":
-            return status, self._headers("application/json"), _json(tb.to_json())
+            return status, self._headers("application/json"), to_json(tb.to_json())
         if kind == "text":
             return status, self._headers("text/plain; charset=utf-8"), tb.text.encode()
         page = render_page(
@@ -435,12 +300,12 @@ class DebuggedApplication:
 
     @staticmethod
     def _headers(content_type: str) -> list[tuple[str, str]]:
-        return [("Content-Type", content_type), *_SECURITY_HEADERS]
+        return [("Content-Type", content_type), *SECURITY_HEADERS]
 
     # --- who may use the debugger --------------------------------------------
 
     def _host_trusted(self, environ: WSGIEnvironment) -> bool:
-        name = _host_name(environ.get("HTTP_HOST", ""))
+        name = host_name(environ.get("HTTP_HOST", ""))
         if not name:
             return False
         if name in LOCAL_HOSTS or name.endswith(".localhost"):
@@ -486,8 +351,8 @@ class DebuggedApplication:
                 " (use_evalex=False)."
             )
         peer = environ.get("REMOTE_ADDR")
-        name = _host_name(environ.get("HTTP_HOST", ""))
-        if not _is_loopback_address(peer) and not self._configured_host(name):
+        name = host_name(environ.get("HTTP_HOST", ""))
+        if not is_loopback_address(peer) and not self._configured_host(name):
             return (
                 f"The console is off: this request came from {peer or 'an unknown'}"
                 f" address, not from this machine. To allow it, set {TRUSTED_HOSTS_ENV}"
@@ -502,10 +367,10 @@ class DebuggedApplication:
     def _authenticated(self, environ: WSGIEnvironment) -> bool:
         if self.pin is None:
             return True
-        token = _cookie(environ, self._cookie_name)
+        token = get_cookie(environ, self._cookie_name)
         if not token:
             return False
-        digest = _hash_token(token)
+        digest = hash_token(token)
         now = time.time()
 
         def check(data: dict[str, t.Any]) -> bool:
@@ -515,8 +380,8 @@ class DebuggedApplication:
         return bool(self._state.update(check))
 
     def _try_pin(self, given: str, peer: str) -> _PinResult:
-        expected = _normalize_pin(self.pin or "")
-        attempt = _normalize_pin(given)
+        expected = normalize_pin(self.pin or "")
+        attempt = normalize_pin(given)
         now = time.time()
 
         def change(data: dict[str, t.Any]) -> _PinResult:
@@ -529,7 +394,7 @@ class DebuggedApplication:
             if attempt and hmac.compare_digest(attempt, expected):
                 token = secrets.token_urlsafe(32)
                 tokens = {k: v for k, v in data.get("tokens", {}).items() if v > now}
-                tokens[_hash_token(token)] = now + TOKEN_LIFETIME
+                tokens[hash_token(token)] = now + TOKEN_LIFETIME
                 data["tokens"] = tokens
                 data["failures"] = 0
                 return ("ok", token)
@@ -562,20 +427,20 @@ class DebuggedApplication:
     ) -> list[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         if not self._host_trusted(environ):
-            return _reply(
+            return reply(
                 start_response,
                 "400 BAD REQUEST",
                 {"error": "The debugger does not answer requests for this Host."},
             )
         if not self._same_origin(environ):
-            return _reply(
+            return reply(
                 start_response,
                 "403 FORBIDDEN",
                 {"error": "The debugger answers only requests from its own pages."},
             )
         if sub.startswith("/shared/"):
             if method not in ("GET", "HEAD"):
-                return _reply(start_response, "405 METHOD NOT ALLOWED", {}, "GET")
+                return reply(start_response, "405 METHOD NOT ALLOWED", {}, "GET")
             return self._asset(start_response, sub[len("/shared/") :])
         if sub == "/console" and method in ("GET", "HEAD") and self.console_page:
             page = render_console_page(
@@ -588,19 +453,19 @@ class DebuggedApplication:
         handlers = {"/pin": self._pin, "/status": self._status, "/eval": self._eval}
         handler = handlers.get(sub)
         if handler is None:
-            return _reply(start_response, "404 NOT FOUND", {"error": "Not found."})
+            return reply(start_response, "404 NOT FOUND", {"error": "Not found."})
         if method != "POST":
-            return _reply(
+            return reply(
                 start_response,
                 "405 METHOD NOT ALLOWED",
                 {"error": "Use POST: PINs and code never travel in URLs."},
                 "POST",
             )
-        form = _read_form(environ)
+        form = read_form(environ)
         if isinstance(form, tuple):
-            return _reply(start_response, form[0], {"error": form[1]})
+            return reply(start_response, form[0], {"error": form[1]})
         if not hmac.compare_digest(form.get("s", ""), self.secret):
-            return _reply(
+            return reply(
                 start_response,
                 "403 FORBIDDEN",
                 {
@@ -613,12 +478,12 @@ class DebuggedApplication:
     def _asset(self, start_response: StartResponse, name: str) -> list[bytes]:
         content_type = _ASSETS.get(name)
         if content_type is None:
-            return _reply(start_response, "404 NOT FOUND", {"error": "No such asset."})
+            return reply(start_response, "404 NOT FOUND", {"error": "No such asset."})
         data = resources.files(__name__).joinpath("shared").joinpath(name).read_bytes()
         headers = [
             ("Content-Type", content_type),
             ("Content-Length", str(len(data))),
-            *_SECURITY_HEADERS,
+            *SECURITY_HEADERS,
         ]
         start_response("200 OK", headers)
         return [data]
@@ -631,7 +496,7 @@ class DebuggedApplication:
     ) -> list[bytes]:
         reason = self._console_reason(environ)
         until = self._lockout_until() if self.pin is not None else 0.0
-        return _reply(
+        return reply(
             start_response,
             "200 OK",
             {
@@ -650,11 +515,11 @@ class DebuggedApplication:
     ) -> list[bytes]:
         reason = self._console_reason(environ, skip_lockout=True)
         if reason is not None:
-            return _reply(
+            return reply(
                 start_response, "403 FORBIDDEN", {"ok": False, "error": reason}
             )
         if self.pin is None:
-            return _reply(start_response, "200 OK", {"ok": True})
+            return reply(start_response, "200 OK", {"ok": True})
         outcome, value = self._try_pin(
             form.get("pin", ""), environ.get("REMOTE_ADDR", "?")
         )
@@ -666,9 +531,9 @@ class DebuggedApplication:
             )
             if environ.get("wsgi.url_scheme") == "https":
                 cookie += "; Secure"
-            return _reply(start_response, "200 OK", {"ok": True}, cookie=cookie)
+            return reply(start_response, "200 OK", {"ok": True}, cookie=cookie)
         if outcome == "wrong":
-            return _reply(
+            return reply(
                 start_response,
                 "403 FORBIDDEN",
                 {
@@ -677,7 +542,7 @@ class DebuggedApplication:
                     " in the terminal that runs the server.",
                 },
             )
-        return _reply(
+        return reply(
             start_response,
             "429 TOO MANY REQUESTS",
             {"ok": False, "locked_out": True, "error": _lockout_message(value)},
@@ -691,9 +556,9 @@ class DebuggedApplication:
     ) -> list[bytes]:
         reason = self._console_reason(environ, skip_lockout=True)
         if reason is not None:
-            return _reply(start_response, "403 FORBIDDEN", {"error": reason})
+            return reply(start_response, "403 FORBIDDEN", {"error": reason})
         if not self._authenticated(environ):
-            return _reply(
+            return reply(
                 start_response,
                 "403 FORBIDDEN",
                 {
@@ -703,9 +568,9 @@ class DebuggedApplication:
             )
         console = self._find_console(form.get("tb", ""), form.get("frame", ""))
         if isinstance(console, str):
-            return _reply(start_response, "404 NOT FOUND", {"error": console})
+            return reply(start_response, "404 NOT FOUND", {"error": console})
         output = console.push(form.get("cmd", ""))
-        return _reply(
+        return reply(
             start_response, "200 OK", {"output": output, "prompt": console.prompt}
         )
 
@@ -737,101 +602,6 @@ class DebuggedApplication:
                 console = Console(frame.frame.f_globals, frame.frame.f_locals)
                 tb.consoles[frame.id] = console
             return console
-
-
-# --- helpers -----------------------------------------------------------------
-
-
-def negotiate(accept: str) -> str:
-    """``"html"``, ``"json"`` or ``"text"`` for an ``Accept`` header.
-
-    Browsers name ``text/html`` and get the page; ``application/json`` (or a
-    ``+json`` type) preferred over HTML gets JSON; anything else, including
-    curl's ``*/*``, gets plain text.
-
-    :param accept: the header's value.
-    """
-    best: dict[str, float] = {}
-    for part in accept.split(","):
-        media, *params = (p.strip() for p in part.split(";"))
-        media = media.lower()
-        q = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        if q <= 0:
-            continue
-        if media in ("text/html", "application/xhtml+xml"):
-            kind = "html"
-        elif media == "application/json" or media.endswith("+json"):
-            kind = "json"
-        elif media == "text/plain":
-            kind = "text"
-        else:
-            continue
-        best[kind] = max(best.get(kind, 0.0), q)
-    if not best:
-        return "text"
-    return max(best, key=lambda k: (best[k], k == "json", k == "html"))
-
-
-def _json(data: object) -> bytes:
-    return json.dumps(data, indent=2).encode()
-
-
-def _reply(
-    start_response: StartResponse,
-    status: str,
-    data: dict[str, t.Any],
-    allow: str | None = None,
-    cookie: str | None = None,
-) -> list[bytes]:
-    body = _json(data)
-    headers = [
-        ("Content-Type", "application/json"),
-        ("Content-Length", str(len(body))),
-        *_SECURITY_HEADERS,
-    ]
-    if allow:
-        headers.append(("Allow", allow))
-    if cookie:
-        headers.append(("Set-Cookie", cookie))
-    start_response(status, headers)
-    return [body]
-
-
-def _read_form(environ: WSGIEnvironment) -> dict[str, str] | tuple[str, str]:
-    content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
-        return (
-            "415 UNSUPPORTED MEDIA TYPE",
-            "Send the fields as application/x-www-form-urlencoded.",
-        )
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return "400 BAD REQUEST", "Content-Length is not a number."
-    if length > MAX_BODY:
-        return "413 CONTENT TOO LARGE", f"The body is over {MAX_BODY} bytes."
-    body = environ["wsgi.input"].read(length) if length > 0 else b""
-    try:
-        text = body.decode("utf-8")
-        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=20)
-    except (UnicodeDecodeError, ValueError):
-        return "400 BAD REQUEST", "The body is not a valid UTF-8 form."
-    return dict(pairs)
-
-
-def _cookie(environ: WSGIEnvironment, name: str) -> str | None:
-    for part in str(environ.get("HTTP_COOKIE", "")).split(";"):
-        key, sep, value = part.strip().partition("=")
-        if sep and key == name:
-            return value
-    return None
 
 
 def _clock(timestamp: float) -> str:
