@@ -55,6 +55,9 @@ DEFAULT_SHUTDOWN_TIMEOUT = 5.0
 DEFAULT_MAX_THREADS = 256
 
 _RECV_SIZE = 65536
+#: Idle worker threads above this many exit after ``_IDLE_THREAD_EXIT`` seconds.
+_MIN_THREADS = 8
+_IDLE_THREAD_EXIT = 10.0
 _TLS_PLAIN_HTTP_ANSWER = (
     b"HTTP/1.1 400 Bad Request\r\n"
     b"Content-Type: text/plain; charset=utf-8\r\n"
@@ -258,10 +261,12 @@ class _Pool:
                 return
             if len(self._threads) >= self._max:
                 return
-        thread = threading.Thread(
-            target=self._work, name=f"citus-worker-{len(self._threads)}", daemon=True
-        )
-        self._threads.append(thread)
+            thread = threading.Thread(
+                target=self._work,
+                name=f"citus-worker-{len(self._threads)}",
+                daemon=True,
+            )
+            self._threads.append(thread)
         thread.start()
 
     def _work(self) -> None:
@@ -272,8 +277,17 @@ class _Pool:
             with cond:
                 while not queue:
                     self._idle += 1
-                    cond.wait()
+                    woken = cond.wait(_IDLE_THREAD_EXIT)
                     self._idle -= 1
+                    me = threading.current_thread()
+                    if (
+                        not woken
+                        and not queue
+                        and len(self._threads) > _MIN_THREADS
+                        and me in self._threads
+                    ):
+                        self._threads.remove(me)
+                        return
                 item = queue.popleft()
             if item is None:
                 return
@@ -285,9 +299,12 @@ class _Pool:
                 self._queue.append(None)
             self._cond.notify_all()
         deadline = time.monotonic() + timeout
-        for thread in self._threads:
+        with self._cond:
+            threads = list(self._threads)
+        for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        self._threads = []
+        with self._cond:
+            self._threads = []
 
 
 class Server:
@@ -548,7 +565,10 @@ class Server:
             self._drain()
             self._poller = None
             poller.close()
-            for sock in listeners.values():
+            # In a reloader child the listening sockets' flags are shared with
+            # the next child, already accepting in non-blocking mode: leave them.
+            restore = os.environ.get("CITUS_RUN_MAIN") != "true"
+            for sock in listeners.values() if restore else ():
                 try:
                     sock.setblocking(True)
                 except OSError:
@@ -646,7 +666,9 @@ class Server:
     def _drain(self) -> None:
         """After the loop: close idle connections, give busy ones time."""
         for client in list(self._clients.values()):
-            if not client.busy:
+            if client.busy:
+                client.conn.must_close()  # answer with Connection: close
+            else:
                 self._close(client)
         deadline = time.monotonic() + self.shutdown_timeout
         while self._clients and time.monotonic() < deadline:

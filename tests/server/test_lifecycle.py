@@ -1,0 +1,335 @@
+"""Starting, stopping and scaling the server: threads, processes, shutdown, TLS."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import ssl
+import sys
+import textwrap
+import threading
+import time
+import typing as t
+from pathlib import Path
+
+import pytest
+from serverkit import read_all, read_response, statuses, wait_until
+
+from citus.serving import make_server
+from citus.serving.server import Server
+
+pytestmark = pytest.mark.live_server
+
+
+def hello(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"hello from {os.getpid()}".encode()]
+
+
+def test_make_server_reports_the_port_and_is_a_context_manager() -> None:
+    with make_server("127.0.0.1", 0, hello, threaded=True) as server:
+        assert server.port and server.port > 0
+        assert server.server_address == ("127.0.0.1", server.port)
+        thread = threading.Thread(target=server.serve_forever)
+        thread.start()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            assert statuses(read_all(sock)) == [200]
+    thread.join(5)
+    assert not thread.is_alive()
+    assert server.sockets[0].fileno() == -1  # closed by __exit__
+
+
+def test_threaded_and_processes_together_is_an_error() -> None:
+    with pytest.raises(ValueError, match="threaded=True with processes > 1"):
+        make_server("127.0.0.1", 0, hello, threaded=True, processes=2)
+
+
+def test_shutdown_returns_fast_and_lets_requests_finish() -> None:
+    entered = threading.Event()
+    release = threading.Event()
+
+    def slow(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        entered.set()
+        release.wait(10)
+        start_response("200 OK", [])
+        return [b"finished"]
+
+    sock = socket.create_server(("127.0.0.1", 0))
+    server = Server([sock], slow, threaded=True)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        client = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        idle = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        client.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        assert entered.wait(10)
+        started = time.monotonic()
+        server.shutdown()
+        assert time.monotonic() - started < 1.0
+        # No new connections are served, the idle one is closed ...
+        assert idle.recv(10) == b""
+        # ... and the one in flight gets its answer, then is closed.
+        release.set()
+        data = read_all(client)
+        assert data.endswith(b"finished") and b"Connection: close" in data
+        thread.join(5)
+        assert not thread.is_alive()
+        # The listening socket stays open (the reloader reuses it).
+        assert sock.fileno() != -1
+        client.close()
+        idle.close()
+    finally:
+        release.set()
+        server.shutdown()
+        thread.join(5)
+        server.server_close()
+    assert sock.fileno() == -1
+
+
+def test_shutdown_from_a_signal_handler(run_python: t.Any, tmp_path: Path) -> None:
+    script = tmp_path / "serve.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import signal, socket
+            from citus.serving.server import Server
+
+            def app(environ, start_response):
+                start_response("200 OK", [])
+                return [b"ok"]
+
+            sock = socket.create_server(("127.0.0.1", 0))
+            server = Server([sock], app)
+            signal.signal(signal.SIGTERM, lambda *a: server.shutdown())
+            print("PORT", server.port, flush=True)
+            server.serve_forever()
+            print("STOPPED, socket open:", sock.fileno() != -1, flush=True)
+            server.server_close()
+            """
+        )
+    )
+    proc = run_python(str(script))
+    proc.wait_for_log(r"PORT \d+")
+    started = time.monotonic()
+    proc.proc.terminate()
+    assert proc.wait(10) == 0
+    assert time.monotonic() - started < 2
+    assert "STOPPED, socket open: True" in proc.log.text
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+def test_threaded_runs_requests_concurrently(threaded: bool) -> None:
+    active = []
+    overlap = []
+    lock = threading.Lock()
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        with lock:
+            active.append(1)
+            overlap.append(len(active))
+        time.sleep(0.2)
+        with lock:
+            active.pop()
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    with make_server("127.0.0.1", 0, app, threaded=threaded) as server:
+        thread = threading.Thread(target=server.serve_forever)
+        thread.start()
+        socks = [
+            socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            for _ in range(3)
+        ]
+        for sock in socks:
+            sock.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        for sock in socks:
+            assert statuses(read_all(sock)) == [200]
+            sock.close()
+    thread.join(5)
+    assert (max(overlap) > 1) is threaded
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="processes need fork()")
+def test_processes_fork_workers_that_share_the_socket(
+    run_python: t.Any, tmp_path: Path
+) -> None:
+    script = tmp_path / "serve.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os, time
+            from citus.serving import make_server
+
+            def app(environ, start_response):
+                time.sleep(0.05)
+                start_response("200 OK", [])
+                return [str(os.getpid()).encode()]
+
+            server = make_server("127.0.0.1", 0, app, processes=2)
+            print("PORT", server.port, flush=True)
+            try:
+                server.serve_forever()
+            except KeyboardInterrupt:
+                print("interrupted", flush=True)
+            server.server_close()
+            """
+        )
+    )
+    proc = run_python(str(script))
+    port = int(proc.wait_for_log(r"PORT (\d+)").group(1))
+    pids: set[bytes] = set()
+    deadline = time.monotonic() + 15
+    while len(pids) < 2 and time.monotonic() < deadline:
+        socks = [
+            socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(8)
+        ]
+        for sock in socks:
+            sock.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        for sock in socks:
+            pids.add(read_response(sock)[2])
+            sock.close()
+    assert len(pids) == 2
+    assert str(proc.pid).encode() not in pids
+    proc.interrupt()
+    assert proc.wait(10) == 0
+    assert "Traceback" not in proc.log.text
+    for pid in pids:
+        wait_until(lambda pid=pid: not _alive(int(pid)))  # type: ignore[misc]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_run_simple_stops_on_ctrl_c(run_python: t.Any, tmp_path: Path) -> None:
+    script = tmp_path / "serve.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            from citus.serving import run_simple
+
+            def app(environ, start_response):
+                start_response("200 OK", [])
+                return [b"ok"]
+
+            run_simple("127.0.0.1", 0, app, threaded=True)
+            """
+        )
+    )
+    proc = run_python(str(script))
+    url = proc.wait_for_url()
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GET /x HTTP/1.1\r\nConnection: close\r\n\r\n")
+        assert statuses(read_all(sock)) == [200]
+    proc.wait_for_log(r'"GET /x HTTP/1.1" 200')
+    proc.interrupt()
+    assert proc.wait(10) == 0
+    assert "Traceback" not in proc.log.text
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix sockets")
+def test_unix_socket(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen()
+    seen = {}
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        seen.update(environ)
+        start_response("200 OK", [])
+        return [b"unix"]
+
+    with Server([listener], app) as server:
+        assert server.port is None
+        thread = threading.Thread(target=server.serve_forever)
+        thread.start()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            sock.connect(path)
+            sock.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            assert read_all(sock).endswith(b"unix")
+    thread.join(5)
+    assert seen["REMOTE_ADDR"]
+    assert seen["PATH_INFO"] == "/"
+
+
+def _self_signed(tmp_path: Path) -> ssl.SSLContext:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_file = tmp_path / "c.pem"
+    key_file = tmp_path / "k.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+def test_tls(tmp_path: Path) -> None:
+    pytest.importorskip("cryptography")
+    context = _self_signed(tmp_path)
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [])
+        return [environ["wsgi.url_scheme"].encode() + b" " + body]
+
+    sock = socket.create_server(("127.0.0.1", 0))
+    with Server([sock], app, ssl_context=context, header_timeout=2) as server:
+        thread = threading.Thread(target=server.serve_forever)
+        thread.start()
+        client_context = ssl.create_default_context()
+        client_context.check_hostname = False
+        client_context.verify_mode = ssl.CERT_NONE
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+            with client_context.wrap_socket(raw) as tls:
+                for _ in range(2):
+                    tls.sendall(b"POST / HTTP/1.1\r\nContent-Length: 70000\r\n\r\n")
+                    tls.sendall(b"y" * 70000)
+                    status, _, body = read_response(tls)
+                    assert body == b"https " + b"y" * 70000
+        # Plain HTTP on the TLS port: a short plain-text 400, then close.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+            raw.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            data = read_all(raw)
+        assert data.startswith(b"HTTP/1.1 400 ")
+        assert b"plain HTTP request to an HTTPS server" in data
+        # A failed handshake does not stop the server.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+            raw.sendall(b"\x16\x03\x01\x00\x05hello")
+            assert read_all(raw) in (b"",) or True
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+            with client_context.wrap_socket(raw) as tls:
+                tls.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+                assert read_all(tls).endswith(b"https ")
+    thread.join(5)

@@ -1,0 +1,188 @@
+"""Slow, idle, many and vanishing clients don't hold or break the server."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import socket
+import threading
+import time
+import typing as t
+
+import pytest
+from serverkit import is_closed, read_all, read_response, statuses, wait_until
+
+pytestmark = pytest.mark.live_server
+
+
+def hello(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello"]
+
+
+def test_slow_headers_are_cut_off(serve: t.Any) -> None:
+    run = serve(hello, header_timeout=0.5)
+    with run.connect() as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET / HTTP/1.1\r\n")
+        # Keep dribbling a header byte by byte (slowloris): the timer is not reset.
+        for byte in b"X-Slow: abcdefgh":
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                break
+            if time.monotonic() - started > 0.8:
+                break
+            time.sleep(0.05)
+        data = read_all(sock)
+        elapsed = time.monotonic() - started
+    assert statuses(data) == [408]
+    assert elapsed < 3
+
+
+def test_idle_keep_alive_connection_is_closed(serve: t.Any) -> None:
+    run = serve(hello, keepalive_timeout=0.3)
+    with run.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        assert read_response(sock)[0] == 200
+        started = time.monotonic()
+        assert is_closed(sock, timeout=5)
+        assert 0.2 < time.monotonic() - started < 3
+
+
+def test_silent_connection_is_closed(serve: t.Any) -> None:
+    run = serve(hello, header_timeout=0.3)
+    with run.connect() as sock:
+        assert is_closed(sock, timeout=5)
+
+
+def test_a_thousand_idle_connections_cost_no_threads(serve: t.Any) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 2300:
+        wanted = min(hard, 4096)
+        if wanted < 2300:
+            pytest.skip(f"the open-file limit ({hard}) is below 2,300")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    run = serve(hello, threaded=True)
+    threads_before = threading.active_count()
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(1000):
+            sock = socket.socket()
+            sock.settimeout(10)
+            sock.connect(("127.0.0.1", run.port))
+            idle.append(sock)
+        # Half of them made one request and stay open with keep-alive.
+        for sock in idle[:500]:
+            sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            assert read_response(sock)[0] == 200
+        started = time.monotonic()
+        with run.connect() as fresh:
+            fresh.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            assert statuses(read_all(fresh)) == [200]
+        assert time.monotonic() - started < 1.0
+        assert threading.active_count() - threads_before < 40
+    finally:
+        for sock in idle:
+            sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_streaming_response_does_not_starve_others(serve: t.Any) -> None:
+    stop = threading.Event()
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> t.Iterator[bytes]:
+        if environ["PATH_INFO"] == "/events":
+            start_response("200 OK", [("Content-Type", "text/event-stream")])
+            while not stop.is_set():
+                yield b"data: tick\n\n"
+                stop.wait(0.05)
+            return
+        start_response("200 OK", [])
+        yield b"other"
+
+    run = serve(app, threaded=True)
+    streams = [run.connect() for _ in range(3)]
+    try:
+        for sock in streams:
+            sock.sendall(b"GET /events HTTP/1.1\r\n\r\n")
+            assert b"data: tick" in sock.recv(4096)
+        for _ in range(5):
+            with run.connect(timeout=3) as sock:
+                sock.sendall(b"GET /other HTTP/1.1\r\nConnection: close\r\n\r\n")
+                assert b"\r\nother\r\n" in read_all(sock)
+    finally:
+        stop.set()
+        for sock in streams:
+            sock.close()
+
+
+def test_client_disconnecting_mid_response(
+    serve: t.Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="citus")
+    closed = threading.Event()
+
+    class Endless:
+        def __iter__(self) -> t.Iterator[bytes]:
+            while True:
+                yield b"x" * 65536
+
+        def close(self) -> None:
+            closed.set()
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> t.Any:
+        if environ["PATH_INFO"] == "/endless":
+            start_response("200 OK", [])
+            return Endless()
+        return hello(environ, start_response)
+
+    run = serve(app, threaded=True)
+    sock = run.connect()
+    sock.sendall(b"GET /endless HTTP/1.1\r\n\r\n")
+    assert sock.recv(1000)
+    sock.setsockopt(
+        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+    )
+    sock.close()
+    assert closed.wait(10)
+    wait_until(lambda: any("disconnected" in r.getMessage() for r in caplog.records))
+    assert not any(r.exc_info for r in caplog.records)
+    with run.connect() as again:
+        again.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        assert statuses(read_all(again)) == [200]
+
+
+def test_client_disconnecting_mid_body(serve: t.Any, caplog: t.Any) -> None:
+    caplog.set_level(logging.INFO, logger="citus")
+    errors: list[BaseException] = []
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        try:
+            environ["wsgi.input"].read()
+        except OSError as error:
+            errors.append(error)
+            raise
+        start_response("200 OK", [])
+        return [b""]
+
+    run = serve(app)
+    with run.connect() as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nContent-Length: 1000\r\n\r\npartial")
+    wait_until(lambda: bool(errors))
+    wait_until(
+        lambda: any("closed the connection" in r.getMessage() for r in caplog.records)
+    )
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_malformed_request_is_one_log_line(
+    serve: t.Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="citus")
+    run = serve(hello)
+    with run.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n")
+        assert statuses(read_all(sock)) == [400]
+    wait_until(lambda: any("Malformed" in r.getMessage() for r in caplog.records))
+    assert not any(r.exc_info for r in caplog.records)
