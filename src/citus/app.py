@@ -312,8 +312,10 @@ class API:
             class (``HTTPException`` catches every HTTP error).
         """
 
+        key = self._handler_key(code_or_exception)
+
         def decorator(handler: F) -> F:
-            self.register_error_handler(code_or_exception, handler)
+            self.error_handlers[key] = handler
             return handler
 
         return decorator
@@ -322,6 +324,12 @@ class API:
         self, code_or_exception: int | type[BaseException], handler: ErrorHandler
     ) -> None:
         """Register ``handler`` for an error code or exception class."""
+        self.error_handlers[self._handler_key(code_or_exception)] = handler
+
+    @staticmethod
+    def _handler_key(
+        code_or_exception: int | type[BaseException],
+    ) -> int | type[BaseException]:
         key: int | type[BaseException]
         if isinstance(code_or_exception, int) and not isinstance(
             code_or_exception, bool
@@ -347,7 +355,7 @@ class API:
                 f"errorhandler({code_or_exception!r}): give an HTTP error code such"
                 " as 404 or an exception class such as ValueError."
             )
-        self.error_handlers[key] = handler
+        return key
 
     def before_request(self, func: F) -> F:
         """Call ``func()`` before each view; a non-``None`` result answers

@@ -156,12 +156,12 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
             return False
         return max(size - count, 0), size - 1
     first = int(first_text)
-    last = int(last_text) if last_text else size - 1
-    if last < first:
+    last = int(last_text) if last_text else None
+    if last is not None and last < first:
         return None
     if first >= size:
         return False
-    return first, min(last, size - 1)
+    return first, size - 1 if last is None else min(last, size - 1)
 
 
 class _FileChunks:

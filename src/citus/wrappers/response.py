@@ -195,7 +195,13 @@ class Response:
         A streamed body is read (and closed) to answer; it is kept afterwards.
         """
         if self._body is None:
-            chunks = list(self.iter_encoded())
+            original = self._iterable
+            try:
+                chunks = list(self.iter_encoded())
+            finally:
+                close = getattr(original, "close", None)
+                if close is not None:
+                    close()
             self._body = [b"".join(chunks)]
             self._iterable = None
         data = self._body[0]
@@ -232,27 +238,22 @@ class Response:
         return self.get_json()
 
     def iter_encoded(self) -> t.Iterator[bytes]:
-        """The body's chunks as bytes, closing a streamed iterable at the end."""
+        """The body's chunks as bytes (the caller closes a streamed iterable)."""
         if self._body is not None:
             yield from self._body
             return
         iterable = self._iterable
         assert iterable is not None
-        try:
-            for chunk in iterable:
-                if isinstance(chunk, str):
-                    yield chunk.encode(self.charset)
-                elif isinstance(chunk, (bytes, bytearray, memoryview)):
-                    yield bytes(chunk)
-                else:
-                    raise TypeError(
-                        "A streamed response body must yield str or bytes, not"
-                        f" {type(chunk).__name__!r}."
-                    )
-        finally:
-            close = getattr(iterable, "close", None)
-            if close is not None:
-                close()
+        for chunk in iterable:
+            if isinstance(chunk, str):
+                yield chunk.encode(self.charset)
+            elif isinstance(chunk, (bytes, bytearray, memoryview)):
+                yield bytes(chunk)
+            else:
+                raise TypeError(
+                    "A streamed response body must yield str or bytes, not"
+                    f" {type(chunk).__name__!r}."
+                )
 
     # -- cookies ------------------------------------------------------------------
 
@@ -380,10 +381,12 @@ class _Closing:
         return self._chunks
 
     def close(self) -> None:
-        t.cast("t.Generator[bytes, None, None]", self._chunks).close()
-        close = getattr(self._original, "close", None)
-        if close is not None:
-            close()
+        try:
+            t.cast("t.Generator[bytes, None, None]", self._chunks).close()
+        finally:
+            close = getattr(self._original, "close", None)
+            if close is not None:
+                close()
 
 
 _COOKIE_SAFE = "!#$&'()*+-./:<>?@[]^_`{|}~"
