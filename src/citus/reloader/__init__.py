@@ -1,13 +1,38 @@
 """The reloader: a supervisor that restarts the serving process on changes.
 
-Placeholder: the reloader issue replaces this module.
+:func:`run_with_reloader` runs in the first process and supervises serving
+children (:mod:`.supervisor`); each child calls :func:`start_child_watcher`,
+which watches files with a backend (:mod:`.stat_backend` polls,
+:mod:`.watchdog_backend` uses file-system events) and makes the child stop and
+exit with :data:`EXIT_RELOAD` when one of them really changed (:mod:`.base`).
+``reloader_type="auto"`` picks ``watchdog`` when it can be imported, else
+``stat``. See ``docs/reloader.md`` for users and ``docs/internals.md`` for the
+protocol between the processes.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 import typing as t
+
+from .base import Backend
+
+if t.TYPE_CHECKING:
+    import ssl
+
+__all__ = [
+    "BACKENDS",
+    "EXIT_FATAL",
+    "EXIT_RELOAD",
+    "ReloaderError",
+    "is_first_start",
+    "is_running_from_reloader",
+    "run_with_reloader",
+    "start_child_watcher",
+    "watch_files_of",
+]
 
 #: Set to ``"true"`` in the environment of the serving child.
 RUN_MAIN_ENV = "CITUS_RUN_MAIN"
@@ -19,10 +44,84 @@ EXIT_RELOAD = 3
 #: load at start, or on any load with ``--eager-loading``); it exits with 1.
 EXIT_FATAL = 4
 
+#: The backend the supervisor resolved ``"auto"`` to, for its children.
+BACKEND_ENV = "CITUS_RELOADER_BACKEND"
+
+#: The reloader backends by name, each ``"module:class"`` below this package.
+#: ``reloader_type`` also accepts ``"auto"``: ``watchdog`` when importable,
+#: else ``stat``.
+BACKENDS: dict[str, str] = {
+    "stat": "stat_backend:StatBackend",
+    "watchdog": "watchdog_backend:WatchdogBackend",
+}
+
+
+class ReloaderError(RuntimeError):
+    """The reloader cannot run as asked (a backend's package is missing)."""
+
 
 def is_running_from_reloader() -> bool:
-    """True inside the serving child process that the reloader runs."""
+    """True inside the serving child process that the reloader runs.
+
+    Reads ``CITUS_RUN_MAIN`` (``"true"`` in the child).
+    """
     return os.environ.get(RUN_MAIN_ENV) == "true"
+
+
+def is_first_start() -> bool:
+    """True unless this is a serving child started again after a change.
+
+    Reads ``CITUS_RUN_GENERATION`` (``"0"`` for the first child).
+    """
+    return os.environ.get(GENERATION_ENV, "0") == "0"
+
+
+def resolve_backend(reloader_type: str) -> str:
+    """The backend name that ``reloader_type`` stands for (``"auto"`` resolved).
+
+    :raises ValueError: for an unknown name.
+    :raises ReloaderError: for ``"watchdog"`` when watchdog is not installed.
+    """
+    valid = ["auto", *BACKENDS]
+    if reloader_type not in valid:
+        names = ", ".join(repr(name) for name in valid)
+        raise ValueError(
+            f"Unknown reloader_type {reloader_type!r}: use one of {names}."
+        )
+    if reloader_type in ("auto", "watchdog"):
+        try:
+            importlib.import_module("watchdog.observers")
+        except ImportError as error:
+            if reloader_type == "watchdog":
+                raise ReloaderError(
+                    "The 'watchdog' reloader needs the watchdog package, which"
+                    f" could not be imported ({error}). Install 'citus[watchdog]',"
+                    " or use the 'stat' reloader."
+                ) from None
+            return "stat"
+        return "watchdog"
+    return reloader_type
+
+
+def make_backend(name: str, interval: float) -> Backend:
+    """A new backend ``name`` (already resolved) polling every ``interval`` s."""
+    module_name, _, class_name = BACKENDS[name].partition(":")
+    module = importlib.import_module(f".{module_name}", __name__)
+    backend: Backend = getattr(module, class_name)(interval)
+    return backend
+
+
+def _check_interval(interval: float) -> float:
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)):
+        raise TypeError(
+            f"reloader_interval must be a number of seconds, got {interval!r}."
+        )
+    if not interval > 0:
+        raise ValueError(
+            f"reloader_interval must be more than 0 seconds, got {interval!r}:"
+            " pass 1 for one polling pass per second."
+        )
+    return float(interval)
 
 
 def run_with_reloader(
@@ -32,9 +131,48 @@ def run_with_reloader(
     exclude_patterns: t.Iterable[str] | None = None,
     interval: float = 1,
     reloader_type: str = "auto",
-) -> None:
-    """Supervise serving children on ``sockets`` until Ctrl+C."""
-    raise NotImplementedError("the reloader is not available yet")
+    ssl_context: ssl.SSLContext | None = None,
+) -> int:
+    """Supervise serving children on ``sockets`` until Ctrl+C.
+
+    Starts this program again as a child (same interpreter, arguments and
+    environment, plus ``CITUS_RUN_MAIN=true``, ``CITUS_RUN_GENERATION``,
+    ``CITUS_SERVER_FDS`` and the reloader's control variables), restarts it
+    when it reports a change, and while a crashed child is down answers
+    requests itself with a page showing its error, until a watched file
+    changes. Prints `` * Restarting with <backend>`` first.
+
+    :param sockets: the bound, listening sockets, kept open across restarts.
+    :param extra_files: more files to watch.
+    :param exclude_patterns: :mod:`fnmatch` patterns of paths not to watch.
+    :param interval: seconds between polls of the ``stat`` backend.
+    :param reloader_type: ``"auto"``, ``"stat"`` or ``"watchdog"``.
+    :param ssl_context: the server's TLS context, for the error page.
+    :returns: the status to exit with: 0 after Ctrl+C or a child's exit 0,
+        1 when a child exited with :data:`EXIT_FATAL`.
+    :raises ValueError: for an unknown ``reloader_type`` or a bad ``interval``.
+    :raises ReloaderError: when the chosen backend cannot run.
+    """
+    from .supervisor import Supervisor
+
+    interval = _check_interval(interval)
+    name = resolve_backend(reloader_type)
+    label = name
+    if name == "watchdog":
+        from .watchdog_backend import observer_label
+
+        label = f"watchdog ({observer_label()})"
+    extra = [os.path.abspath(p) for p in (extra_files or ())]
+    supervisor = Supervisor(
+        sockets,
+        lambda: make_backend(name, interval),
+        label,
+        extra_files=extra,
+        exclude_patterns=list(exclude_patterns or ()),
+        ssl_context=ssl_context,
+        child_env={BACKEND_ENV: name},
+    )
+    return supervisor.run()
 
 
 def start_child_watcher(
@@ -43,19 +181,59 @@ def start_child_watcher(
     exclude_patterns: t.Iterable[str] | None = None,
     interval: float = 1,
     reloader_type: str = "auto",
+    stop_serving: t.Callable[[], None] | None = None,
 ) -> None:
-    """In the serving child: watch files and exit with :data:`EXIT_RELOAD`."""
-    raise NotImplementedError("the reloader is not available yet")
+    """In the serving child: watch files and reload when one changes.
+
+    Watches, in a daemon thread, the files of every imported module (scanned
+    again as modules are imported) except the standard library and
+    site-packages, ``extra_files``, new ``.py`` files in the project's folders
+    and the files given to :func:`watch_files_of`. On a real change it logs
+    `` * Detected change in 'hello.py', reloading``, tells the supervisor,
+    calls ``stop_serving`` (the server stops accepting and finishes its
+    requests) and exits with :data:`EXIT_RELOAD` at the latest after a short
+    grace period. When this child was started by a change, logs
+    `` * Reloaded in 0.21 s``.
+
+    Reads ``CITUS_RELOADER_FD`` (the control socket; its end-of-file means the
+    supervisor is gone and the child exits), ``CITUS_RELOADER_CHANGED_AT``,
+    ``CITUS_RELOADER_SPAWNED_AT`` and ``CITUS_RELOADER_WATCH_SITE_PACKAGES``
+    (``1`` to watch loaded modules from site-packages too).
+
+    :param extra_files: more files to watch.
+    :param exclude_patterns: :mod:`fnmatch` patterns of paths not to watch.
+    :param interval: seconds between polls of the ``stat`` backend.
+    :param reloader_type: ``"auto"``, ``"stat"`` or ``"watchdog"``.
+    :param stop_serving: stops the server's accept loop (``Server.shutdown``).
+    """
+    from . import child
+
+    interval = _check_interval(interval)
+    name = os.environ.get(BACKEND_ENV) or reloader_type
+    if name not in BACKENDS:
+        name = resolve_backend(reloader_type)
+    child.start(
+        lambda: make_backend(name, interval),
+        extra_files=[os.path.abspath(p) for p in (extra_files or ())],
+        exclude_patterns=list(exclude_patterns or ()),
+        stop_serving=stop_serving,
+    )
 
 
-def is_first_start() -> bool:
-    """True unless this is a serving child started again after a change."""
-    return os.environ.get(GENERATION_ENV, "0") == "0"
+def reload_requested() -> bool:
+    """True in a serving child that has begun to stop for a reload."""
+    from . import child
+
+    return child.reload_requested()
 
 
 def watch_files_of(error: BaseException) -> None:
     """In the serving child: also watch the files named by ``error``.
 
     Called when the application fails to import, so that saving the fix in
-    any file of the traceback (or a :exc:`SyntaxError`'s file) reloads.
+    any file of the traceback (or a :exc:`SyntaxError`'s file) reloads. Files
+    of the standard library and site-packages are left out.
     """
+    from . import child
+
+    child.watch_files_of(error)

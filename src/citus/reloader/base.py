@@ -1,0 +1,508 @@
+"""Which files the reloader watches, and how it decides that one really changed.
+
+A backend (:mod:`.stat_backend`, :mod:`.watchdog_backend`) only says *where* to
+look: the paths that may have changed since it was last asked. Everything else
+lives here, shared by both backends and by both processes (the serving child
+and the supervisor waiting after a crash): the set of files to watch (imported
+modules outside the standard library and site-packages, extra files, files named
+by a failed import's traceback), the names never worth watching (bytecode,
+editor swap and temp files, VCS folders, ``exclude_patterns``), the snapshot of
+each file (size, mtime and a content digest) that turns "an event happened" into
+"the content changed", and the short settling wait that makes one save, however
+many steps the editor takes, cause exactly one restart.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import re
+import site
+import sys
+import sysconfig
+import threading
+import time
+import typing as t
+
+#: Environment variable that opts in to watching loaded modules that live in
+#: site-packages (``1``/``true``/``yes``).
+WATCH_SITE_PACKAGES_ENV = "CITUS_RELOADER_WATCH_SITE_PACKAGES"
+
+#: After the first sign of a change, wait until the watched files have been
+#: quiet this long, so that the steps of one save are seen as one change.
+SETTLE_QUIET = 0.03
+#: ... but never wait longer than this for them to settle.
+SETTLE_MAX = 0.5
+#: How often the watcher looks for newly imported modules (when ``len(sys.modules)``
+#: changed) and, with the events backend, how long it blocks at most.
+RESCAN_EVERY = 1.0
+#: Files larger than this are compared by size and mtime only, never read.
+DIGEST_LIMIT = 8 * 1024 * 1024
+
+_VCS_DIRS = frozenset({".git", ".hg", ".svn", ".bzr", "_darcs", "CVS", ".jj"})
+_IGNORED_DIRS = _VCS_DIRS | {"__pycache__", ".mypy_cache", ".ruff_cache", ".tox"}
+_IGNORED_SUFFIXES = (
+    ".pyc",
+    ".pyo",
+    ".swp",
+    ".swo",
+    ".swx",
+    ".swn",
+    "~",
+    ".tmp",
+    ".temp",
+    ".bak",
+    ".kate-swp",
+    "___jb_tmp___",
+    "___jb_old___",
+)
+_IGNORED_PREFIXES = (".#", ".goutputstream-", ".~lock.")
+_TRACEBACK_FILE = re.compile(r'^\s*File "(?P<path>[^"]+)", line \d+', re.MULTILINE)
+
+#: A file's state: ``(size, mtime_ns)``, or ``None`` when it does not exist.
+Stamp = t.Optional[tuple[int, int]]  # noqa: UP045 (a runtime alias on 3.10)
+
+
+class Backend(t.Protocol):
+    """What a reloader backend does: say which paths may have changed.
+
+    A backend never decides that a file changed; :class:`Watcher` does, by
+    comparing each candidate with its snapshot.
+    """
+
+    #: The name shown in the banner: ``stat`` or ``watchdog (inotify)``.
+    name: str
+
+    def update(self, files: t.Collection[str], dirs: t.Collection[str]) -> None:
+        """Watch exactly ``files`` and the folders ``dirs`` (for new modules)."""
+
+    def wait(self, timeout: float) -> set[str] | None:
+        """Block up to ``timeout`` seconds for a sign of change.
+
+        :returns: the paths (files or watched folders) that may have changed,
+            an empty set when nothing happened, or ``None`` when every watched
+            file must be checked (a polling pass is due, or events were lost).
+        """
+
+    def close(self) -> None:
+        """Stop watching and release threads and file descriptors."""
+
+
+# -- which files ---------------------------------------------------------------
+
+
+def _real(path: str) -> str:
+    return os.path.normcase(os.path.realpath(path))
+
+
+def _library_dirs() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The standard library folders and the site-packages folders."""
+    stdlib: set[str] = set()
+    packages: set[str] = set()
+    schemes = [sysconfig.get_paths()]
+    base = {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}
+    schemes.append(sysconfig.get_paths(vars=base))
+    for paths in schemes:
+        stdlib.update(paths[key] for key in ("stdlib", "platstdlib") if key in paths)
+        packages.update(paths[key] for key in ("purelib", "platlib") if key in paths)
+    try:
+        packages.update(site.getsitepackages())
+    except AttributeError:  # pragma: no cover - old virtualenv's site module
+        pass
+    user = getattr(site, "getusersitepackages", None)
+    if user is not None:
+        packages.add(user())
+    # Debian keeps third-party packages in dist-packages next to the stdlib.
+    packages.update(
+        os.path.join(p, "dist-packages") for p in list(stdlib) if os.path.isdir(p)
+    )
+    return (
+        tuple(sorted({_real(p) + os.sep for p in stdlib})),
+        tuple(sorted({_real(p) + os.sep for p in packages})),
+    )
+
+
+_LIBRARY_DIRS: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+
+
+def library_dirs() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(stdlib_prefixes, site_packages_prefixes)``, each ending with a separator."""
+    global _LIBRARY_DIRS
+    if _LIBRARY_DIRS is None:
+        _LIBRARY_DIRS = _library_dirs()
+    return _LIBRARY_DIRS
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def is_library_file(path: str) -> bool:
+    """True for files of the standard library and, unless opted in, site-packages.
+
+    Reads ``CITUS_RELOADER_WATCH_SITE_PACKAGES``: when true, files in
+    site-packages count as the user's own.
+    """
+    stdlib, packages = library_dirs()
+    real = _real(path)
+    if real.startswith(packages):
+        return not _truthy(os.environ.get(WATCH_SITE_PACKAGES_ENV))
+    return real.startswith(stdlib)
+
+
+def is_ignored_name(path: str) -> bool:
+    """True for bytecode, editor swap/backup/temp files and anything in a VCS
+    or ``__pycache__`` folder: files whose changes never mean a reload."""
+    name = os.path.basename(path)
+    if (
+        name.endswith(_IGNORED_SUFFIXES)
+        or name.startswith(_IGNORED_PREFIXES)
+        or name == "4913"  # vim's "can I write here?" probe
+        or (name.startswith("#") and name.endswith("#"))  # emacs auto-save
+    ):
+        return True
+    parts = path.replace("\\", "/").split("/")
+    return any(part in _IGNORED_DIRS for part in parts[:-1])
+
+
+def is_excluded(path: str, patterns: t.Sequence[str]) -> bool:
+    """True when ``path`` (whole or its file name) matches an fnmatch pattern."""
+    if not patterns:
+        return False
+    name = os.path.basename(path)
+    return any(
+        fnmatch.fnmatch(path, pattern) or fnmatch.fnmatch(name, pattern)
+        for pattern in patterns
+    )
+
+
+def _source_of(filename: str) -> str | None:
+    """The file on disk behind a module's ``__file__`` (source over bytecode,
+    the archive for a module imported from a zip file)."""
+    if filename.endswith((".pyc", ".pyo")):
+        candidate = filename[:-1]
+        if os.path.isfile(candidate):
+            return candidate
+    path = os.path.abspath(filename)
+    while not os.path.isfile(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+    return path
+
+
+def module_files(modules: t.Iterable[object] | None = None) -> set[str]:
+    """The files of the loaded modules that belong to the user.
+
+    Leaves out the standard library and site-packages (see
+    :func:`is_library_file`), frozen and built-in modules.
+    """
+    if modules is None:
+        modules = list(sys.modules.copy().values())
+    found: set[str] = set()
+    for module in modules:
+        filename = getattr(module, "__file__", None)
+        if not isinstance(filename, str) or not filename:
+            continue
+        path = _source_of(filename)
+        if path is None or is_library_file(path) or is_ignored_name(path):
+            continue
+        found.add(path)
+    return found
+
+
+def files_of_error(error: BaseException) -> set[str]:
+    """The files named by ``error``: its traceback's frames (chained errors
+    included) and a :exc:`SyntaxError`'s file."""
+    found: set[str] = set()
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [error]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, SyntaxError) and current.filename:
+            found.add(os.path.abspath(current.filename))
+        tb = current.__traceback__
+        while tb is not None:
+            found.add(os.path.abspath(tb.tb_frame.f_code.co_filename))
+            tb = tb.tb_next
+        todo.extend([current.__cause__, current.__context__])
+    return {p for p in found if os.path.isfile(p) and not is_library_file(p)}
+
+
+def files_of_traceback_text(text: str) -> set[str]:
+    """The files named in a printed traceback (``File "...", line N`` lines)."""
+    found = set()
+    for match in _TRACEBACK_FILE.finditer(text):
+        path = os.path.abspath(match.group("path"))
+        if os.path.isfile(path) and not is_library_file(path):
+            found.add(path)
+    return found
+
+
+def display_path(path: str) -> str:
+    """``path`` for a log line: relative to the current folder when inside it,
+    quoted, with control characters escaped."""
+    try:
+        cwd = os.getcwd()
+        if path.startswith(cwd + os.sep):
+            path = os.path.relpath(path, cwd)
+    except (OSError, ValueError):
+        pass
+    escaped = "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+        for ch in path
+    )
+    return f"'{escaped}'"
+
+
+# -- snapshots -----------------------------------------------------------------
+
+
+def stamp(path: str) -> Stamp:
+    """``(size, mtime_ns)`` of ``path``, or ``None`` when it is missing."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)
+
+
+def digest(path: str) -> bytes | None:
+    """A digest of the content, or ``None`` for unreadable or very large files."""
+    try:
+        with open(path, "rb") as file:
+            if os.fstat(file.fileno()).st_size > DIGEST_LIMIT:
+                return None
+            return hashlib.blake2b(file.read(), digest_size=16).digest()
+    except OSError:
+        return None
+
+
+class _Entry(t.NamedTuple):
+    stamp: Stamp
+    digest: bytes | None
+
+
+def _python_files_in(folder: str) -> set[str]:
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return set()
+    return {
+        os.path.join(folder, name)
+        for name in names
+        if name.endswith(".py") and not name.startswith(".")
+    }
+
+
+class Watcher:
+    """Decides when a watched file's content changed, with any backend.
+
+    :param backend: tells where to look (see :class:`Backend`).
+    :param extra_files: watched besides the modules' files.
+    :param exclude_patterns: fnmatch patterns of paths never watched.
+    :param scan_modules: also watch the files of ``sys.modules``, scanned again
+        when modules are imported later.
+    :param since: a time (``time.time()``): files modified after it count as
+        changed at once (they may have changed after the process read them).
+    :param on_watch: called with the sorted list of watched files each time the
+        set changes.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        extra_files: t.Iterable[str] = (),
+        exclude_patterns: t.Iterable[str] = (),
+        *,
+        scan_modules: bool = True,
+        since: float | None = None,
+        on_watch: t.Callable[[list[str]], None] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.exclude_patterns = tuple(exclude_patterns)
+        self.extra_files = {os.path.abspath(p) for p in extra_files}
+        self.scan_modules = scan_modules
+        self.since = since
+        self.on_watch = on_watch
+        self._stop = threading.Event()
+        self._entries: dict[str, _Entry] = {}
+        self._dirs: dict[str, set[str]] = {}
+        self._module_count = -1
+        self._more: set[str] = set()
+        self._lock = threading.Lock()
+        #: True when :meth:`run` returned files that changed while the process
+        #: started (before it could have served anything).
+        self.stale_at_start = False
+
+    # The set of files ------------------------------------------------------
+
+    def add_files(self, paths: t.Iterable[str]) -> None:
+        """Watch ``paths`` too (thread-safe; picked up on the next rescan)."""
+        with self._lock:
+            self._more.update(os.path.abspath(p) for p in paths)
+            self._module_count = -1
+
+    def _wanted(self) -> tuple[set[str], set[str]]:
+        files = set(self.extra_files)
+        project: set[str] = set()
+        with self._lock:
+            files.update(self._more)
+        if self.scan_modules:
+            modules = module_files()
+            files.update(modules)
+            project.update(os.path.dirname(p) for p in modules if p.endswith(".py"))
+        files = {p for p in files if not is_excluded(p, self.exclude_patterns)}
+        project = {
+            d
+            for d in project
+            if not is_excluded(d, self.exclude_patterns) and not is_ignored_name(d)
+        }
+        return files, project
+
+    def refresh(self) -> list[str]:
+        """Bring the watched set up to date; return files already changed since
+        :attr:`since` (they were modified while the process started)."""
+        files, project = self._wanted()
+        new_files = files - self._entries.keys()
+        new_dirs = project - self._dirs.keys()
+        stale: list[str] = []
+        for path in sorted(new_files):
+            current = stamp(path)
+            entry = _Entry(current, None)
+            if current is not None:
+                entry = _Entry(current, digest(path))
+                if self.since is not None and self._is_recent(current[1]):
+                    stale.append(path)
+            self._entries[path] = entry
+        # Only the first scan can race with the process's own imports.
+        self.since = None
+        for folder in new_dirs:
+            self._dirs[folder] = _python_files_in(folder)
+        if new_files or new_dirs:
+            self.backend.update(list(self._entries), list(self._dirs))
+            if self.on_watch is not None:
+                self.on_watch(sorted(self._entries))
+        return stale
+
+    def _is_recent(self, mtime_ns: int) -> bool:
+        assert self.since is not None
+        mtime = mtime_ns / 1e9
+        # A future mtime (clock skew on a network mount) must not loop reloads.
+        return self.since <= mtime <= time.time() + 1
+
+    @property
+    def files(self) -> list[str]:
+        """The files watched now."""
+        return sorted(self._entries)
+
+    # Detecting a change --------------------------------------------------------
+
+    def _touched(self, hint: set[str] | None) -> tuple[set[str], set[str]]:
+        """Files whose stamp differs from the snapshot, and new modules."""
+        if hint is None:
+            files: t.Iterable[str] = list(self._entries)
+            dirs: t.Iterable[str] = list(self._dirs)
+        else:
+            files = [p for p in hint if p in self._entries]
+            dirs = {p for p in hint if p in self._dirs}
+            dirs.update(
+                d
+                for d in (os.path.dirname(p) for p in hint if p.endswith(".py"))
+                if d in self._dirs
+            )
+        touched = {p for p in files if stamp(p) != self._entries[p].stamp}
+        new: set[str] = set()
+        for folder in dirs:
+            for path in _python_files_in(folder) - self._dirs[folder]:
+                if not is_ignored_name(path) and not is_excluded(
+                    path, self.exclude_patterns
+                ):
+                    new.add(path)
+        return touched, new
+
+    def _settle(self, touched: set[str], new: set[str]) -> None:
+        """Wait until the files stop changing (one save = one restart)."""
+        deadline = time.monotonic() + SETTLE_MAX
+        last = {p: stamp(p) for p in touched | new}
+        while time.monotonic() < deadline and not self._stop.is_set():
+            hint = self.backend.wait(SETTLE_QUIET)
+            if hint != set():
+                more_touched, more_new = self._touched(hint)
+                touched.update(more_touched)
+                new.update(more_new)
+            now = {p: stamp(p) for p in touched | new}
+            if now == last and not hint:
+                return
+            last = now
+
+    def _really_changed(self, touched: set[str]) -> list[str]:
+        changed = []
+        for path in sorted(touched):
+            old = self._entries[path]
+            current = stamp(path)
+            if current == old.stamp:
+                continue
+            if (
+                current is not None
+                and old.stamp is not None
+                and current[0] == old.stamp[0]
+                and old.digest is not None
+            ):
+                new_digest = digest(path)
+                if new_digest == old.digest:
+                    # Touched, or rewritten with the same bytes: no restart.
+                    self._entries[path] = _Entry(current, old.digest)
+                    continue
+            changed.append(path)
+        return changed
+
+    def check(self, hint: set[str] | None) -> list[str]:
+        """Handle one answer of the backend; return the files that changed."""
+        touched, new = self._touched(hint)
+        if not touched and not new:
+            return []
+        self._settle(touched, new)
+        changed = self._really_changed(touched)
+        new = {p for p in new if os.path.isfile(p)}
+        for path in new:
+            self._dirs[os.path.dirname(path)].add(path)
+        return changed + sorted(new)
+
+    def run(self) -> list[str]:
+        """Block until a watched file changes; return the changed files.
+
+        Returns an empty list when :meth:`stop` was called.
+        """
+        stale = self.refresh()
+        if stale:
+            self.stale_at_start = True
+            return stale
+        next_rescan = time.monotonic() + RESCAN_EVERY
+        while not self._stop.is_set():
+            hint = self.backend.wait(RESCAN_EVERY)
+            if self._stop.is_set():
+                break
+            if hint is None or hint:
+                changed = self.check(hint)
+                if changed:
+                    return changed
+            if time.monotonic() >= next_rescan or hint is None:
+                next_rescan = time.monotonic() + RESCAN_EVERY
+                count = len(sys.modules)
+                if count != self._module_count:
+                    self._module_count = count
+                    stale = self.refresh()
+                    if stale:
+                        return stale
+        return []
+
+    def stop(self) -> None:
+        """Make :meth:`run` return (from another thread)."""
+        self._stop.set()
+        self.backend.close()

@@ -1,0 +1,539 @@
+"""The supervisor: the first process, which holds the sockets and runs children.
+
+It binds nothing itself (``run_simple`` did) and never imports the user's app
+under ``citus run``. It starts a serving child the way the user started the
+program, handing it the listening sockets and a control socket, and then only
+reacts:
+
+- the child announces a reload: start the next child at once on the same
+  sockets (connections wait in the backlog meanwhile, none is refused) and give
+  the old one :data:`~citus.reloader.child.GRACE_PERIOD` to finish, then kill it;
+- the child exits with ``EXIT_RELOAD`` (3): start the next one;
+  ``EXIT_FATAL`` (4): stop, status 1; ``0``: stop, status 0;
+- the child crashes (any other status): answer every request with a 500 page
+  that shows the end of the child's error output, watch the files it watched
+  and those named in its traceback, and start a new child on the next change.
+
+The child's standard error passes through the supervisor (and on to the
+terminal) so that the supervisor has the traceback of a crash, even of a syntax
+error in the main script that no Python code in the child could report.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import queue
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import typing as t
+
+from .._log import echo, log_request
+from .base import Backend, Watcher, display_path, files_of_traceback_text, module_files
+from .child import CHANGED_AT_ENV, CONTROL_FD_ENV, GRACE_PERIOD, SPAWNED_AT_ENV
+
+if t.TYPE_CHECKING:
+    import ssl
+
+#: Bytes of the child's standard error kept to show after a crash.
+TAIL_BYTES = 64 * 1024
+#: Lines of that output shown on the error page.
+TAIL_LINES = 80
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def child_args() -> list[str]:
+    """The command line that starts this program again, as the user started it.
+
+    ``[sys.executable, *sys.orig_argv[1:]]`` keeps interpreter options and
+    works for ``citus run``, ``python script.py`` and ``python -m pkg``. On
+    Windows a console script (``citus.exe``) may appear without its suffix;
+    then the ``.exe`` (or the ``-script.py`` next to it) is run instead, as
+    werkzeug does.
+    """
+    orig = list(getattr(sys, "orig_argv", []))
+    args = [sys.executable, *orig[1:]] if orig else [sys.executable, *sys.argv]
+    if sys.platform == "win32":
+        args = _windows_console_script(args)
+    return args
+
+
+def _windows_console_script(args: list[str]) -> list[str]:
+    if len(args) < 2 or args[1].startswith("-") or os.path.exists(args[1]):
+        return args
+    script = args[1]
+    if os.path.isfile(script + ".exe"):
+        return [script + ".exe", *args[2:]]
+    if os.path.isfile(script + "-script.py"):
+        return [args[0], script + "-script.py", *args[2:]]
+    return args
+
+
+class _Child:
+    """One serving child and the threads that listen to it."""
+
+    def __init__(self, generation: int, proc: subprocess.Popen[bytes]) -> None:
+        self.generation = generation
+        self.proc = proc
+        self.spawned_at = time.time()
+        self.tail = bytearray()
+        self.tail_lock = threading.Lock()
+        self.tee_thread: threading.Thread | None = None
+
+    def tail_text(self) -> str:
+        with self.tail_lock:
+            data = bytes(self.tail)
+        text = _ANSI.sub("", data.decode("utf-8", "replace"))
+        return "\n".join(text.splitlines()[-TAIL_LINES:])
+
+
+class _ErrorServer:
+    """Answers every request with a 500 page while no child is serving.
+
+    It accepts on the same listening sockets as the children. Their file status
+    flags are shared with the children, so it puts them in non-blocking mode
+    only while it runs and restores them before the next child starts.
+    """
+
+    def __init__(
+        self,
+        sockets: list[socket.socket],
+        page: t.Callable[[bool], bytes],
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        self.sockets = sockets
+        self.page = page
+        self.ssl_context = ssl_context
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._flags: list[int] = []
+        self._thread = threading.Thread(
+            target=self._run, name="citus-error-page", daemon=True
+        )
+
+    def start(self) -> None:
+        self._flags = [_set_nonblocking(sock) for sock in self.sockets]
+        self._thread.start()
+
+    def stop(self) -> None:
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+        self._thread.join(5)
+        for sock, flags in zip(self.sockets, self._flags, strict=False):
+            _restore_flags(sock, flags)
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                readable, _, _ = select.select([self._wake_r, *self.sockets], [], [])
+            except (OSError, ValueError):
+                return
+            if self._wake_r in readable:
+                return
+            for sock in readable:
+                try:
+                    conn, addr = sock.accept()
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    continue
+                threading.Thread(
+                    target=self._answer, args=(conn, addr), daemon=True
+                ).start()
+
+    def _answer(self, conn: socket.socket, addr: t.Any) -> None:
+        try:
+            conn.setblocking(True)
+            conn.settimeout(5)
+            if self.ssl_context is not None:
+                conn = self.ssl_context.wrap_socket(conn, server_side=True)
+            head = b""
+            while b"\r\n\r\n" not in head and len(head) < 65536:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                head += chunk
+            lines = head.split(b"\r\n")
+            request_line = lines[0].decode("latin-1", "replace")
+            wants_html = any(
+                line.lower().startswith(b"accept:") and b"html" in line.lower()
+                for line in lines[1:]
+            )
+            body = self.page(wants_html)
+            ctype = "text/html" if wants_html else "text/plain"
+            header = (
+                "HTTP/1.1 500 Internal Server Error\r\n"
+                f"Content-Type: {ctype}; charset=utf-8\r\n"
+                f"Content-Length: {len(body)}\r\n"
+                "Cache-Control: no-store\r\n"
+                "Connection: close\r\n\r\n"
+            ).encode("ascii")
+            is_head = request_line.startswith("HEAD ")
+            conn.sendall(header if is_head else header + body)
+            client = addr[0] if isinstance(addr, tuple) else str(addr or "-")
+            log_request(client, request_line, 500, len(body))
+        except (OSError, ValueError):
+            pass
+        finally:
+            conn.close()
+
+
+if sys.platform == "win32":
+
+    def _set_nonblocking(sock: socket.socket) -> int:
+        sock.setblocking(False)
+        return 0
+
+    def _restore_flags(sock: socket.socket, flags: int) -> None:
+        sock.setblocking(True)
+
+else:
+    import fcntl
+
+    def _set_nonblocking(sock: socket.socket) -> int:
+        flags = fcntl.fcntl(sock.fileno(), fcntl.F_GETFL)
+        fcntl.fcntl(sock.fileno(), fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        return flags
+
+    def _restore_flags(sock: socket.socket, flags: int) -> None:
+        try:
+            fcntl.fcntl(sock.fileno(), fcntl.F_SETFL, flags)
+        except OSError:
+            pass
+
+
+class _Stop(Exception):
+    """Raised in the main thread by SIGTERM: stop like Ctrl+C."""
+
+
+class Supervisor:
+    """Runs serving children on ``sockets`` until Ctrl+C (see the module doc).
+
+    :param sockets: the bound, listening sockets to hand to each child.
+    :param backend_factory: makes the backend used while a crashed child is
+        down (the children make their own).
+    :param backend_name: the name for the banner.
+    :param extra_files: watched besides the modules' files after a crash.
+    :param exclude_patterns: fnmatch patterns never watched.
+    :param ssl_context: used for the error page when the server speaks HTTPS.
+    :param child_env: more environment variables for every child.
+    """
+
+    def __init__(
+        self,
+        sockets: list[socket.socket],
+        backend_factory: t.Callable[[], Backend],
+        backend_name: str,
+        extra_files: t.Sequence[str] = (),
+        exclude_patterns: t.Sequence[str] = (),
+        ssl_context: ssl.SSLContext | None = None,
+        child_env: dict[str, str] | None = None,
+    ) -> None:
+        self.sockets = sockets
+        self.child_env = dict(child_env or {})
+        self.backend_factory = backend_factory
+        self.backend_name = backend_name
+        self.extra_files = list(extra_files)
+        self.exclude_patterns = list(exclude_patterns)
+        self.ssl_context = ssl_context
+        self._events: queue.Queue[tuple[str, int, t.Any]] = queue.Queue()
+        self._generation = -1
+        self._current: _Child | None = None
+        self._children: list[_Child] = []
+        self._watched: list[str] = []
+        self._error_server: _ErrorServer | None = None
+        self._crash_watcher: Watcher | None = None
+        self._crashed: _Child | None = None
+
+    # Starting children ---------------------------------------------------------
+
+    def _spawn(self, changed_at: float | None) -> None:
+        self._generation += 1
+        parent_end, child_end = socket.socketpair()
+        fds = [sock.fileno() for sock in self.sockets]
+        env = dict(os.environ)
+        env.update(self.child_env)
+        env["CITUS_RUN_MAIN"] = "true"
+        env["CITUS_RUN_GENERATION"] = str(self._generation)
+        env["CITUS_SERVER_FDS"] = ",".join(str(fd) for fd in fds)
+        env[CONTROL_FD_ENV] = str(child_end.fileno())
+        env[SPAWNED_AT_ENV] = repr(time.time())
+        if changed_at is not None:
+            env[CHANGED_AT_ENV] = repr(changed_at)
+        else:
+            env.pop(CHANGED_AT_ENV, None)
+        kwargs: dict[str, t.Any] = {}
+        if sys.platform == "win32":
+            handles = [*fds, child_end.fileno()]
+            for sock in [*self.sockets, child_end]:
+                sock.set_inheritable(True)
+            info = subprocess.STARTUPINFO()
+            info.lpAttributeList = {"handle_list": handles}
+            kwargs["startupinfo"] = info
+        else:
+            kwargs["pass_fds"] = (*fds, child_end.fileno())
+        try:
+            proc = subprocess.Popen(
+                child_args(), env=env, stderr=subprocess.PIPE, close_fds=True, **kwargs
+            )
+        finally:
+            child_end.close()
+        if not self._watched:
+            self._watched = sorted(module_files() | set(self.extra_files))
+        message = json.dumps({"op": "watch", "files": self._watched}) + "\n"
+        try:
+            parent_end.sendall(message.encode())
+        except OSError:
+            pass
+        child = _Child(self._generation, proc)
+        self._current = child
+        self._children.append(child)
+        assert proc.stderr is not None
+        child.tee_thread = threading.Thread(
+            target=self._tee, args=(child, proc.stderr), daemon=True
+        )
+        child.tee_thread.start()
+        threading.Thread(
+            target=self._listen, args=(child, parent_end), daemon=True
+        ).start()
+        threading.Thread(target=self._wait, args=(child,), daemon=True).start()
+
+    def _tee(self, child: _Child, stream: t.IO[bytes]) -> None:
+        """Copy the child's standard error to ours, keeping its end."""
+        fd = stream.fileno()
+        try:
+            while True:
+                try:
+                    chunk = os.read(fd, 65536)
+                except InterruptedError:  # pragma: no cover
+                    continue
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                with child.tail_lock:
+                    child.tail += chunk
+                    if len(child.tail) > TAIL_BYTES:
+                        del child.tail[: len(child.tail) - TAIL_BYTES]
+                _write_stderr(chunk)
+        finally:
+            stream.close()
+
+    def _listen(self, child: _Child, sock: socket.socket) -> None:
+        """Read the child's messages (one JSON object per line)."""
+        with sock, sock.makefile("rb") as lines:
+            for line in lines:
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue
+                if not isinstance(message, dict):
+                    continue
+                op = message.get("op")
+                if op == "reload":
+                    at = message.get("at")
+                    at = at if isinstance(at, (int, float)) else time.time()
+                    self._events.put(("reload", child.generation, at))
+                elif op == "watch" and isinstance(message.get("files"), list):
+                    files = [f for f in message["files"] if isinstance(f, str)]
+                    self._events.put(("watch", child.generation, files))
+
+    def _wait(self, child: _Child) -> None:
+        code = child.proc.wait()
+        if child.tee_thread is not None:
+            child.tee_thread.join(0.5)
+        self._events.put(("exit", child.generation, code))
+
+    def _retire(self, child: _Child) -> None:
+        """Give an old child the grace period to finish, then kill it."""
+
+        def finish() -> None:
+            try:
+                child.proc.wait(GRACE_PERIOD)
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                child.proc.wait()
+
+        threading.Thread(target=finish, daemon=True).start()
+
+    # After a crash -------------------------------------------------------------
+
+    def _page(self, child: _Child, code: int) -> t.Callable[[bool], bytes]:
+        tail = child.tail_text() or "(the server wrote nothing to standard error)"
+        status = _describe_status(code)
+        title = f"The development server stopped: {status}"
+        advice = (
+            "citus starts it again as soon as you save a change to one of the"
+            " files it watches (those of the traceback included)."
+        )
+
+        def page(wants_html: bool) -> bytes:
+            if not wants_html:
+                return f"{title}.\n{advice}\n\n{tail}\n".encode()
+            return (
+                "<!doctype html>\n<html><head><meta charset='utf-8'>"
+                f"<title>{html.escape(title)}</title>"
+                "<style>body{font-family:system-ui,sans-serif;margin:2em}"
+                "pre{background:#f6f6f6;padding:1em;overflow:auto}</style>"
+                f"</head><body><h1>{html.escape(title)}</h1>"
+                f"<p>{html.escape(advice)}</p><pre>{html.escape(tail)}</pre>"
+                "</body></html>\n"
+            ).encode()
+
+        return page
+
+    def _enter_crash(self, child: _Child, code: int) -> None:
+        echo(
+            f" * The server process stopped ({_describe_status(code)}); showing its"
+            " error until a watched file changes",
+            err=True,
+        )
+        self._crashed = child
+        server = _ErrorServer(self.sockets, self._page(child, code), self.ssl_context)
+        server.start()
+        self._error_server = server
+        files = set(self._watched) | set(self.extra_files)
+        files |= files_of_traceback_text(child.tail_text())
+        files |= module_files()
+        watcher = Watcher(
+            self.backend_factory(),
+            sorted(files),
+            self.exclude_patterns,
+            scan_modules=False,
+            since=child.spawned_at,
+        )
+        self._crash_watcher = watcher
+        generation = child.generation
+
+        def watch() -> None:
+            changed = watcher.run()
+            if changed:
+                self._events.put(("change", generation, (time.time(), changed)))
+
+        threading.Thread(target=watch, name="citus-crash-watch", daemon=True).start()
+
+    def _leave_crash(self) -> None:
+        if self._crash_watcher is not None:
+            self._crash_watcher.stop()
+            self._crash_watcher = None
+        if self._error_server is not None:
+            self._error_server.stop()
+            self._error_server = None
+        self._crashed = None
+
+    # The loop ---------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Supervise until Ctrl+C (0), a child's exit 0 (0) or ``EXIT_FATAL`` (1)."""
+        echo(f" * Restarting with {self.backend_name}")
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, _raise_stop)
+        try:
+            self._spawn(None)
+            return self._loop()
+        except (KeyboardInterrupt, _Stop):
+            return 0
+        finally:
+            self._leave_crash()
+            self._stop_children()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+    def _loop(self) -> int:
+        from . import EXIT_FATAL, EXIT_RELOAD
+
+        while True:
+            try:
+                kind, generation, value = self._events.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            current = self._current
+            if kind == "watch":
+                if value:
+                    self._watched = value
+                continue
+            if kind == "change":
+                if self._crashed is not None and generation == self._crashed.generation:
+                    at, changed = value
+                    for path in changed[:5]:
+                        echo(f" * Detected change in {display_path(path)}, reloading")
+                    self._leave_crash()
+                    self._spawn(at)
+                continue
+            if current is None or generation != current.generation:
+                continue  # an old child, already replaced
+            if kind == "reload":
+                self._retire(current)
+                self._spawn(value)
+            elif kind == "exit":
+                code = value
+                if code == EXIT_RELOAD:
+                    self._spawn(None)
+                elif code == EXIT_FATAL:
+                    return 1
+                elif code == 0:
+                    return 0
+                elif self._crashed is None:
+                    self._current = None
+                    self._enter_crash(current, code)
+
+    def _stop_children(self) -> None:
+        """Stop every child still running: they got Ctrl+C too, so wait a
+        moment, then terminate, then kill."""
+        alive = [c.proc for c in self._children if c.proc.poll() is None]
+        deadline = time.monotonic() + 1.0
+        for step in ("wait", "terminate", "kill"):
+            for proc in alive:
+                if step == "terminate" and proc.poll() is None:
+                    proc.terminate()
+                elif step == "kill" and proc.poll() is None:
+                    proc.kill()
+            for proc in alive:
+                try:
+                    proc.wait(max(deadline - time.monotonic(), 0.05))
+                except subprocess.TimeoutExpired:
+                    pass
+            alive = [p for p in alive if p.poll() is None]
+            if not alive:
+                break
+            deadline = time.monotonic() + 1.0
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop()
+
+
+def _describe_status(code: int) -> str:
+    if code < 0 and sys.platform != "win32":
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+def _write_stderr(data: bytes) -> None:
+    stream = sys.stderr
+    try:
+        stream.flush()
+        buffer = getattr(stream, "buffer", None)
+        if buffer is not None:
+            buffer.write(data)
+            buffer.flush()
+        else:
+            stream.write(data.decode("utf-8", "replace"))
+            stream.flush()
+    except (OSError, ValueError):
+        pass
