@@ -116,26 +116,24 @@ def run_simple(
         echo("Press CTRL+C to quit", err=False)
 
     if use_reloader and not is_running_from_reloader():
-        from ..reloader import run_with_reloader
+        from ..reloader import ReloaderError, run_with_reloader
 
-        run_with_reloader(
-            sockets,
-            extra_files=extra_files,
-            exclude_patterns=exclude_patterns,
-            interval=reloader_interval,
-            reloader_type=reloader_type,
-        )
+        try:
+            status = run_with_reloader(
+                sockets,
+                extra_files=extra_files,
+                exclude_patterns=exclude_patterns,
+                interval=reloader_interval,
+                reloader_type=reloader_type,
+                ssl_context=context,
+            )
+        except ReloaderError as error:
+            echo(f"Error: {error}", err=True)
+            status = 1
+        if status:
+            raise SystemExit(status)
         return
 
-    if use_reloader:
-        from ..reloader import start_child_watcher
-
-        start_child_watcher(
-            extra_files=extra_files,
-            exclude_patterns=exclude_patterns,
-            interval=reloader_interval,
-            reloader_type=reloader_type,
-        )
     if debugger is not None:
         for line in debugger.banner_lines(sockets):
             echo(line, err=False)
@@ -148,9 +146,24 @@ def run_simple(
         ssl_context=context,
         passthrough_errors=passthrough_errors,
     )
+    if use_reloader:
+        from ..reloader import start_child_watcher
+
+        start_child_watcher(
+            extra_files=extra_files,
+            exclude_patterns=exclude_patterns,
+            interval=reloader_interval,
+            reloader_type=reloader_type,
+            stop_serving=server.shutdown,
+        )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+    if use_reloader:
+        from ..reloader import EXIT_RELOAD, reload_requested
+
+        if reload_requested():
+            raise SystemExit(EXIT_RELOAD)
