@@ -305,3 +305,28 @@ def test_prefix_is_not_passed_to_the_app(client: Caller) -> None:
     result = client.get(PREFIX + "/nothing-here")
     assert result.status == 404
     assert result.json() == {"error": "Not found."}
+
+
+def test_flask_app_in_debug_mode(isolated_state: None) -> None:
+    flask = pytest.importorskip("flask")
+    app = flask.Flask("flaskdemo")
+    app.debug = True
+    app.config["SECRET_KEY"] = "-".join(["flask", "signing", "key"])
+
+    @app.route("/items/<int:item_id>")
+    def item(item_id: int) -> str:
+        stock = {"apples": 3}
+        return str(stock["pears"] + item_id)
+
+    client = Caller(DebuggedApplication(app))
+    html = browser_get(client, "/items/5")
+    assert "KeyError" in html and "&#x27;pears&#x27;" in html
+    assert (
+        '<span class="function">test_flask_app_in_debug_mode.&lt;locals&gt;.item'
+        in html
+    )
+    assert "<th>SECRET_KEY</th><td>********</td>" in html
+    assert "flask-signing-key" not in html
+    data = client.get("/items/5", headers={"Accept": "application/json"}).json()
+    assert data["error"]["type"] == "KeyError"
+    assert data["chain"][-1]["frames"][-1]["function"].endswith("item")
