@@ -26,6 +26,7 @@ from ._compat import enable_vt_mode
 
 logger = logging.getLogger("citus")
 access_logger = logging.getLogger("citus.serving")
+_root = logging.getLogger()
 
 _RESET = "\x1b[0m"
 #: Colour by status class (werkzeug's choices, green for success).
@@ -86,16 +87,35 @@ class _ConsoleHandler(_StreamHandler):
     def stream(self, value: t.TextIO) -> None:
         pass  # always the current sys.stderr
 
-    def format(self, record: logging.LogRecord) -> str:
-        stream = sys.stderr
+    def _wants_colour(self, stream: t.TextIO) -> bool:
         if stream is not self._colour_stream:
             self._colour_stream = stream
             self._colour = colour_wanted(stream)
-        if self._colour:
+        return self._colour
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self._wants_colour(sys.stderr):
             coloured = getattr(record, "color_message", None)
             if coloured is not None:
                 return t.cast(str, coloured)
         return super().format(record)
+
+    def write_line(self, message: str, colour: str | None) -> None:
+        """Write one request-log line as :meth:`emit` would, without a record.
+
+        Only for when this handler is the only one that would see the record.
+        """
+        stream = sys.stderr
+        if colour is not None and self._wants_colour(stream):
+            message = colour + message + _RESET
+        self.acquire()
+        try:
+            stream.write(message + "\n")
+            stream.flush()
+        except Exception:  # as logging does: a broken stream must not kill serving
+            pass
+        finally:
+            self.release()
 
 
 _handler: _ConsoleHandler | None = None
@@ -197,13 +217,30 @@ def log_request(client: str, request_line: str, status: int, size: int | None) -
         f'{client} - - [{_timestamp()}] "{request_line}" {status} '
         f"{'-' if size is None else size}"
     )
-    extra = None
-    if _handler is not None:
+    handler = _handler
+    if handler is not None:
         colour = _STATUS_COLOURS.get(status // 100)
-        if colour is not None:
-            extra = {"color_message": colour + message + _RESET}
+        # The common case: nobody configured logging, only citus's handler
+        # would see the record. Writing the line directly skips building a
+        # LogRecord, most of the cost of a log line, on every request.
+        handlers = logger.handlers
+        if (
+            not access_logger.handlers
+            and len(handlers) == 1
+            and handlers[0] is handler
+            and not (logger.propagate and _root.handlers)
+            and not access_logger.filters
+            and not logger.filters
+            and not handler.filters
+            and handler.level <= logging.INFO
+        ):
+            handler.write_line(message, colour)
+            return
+        extra = None if colour is None else {"color_message": colour + message + _RESET}
+    else:
+        extra = None
     # makeRecord + handle skips logging's caller lookup, the costly part of
-    # logger.info(): this runs for every request.
+    # logger.info().
     record = access_logger.makeRecord(
         access_logger.name, logging.INFO, "", 0, message, (), None, extra=extra
     )
