@@ -15,7 +15,13 @@ from .._log import echo
 from ..reloader import is_running_from_reloader as is_running_from_reloader
 from .server import Server as Server
 from .server import make_server as make_server
-from .sockets import BindError, bind_sockets, describe_urls, sockets_from_env
+from .sockets import (
+    BindError,
+    bind_sockets,
+    describe_urls,
+    release_sockets,
+    sockets_from_env,
+)
 from .tls import TLSConfigError, load_ssl_context
 from .tls import make_ssl_devcert as make_ssl_devcert
 
@@ -130,6 +136,8 @@ def run_simple(
         except ReloaderError as error:
             echo(f"Error: {error}", err=True)
             status = 1
+        finally:
+            release_sockets(sockets)  # and the Unix socket file, bound here
         if status:
             raise SystemExit(status)
         return
