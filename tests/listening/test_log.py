@@ -196,3 +196,36 @@ def test_force_color_turns_it_on_without_a_terminal() -> None:
     assert COLOURS[404] + "127.0.0.1" in output
     # NO_COLOR wins over FORCE_COLOR.
     assert "\x1b" not in _in_pipe({"FORCE_COLOR": "1", "NO_COLOR": "1"})
+
+
+def test_handler_added_later_still_gets_lines(captured: Captured) -> None:
+    _log.log_request("127.0.0.1", "GET /first HTTP/1.1", 200, None)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    serving = logging.getLogger("citus.serving")
+    serving.addHandler(handler)
+    try:
+        _log.log_request("127.0.0.1", "GET /second HTTP/1.1", 200, None)
+    finally:
+        serving.removeHandler(handler)
+    assert "/first" not in stream.getvalue()
+    assert '"GET /second HTTP/1.1" 200 -' in stream.getvalue()
+    # citus's own handler keeps writing too.
+    assert "/second" in captured.getvalue()
+
+
+def test_filters_are_honoured(captured: Captured) -> None:
+    serving = logging.getLogger("citus.serving")
+
+    def no_health(record: logging.LogRecord) -> bool:
+        return "/health" not in record.getMessage()
+
+    serving.addFilter(no_health)
+    try:
+        _log.log_request("127.0.0.1", "GET /health HTTP/1.1", 200, None)
+        _log.log_request("127.0.0.1", "GET /page HTTP/1.1", 200, None)
+    finally:
+        serving.removeFilter(no_health)
+    text = captured.getvalue()
+    assert "/health" not in text
+    assert "/page" in text

@@ -10,6 +10,7 @@ import re
 import socket
 import sys
 import typing as t
+from pathlib import Path
 
 import pytest
 
@@ -164,3 +165,22 @@ def test_unknown_host_exits_1_without_traceback(run_python: RunPython) -> None:
     assert "Traceback" not in output
     assert output.splitlines()[0].startswith("socket.gaierror: [Errno")
     assert "host name 'no-such-host.invalid'" in output
+
+
+@pytest.mark.live_server
+def test_citus_run_port_in_use(
+    run_python: RunPython, run_citus: t.Callable[..., CitusProcess], tmp_path: Path
+) -> None:
+    (tmp_path / "app.py").write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    return [b'ok']\n"
+    )
+    holder, port = _hold(run_python, "127.0.0.1")
+    proc = run_citus("run", "--port", str(port))
+    assert proc.wait() == 1
+    output = proc.log.text
+    assert "Traceback" not in output
+    assert IN_USE_LINE in output.splitlines()
+    assert f"PID {holder.pid}" in output
+    assert re.search(r"or use another port: citus run --port \d+$", output, re.M)

@@ -269,8 +269,27 @@ def test_request_log_in_a_terminal(env: dict[str, str], coloured: bool) -> None:
         output = proc.wait_for(b"Press CTRL+C to quit").decode()
         port = int(output.split("http://127.0.0.1:", 1)[1].split()[0])
         assert http_get(("127.0.0.1", port), "/404").startswith(b"HTTP/1.1 404")
-        output = proc.wait_for(b"\"GET /404 HTTP/1.1\" 404 ").decode()
+        output = proc.wait_for(b'"GET /404 HTTP/1.1" 404 ').decode()
     if coloured:
         assert "\x1b[33m127.0.0.1 - - [" in output
     else:
         assert "\x1b" not in output
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Unix sockets on POSIX only")
+def test_unix_socket_with_the_reloader(
+    run_citus: t.Callable[..., CitusProcess], tmp_path: Path
+) -> None:
+    (tmp_path / "app.py").write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Length', '2')])\n"
+        "    return [b'ok']\n"
+    )
+    path = tmp_path / "r.sock"
+    proc = run_citus("run", "--debug", "--host", f"unix://{path}")
+    proc.wait_for_log(r"Debugger PIN|Debugger is active")
+    assert http_get(str(path)).startswith(b"HTTP/1.1 200")
+    proc.interrupt()
+    assert proc.wait() == 0
+    # The supervisor bound it and removed it; the child never did before.
+    assert not path.exists()
