@@ -135,6 +135,14 @@ class BindError(OSError):
             free = _next_free_port(self.host, max(self.port, 8000) if self.port else 0)
             suggestion = f" citus run --port {free}" if free else ""
             return [why, f"Use a port above 1024 instead:{suggestion}"]
+        no_ipv6 = (errno.EAFNOSUPPORT, getattr(errno, "WSAEAFNOSUPPORT", -1))
+        if ":" in self.host and (code in no_ipv6 or not has_ipv6()):
+            return [
+                f"citus cannot listen on {self.host!r}: this machine has no IPv6"
+                " (or it is turned off).",
+                "Use IPv4 instead: citus run --host 127.0.0.1 (or localhost, which"
+                " uses IPv6 only where it is available)",
+            ]
         if code == errno.EADDRNOTAVAIL or code == getattr(
             errno, "WSAEADDRNOTAVAIL", -1
         ):
