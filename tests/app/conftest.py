@@ -4,34 +4,15 @@
 from __future__ import annotations
 
 import http.client
-import importlib.util
-import sys
 import threading
 import typing as t
-import uuid
-from pathlib import Path
 
 import pytest
+from appkit import load_example  # type: ignore[import-not-found]
 
 from citus.serving import make_server
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DEADLINE = 10.0
-
-
-def load_example(relative: str) -> t.Any:
-    """Import ``examples/<relative>`` afresh, as its own module (new state)."""
-    path = EXAMPLES / relative
-    name = f"citus_example_{path.stem}_{uuid.uuid4().hex[:8]}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.modules.pop(name, None)
-    return module
 
 
 @pytest.fixture

@@ -1,0 +1,43 @@
+"""The examples through the test client, as a user's own tests would drive them."""
+
+from __future__ import annotations
+
+import typing as t
+
+from appkit import load_example  # type: ignore[import-not-found]
+
+
+def test_hello_example() -> None:
+    hello = load_example("hello.py")
+    response = hello.app.test_client().get("/")
+    assert response.status_code == 200
+    assert response.text == "Hello, World!"
+
+
+def test_notes_form_flow_keeps_the_author_cookie(notes: t.Any) -> None:
+    client = notes.app.test_client()
+    response = client.post(
+        "/notes", data={"author": "Zoé", "text": "<b>bold</b>"}, follow_redirects=True
+    )
+    assert response.status_code == 200
+    assert [r.status_code for r in response.history] == [303]
+    assert "&lt;b&gt;bold&lt;/b&gt;" in response.text  # escaped
+    assert 'value="Zoé"' in response.text  # from the cookie
+    assert client.post("/notes", data={"text": "  "}).status_code == 400
+
+
+def test_notes_json_api_on_both_hosts(notes: t.Any) -> None:
+    client = notes.app.test_client()
+    created = client.post("/api/notes", json={"text": "one", "author": "A"})
+    assert created.status_code == 201
+    assert created.headers["Location"] == "/api/notes/1"
+    via_api = client.get("http://api.localhost:8000/notes/1")
+    assert via_api.get_json()["text"] == "one"
+    assert client.get("http://api.localhost:8000/").get_json() == {
+        "notes": "http://api.localhost:8000/notes"
+    }
+    assert client.delete("/api/notes/1").status_code == 204
+    missing = client.get("/api/notes/1")
+    assert missing.status_code == 404
+    assert missing.get_json()["message"] == "There is no note 1."
+    assert client.post("/api/notes", json=["not", "an", "object"]).status_code == 400
