@@ -1,0 +1,90 @@
+"""Across the reloads of one ``citus run``: same PIN, same wrong-PIN count."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import typing as t
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+import pytest
+
+from citus.debug import MAX_PIN_ATTEMPTS, PREFIX
+
+from .conftest import BROWSER_ACCEPT, page_secret
+
+pytestmark = pytest.mark.live_server
+
+APP = """\
+from citus import API
+
+app = API(__name__)
+
+
+@app.route("/")
+def index():
+    basket = []
+    return str(sum(basket) / len(basket))
+"""
+
+
+def fetch(
+    url: str, method: str = "GET", body: bytes | None = None, **headers: str
+) -> tuple[int, bytes]:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        conn.request(method, parts.path or "/", body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def try_pin(url: str, secret: str, pin: str) -> int:
+    body = urlencode({"s": secret, "pin": pin}).encode()
+    status, _ = fetch(
+        url + PREFIX + "/pin",
+        "POST",
+        body,
+        **{"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    return status
+
+
+def test_reload_keeps_pin_and_lockout(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    source = tmp_path / "app.py"
+    source.write_text(APP)
+    env = {"CITUS_DEBUGGER_STATE": "", "CITUS_DEBUGGER_PIN": ""}
+    proc = run_citus("run", "--debug", "--host", "127.0.0.1", "--port", "0", env=env)
+    url = proc.wait_for_url()
+    restart = proc.wait_for_log(r" \* Restarting with ")
+    assert restart
+    first = proc.wait_for_log(r" \* Debugger PIN: (\d{3}-\d{3}-\d{3})").group(1)
+    lines = proc.log.lines
+    active = next(i for i, line in enumerate(lines) if "Debugger is active!" in line)
+    assert active > next(i for i, line in enumerate(lines) if "Restarting with" in line)
+
+    status, page = fetch(url + "/", Accept=BROWSER_ACCEPT)
+    assert status == 500 and b"ZeroDivisionError" in page
+    secret = page_secret(page.decode())
+    for attempt in range(MAX_PIN_ATTEMPTS - 1):
+        assert try_pin(url, secret, f"{attempt:09d}") == 403
+
+    mark = len(proc.log.lines)
+    source.write_text(APP + "\n# edited\n")
+    stat = source.stat()
+    os.utime(source, (stat.st_atime, stat.st_mtime + 2))
+    again = proc.wait_for_log(r" \* Debugger PIN: (\S+)", start=mark).group(1)
+    assert again == first
+
+    # The new child counts on from 9: one more wrong PIN locks everyone out.
+    status, page = fetch(url + "/", Accept=BROWSER_ACCEPT)
+    secret = page_secret(page.decode())
+    assert try_pin(url, secret, "999999999") == 429
+    assert try_pin(url, secret, first) == 429
+    proc.wait_for_log(re.escape(f"{MAX_PIN_ATTEMPTS} wrong PINs"), start=mark)
