@@ -329,3 +329,16 @@ def test_cross_check_with_http_client(serve: t.Any) -> None:
             assert response.read() == b"one,two"
     finally:
         conn.close()
+
+
+def test_app_content_length_is_sent_once(serve: t.Any) -> None:
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Length", "5"), ("X-A", "b")])
+        return [b"hello"]
+
+    run = serve(app)
+    with run.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        data = read_all(sock)
+    assert data.count(b"Content-Length") == 1
+    assert data.endswith(b"\r\n\r\nhello")

@@ -545,6 +545,7 @@ class Connection:
                     raise LocalProtocolError(
                         f"Invalid Content-Length {value!r} from the application."
                     ) from None
+                continue
             elif lname == "connection":
                 if "close" in value.lower():
                     self._keep_alive = False
