@@ -62,10 +62,11 @@ def address_environ(
     :param family_is_unix: whether the socket is ``AF_UNIX``.
     """
     if family_is_unix:
-        path = server_address if isinstance(server_address, str) else ""
+        # A socket path is no host name: URLs built from SERVER_NAME (requests
+        # without a Host header) must stay valid, and PEP 3333 wants a port.
         return {
-            "SERVER_NAME": path or "localhost",
-            "SERVER_PORT": "",
+            "SERVER_NAME": "localhost",
+            "SERVER_PORT": "80",
             "REMOTE_ADDR": "127.0.0.1",
             "REMOTE_PORT": "0",
         }
