@@ -124,9 +124,12 @@ def test_library_frames_are_folded(isolated_state: None) -> None:
 
 
 def test_chained_exceptions(isolated_state: None) -> None:
+    def lookup() -> object:
+        return {}["missing-key"]
+
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         try:
-            {}["missing-key"]
+            lookup()
         except KeyError:
             try:
                 raise ValueError("while handling")
@@ -141,6 +144,9 @@ def test_chained_exceptions(isolated_state: None) -> None:
     runtime = html.index("<strong>RuntimeError</strong>")
     assert keyerror < valueerror < runtime
     assert "During handling of the above exception" in html
+    # The headline points at the newest exception's frame, not the oldest's.
+    where = html.split('<p class="where">', 1)[1].split("</p>", 1)[0]
+    assert "&lt;locals&gt;.app</code>" in where and "lookup" not in where
     assert "was the direct cause of the following exception" in html
 
 
@@ -162,6 +168,8 @@ def test_exception_group_members(isolated_state: None) -> None:
     assert "ExceptionGroup" in html
     assert "Sub-exception 1 of 2" in html and "Sub-exception 2 of 2" in html
     assert "first member" in html and "second member" in html
+    # A member raised nowhere (no frames) gets no empty "Traceback" heading.
+    assert html.count('<p class="tb-title">') == 2
     assert "fail_one</span>" in html
     data = client.get("/", headers={"Accept": "application/json"}).json()
     members = data["chain"][-1]["exceptions"]

@@ -411,10 +411,14 @@ def _render_chain(blocks: list[ExceptionBlock], console: bool) -> str:
                 else ""
             )
             members = f'<ol class="members">{items}{more}</ol>'
-        out.append(
-            '<div class="exception">'
+        frames = (
             '<p class="tb-title">Traceback (most recent call last):</p>'
             f"{_render_frames(block.frames, console)}"
+            if block.frames
+            else ""
+        )
+        out.append(
+            f'<div class="exception">{frames}'
             f'<p class="exc-line"><strong>{_e(block.type_name)}</strong>: '
             f"{_e(block.message)}</p>{notes}{members}</div>"
         )
@@ -525,7 +529,7 @@ def render_page(
     last = tb.last
     console = console_reason is None
     where = ""
-    user_frames = [f for f in tb.frames if not f.library] or tb.frames
+    user_frames = [f for f in last.frames if not f.library] or last.frames
     if user_frames:
         f = user_frames[-1]
         where = (
