@@ -288,3 +288,14 @@ def test_url_for_across_subdomains(hosted: API) -> None:
     assert hosted.url_for("api_root") == "http://api.localhost:8000/"
     assert hosted.url_for("user_site", user="ann") == "http://ann.localhost:8000/who"
     assert hosted.url_for("main", _external=True) == "http://localhost:8000/"
+
+
+def test_mounted_under_a_prefix(app: API) -> None:
+    @app.route("/where")
+    def where() -> dict[str, str]:
+        return {"url": url_for("by_id", user_id=1), "path": request.path}
+
+    response = app.test_client().get(
+        "/where", environ_overrides={"SCRIPT_NAME": "/mount"}
+    )
+    assert response.get_json() == {"url": "/mount/users/1", "path": "/where"}
