@@ -399,3 +399,15 @@ def test_banner(debugged: DebuggedApplication) -> None:
         lines = debugged.banner_lines([local, unbound])
         assert lines[2].startswith("WARNING: The debugger is on and the server")
         assert "0.0.0.0" in lines[2]
+
+
+def test_state_file_removed_under_the_server(
+    client: Caller, debugged: DebuggedApplication
+) -> None:
+    path = os.environ["CITUS_DEBUGGER_STATE"]
+    os.remove(path)
+    os.rmdir(os.path.dirname(path))
+    secret, tb = open_page(client)
+    assert unlock(client, debugged, secret).status == 200
+    assert evaluate(client, secret, tb, "answer").json()["output"] == "42\n"
+    assert os.stat(path).st_mode & 0o077 == 0 or os.name != "posix"

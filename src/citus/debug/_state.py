@@ -87,9 +87,24 @@ class SharedState:
                 return False
         return os.path.isfile(path)
 
+    def _open(self) -> t.IO[str]:
+        try:
+            return open(self.path, "r+", encoding="utf-8")
+        except FileNotFoundError:
+            # Removed under us (a temp-folder cleaner): start a fresh state
+            # rather than failing every debugger request from now on.
+            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as file:
+                    json.dump(self._fresh(), file)
+            except FileExistsError:
+                pass
+            return open(self.path, "r+", encoding="utf-8")
+
     def update(self, change: t.Callable[[dict[str, t.Any]], t.Any]) -> t.Any:
         """Apply ``change`` to the state under both locks and return its result."""
-        with self._lock, open(self.path, "r+", encoding="utf-8") as file:
+        with self._lock, self._open() as file:
             lock_file(file)
             try:
                 file.seek(0)
