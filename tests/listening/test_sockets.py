@@ -369,3 +369,19 @@ def test_banner_scoped_ipv6_and_unix() -> None:
 def test_machine_address_is_not_loopback() -> None:
     address = machine_address(socket.AF_INET)
     assert address is None or not address.startswith("127.")
+
+
+@pytest.mark.parametrize(
+    ("host", "hint"),
+    [
+        ("localhost:5000", "citus run --host localhost --port 5000"),
+        ("http://localhost:5000/", "citus run --host localhost --port 5000"),
+        ("https://[::1]/", "citus run --host ::1 --port 8000"),
+    ],
+)
+def test_url_or_port_given_as_host(host: str, hint: str) -> None:
+    with pytest.raises(BindError) as info:
+        bind_sockets(host, 0)
+    lines = info.value.explain()
+    assert lines[0].startswith(f"ValueError: the host {host!r}")
+    assert lines[1].endswith(hint)

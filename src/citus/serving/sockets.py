@@ -328,6 +328,7 @@ def _resolve(host: str, port: int) -> list[_Address]:
         return [(socket.AF_INET, (name, port))]
     if literal is not None:
         return [(socket.AF_INET6, (name, port, 0, 0))]
+    _check_not_url(host, name)
     try:
         infos = socket.getaddrinfo(
             name, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -351,6 +352,39 @@ def _resolve(host: str, port: int) -> list[_Address]:
             port,
         )
     return result
+
+
+def _check_not_url(host: str, name: str) -> None:
+    """Refuse ``http://...`` and ``name:port`` given as a host, saying what to do."""
+    if "://" in name:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(name)
+            bare, url_port = parts.hostname or "localhost", parts.port or 8000
+        except ValueError:
+            bare, url_port = "localhost", 8000
+        raise BindError(
+            ValueError(f"the host {host!r} is a URL, not a host name"),
+            host,
+            0,
+            hint=[
+                "Give the host alone, and the port on its own:"
+                f" citus run --host {bare} --port {url_port}",
+                "For a Unix socket, write unix:///path/to/app.sock.",
+            ],
+        )
+    bare, sep, maybe_port = name.rpartition(":")
+    if sep and maybe_port.isdigit() and ":" not in bare:
+        raise BindError(
+            ValueError(f"the host {host!r} includes a port"),
+            host,
+            0,
+            hint=[
+                "Give the port on its own:"
+                f" citus run --host {bare or 'localhost'} --port {maybe_port}",
+            ],
+        )
 
 
 def _bind_tcp(
