@@ -56,6 +56,7 @@ def browser_page(tmp_path: Path) -> t.Iterator[t.Any]:
             args=CHROMIUM_ARGS,
             headless=True,
             viewport={"width": 1200, "height": 900},
+            permissions=["clipboard-read", "clipboard-write"],
         )
         try:
             page = context.new_page()
@@ -94,6 +95,12 @@ def test_unlock_and_evaluate_a_local_in_chromium(
             "el => getComputedStyle(el).backgroundColor"
         )
         assert colour == "rgb(179, 38, 30)"
+        # The copy button puts the plain traceback on the clipboard.
+        page.locator("#copy-traceback").click()
+        page.locator("#copy-status", has_text="Copied.").wait_for()
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert copied.startswith("Traceback (most recent call last)")
+        assert "ZeroDivisionError: division by zero" in copied
         # Expand the frame's console: the PIN is asked first.
         frame = page.locator(
             "li.frame", has=page.locator(".function", has_text="order_view")
