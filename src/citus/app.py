@@ -493,7 +493,10 @@ class API:
             if response is None:
                 response = self.dispatch_request(request)
         except Exception as error:
-            response = self.handle_user_exception(error)
+            handled = self._answer_user_exception(error)
+            if handled is None:
+                raise  # keeps the traceback short: the view's frame is last
+            response = handled
         for after in self.after_request_funcs:
             response = after(response) or response
         return response
@@ -607,11 +610,17 @@ class API:
     def handle_user_exception(self, error: Exception) -> Response:
         """Answer an exception raised by a view or hook, or re-raise it when
         no handler takes it."""
+        response = self._answer_user_exception(error)
+        if response is None:
+            raise error
+        return response
+
+    def _answer_user_exception(self, error: Exception) -> Response | None:
         if isinstance(error, HTTPException):
             return self.handle_http_exception(error)
         handler = self._find_handler(error)
         if handler is None:
-            raise error
+            return None
         return self.make_response(handler(error), handler)
 
     def handle_exception(self, request: Request, error: Exception) -> Response:
