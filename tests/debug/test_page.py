@@ -338,3 +338,50 @@ def test_flask_app_in_debug_mode(isolated_state: None) -> None:
     data = client.get("/items/5", headers={"Accept": "application/json"}).json()
     assert data["error"]["type"] == "KeyError"
     assert data["chain"][-1]["frames"][-1]["function"].endswith("item")
+
+
+@pytest.mark.parametrize(
+    ("accept", "kind"),
+    [
+        (BROWSER_ACCEPT, "html"),
+        ("text/html", "html"),
+        ("application/json", "json"),
+        ("application/problem+json", "json"),
+        ("application/json, text/plain, */*", "json"),
+        ("text/html;q=0.5, application/json", "json"),
+        ("application/json;q=0.1, text/html", "html"),
+        ("*/*", "text"),
+        ("", "text"),
+        ("text/plain", "text"),
+        ("text/html;q=0", "text"),
+        ("image/png", "text"),
+    ],
+)
+def test_negotiation(accept: str, kind: str) -> None:
+    from citus.debug._http import negotiate
+
+    assert negotiate(accept) == kind
+
+
+def test_text_for_curl_and_json_chain(isolated_state: None) -> None:
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        try:
+            int("not a number")
+        except ValueError as error:
+            raise LookupError("no such order") from error
+        return []
+
+    client = Caller(DebuggedApplication(app))
+    text = client.get("/", headers={"Accept": "*/*", "User-Agent": "curl/8.5.0"})
+    assert text.header("Content-Type") == "text/plain; charset=utf-8"
+    assert text.text.startswith("Traceback (most recent call last):")
+    assert "direct cause" in text.text and text.text.rstrip().endswith(
+        "LookupError: no such order"
+    )
+    data = client.get("/", headers={"Accept": "application/json"}).json()
+    assert data["error"] == {"type": "LookupError", "message": "no such order"}
+    assert [b["type"] for b in data["chain"]] == ["ValueError", "LookupError"]
+    assert [b["relation"] for b in data["chain"]] == ["cause", None]
+    frame = data["chain"][0]["frames"][0]
+    assert set(frame) >= {"file", "line", "function"}
+    assert frame["file"] == __file__ and frame["function"].endswith("app")
