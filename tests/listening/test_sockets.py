@@ -16,6 +16,7 @@ import pytest
 from listening_util import connect_and_accept
 
 from citus.serving.sockets import (
+    AddressInUseError,
     FDS_ENV,
     BindError,
     bind_sockets,
@@ -120,6 +121,7 @@ def test_port_in_use_raises_bind_error_and_binds_nothing(ipv6: None) -> None:
             bind_sockets("localhost", port)
         assert info.value.errno == errno.EADDRINUSE
         assert info.value.address_in_use
+        assert isinstance(info.value, AddressInUseError)
         # The 127.0.0.1 half that did bind was closed again: it binds now.
         again = bind_sockets("127.0.0.1", port)
         release_sockets(again)
@@ -234,6 +236,7 @@ def test_live_unix_socket_refused(tmp_path: Path) -> None:
             lines[0].startswith("OSError: [Errno") and "in use" in lines[0]
         )
         assert "Another server is listening" in lines[1]
+        assert isinstance(info.value, AddressInUseError)
         assert path.is_socket()  # the live server's file was left alone
     finally:
         release_sockets(first)

@@ -5,8 +5,9 @@ sockets, one per address (``localhost`` is both 127.0.0.1 and ::1 on the same
 port); :func:`release_sockets` closes them and removes the Unix socket files this
 process created; :func:`sockets_from_env` rebuilds the sockets a reloader
 supervisor handed to its child; :func:`describe_urls` writes the banner's
-`` * Running on`` lines. When binding fails, :class:`BindError` carries the
-operating system's message and the way out, ready to show without a traceback.
+`` * Running on`` lines. When binding fails, :class:`BindError` (or its
+:class:`AddressInUseError`) carries the operating system's message and the way
+out, ready to show without a traceback.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class BindError(OSError):
     @property
     def address_in_use(self) -> bool:
         """Whether another program already listens on the address."""
-        return self.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1))
+        return self.errno in _IN_USE_ERRNOS
 
     def explain(self) -> list[str]:
         """The lines to show the user: the OS message, then the way out.
@@ -183,6 +184,22 @@ class BindError(OSError):
         return lines
 
 
+class AddressInUseError(BindError):
+    """Another program already listens on the address (``EADDRINUSE``)."""
+
+
+_IN_USE_ERRNOS = (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1))
+
+
+def _bind_error(
+    original: BaseException, host: str, port: int, *, hint: list[str] | None = None
+) -> BindError:
+    """A :class:`BindError`, or :class:`AddressInUseError` when that is the cause."""
+    if getattr(original, "errno", None) in _IN_USE_ERRNOS:
+        return AddressInUseError(original, host, port, hint=hint)
+    return BindError(original, host, port, hint=hint)
+
+
 def _other_path(path: str) -> str:
     """A path next to ``path`` to suggest instead: ``app.sock`` -> ``app-2.sock``."""
     stem, dot, suffix = path.rpartition(".")
@@ -250,7 +267,7 @@ def bind_sockets(host: str, port: int) -> list[socket.socket]:
     if is_unix_host(host):
         return [_bind_unix(host)]
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
-        raise BindError(
+        raise _bind_error(
             ValueError(f"port must be a number from 0 to 65535, not {port!r}"),
             host,
             0,
@@ -264,7 +281,7 @@ def bind_sockets(host: str, port: int) -> list[socket.socket]:
         except _RetryPortZero:
             continue
     # Every port the system offered was taken on another address: give up.
-    raise BindError(
+    raise _bind_error(
         OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE)),
         host,
         port,
@@ -293,7 +310,7 @@ def _bind_all(host: str, port: int, addresses: list[_Address]) -> list[socket.so
                     continue  # e.g. ::1 on a machine without IPv6 after all
                 if index > 0 and port == 0 and error.errno == errno.EADDRINUSE:
                     raise _RetryPortZero() from error
-                raise BindError(error, host, sockaddr[1] or port) from error
+                raise _bind_error(error, host, sockaddr[1] or port) from error
     except BaseException:
         for sock in bound:
             sock.close()
@@ -334,7 +351,7 @@ def _resolve(host: str, port: int) -> list[_Address]:
             name, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
     except (socket.gaierror, UnicodeError) as error:
-        raise BindError(error, host, port) from error
+        raise _bind_error(error, host, port) from error
     result: list[_Address] = []
     seen: set[tuple[int, str]] = set()
     # IPv4 first, as for localhost: the banner's first URL is the one people copy.
@@ -346,7 +363,7 @@ def _resolve(host: str, port: int) -> list[_Address]:
             seen.add(key)
             result.append((family, tuple(sockaddr)))
     if not result:
-        raise BindError(
+        raise _bind_error(
             socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
             host,
             port,
@@ -364,7 +381,7 @@ def _check_not_url(host: str, name: str) -> None:
             bare, url_port = parts.hostname or "localhost", parts.port or 8000
         except ValueError:
             bare, url_port = "localhost", 8000
-        raise BindError(
+        raise _bind_error(
             ValueError(f"the host {host!r} is a URL, not a host name"),
             host,
             0,
@@ -376,7 +393,7 @@ def _check_not_url(host: str, name: str) -> None:
         )
     bare, sep, maybe_port = name.rpartition(":")
     if sep and maybe_port.isdigit() and ":" not in bare:
-        raise BindError(
+        raise _bind_error(
             ValueError(f"the host {host!r} includes a port"),
             host,
             0,
@@ -409,14 +426,14 @@ def _bind_tcp(
 def _bind_unix(host: str) -> socket.socket:
     path = os.path.expanduser(host[len(UNIX_PREFIX) :])
     if not path:
-        raise BindError(
+        raise _bind_error(
             ValueError(f"no path after 'unix://' in {host!r}"),
             host,
             0,
             hint=["Give the socket's path: citus run --host unix:///tmp/app.sock"],
         )
     if not hasattr(socket, "AF_UNIX"):
-        raise BindError(
+        raise _bind_error(
             OSError(errno.EAFNOSUPPORT, "Unix domain sockets are not supported"),
             host,
             0,
@@ -430,7 +447,7 @@ def _bind_unix(host: str) -> socket.socket:
         info = os.stat(path)
     except OSError as error:
         sock.close()
-        raise BindError(error, host, 0) from error
+        raise _bind_error(error, host, 0) from error
     _owned_unix[sock] = (os.getpid(), os.path.abspath(path), info.st_dev, info.st_ino)
     return sock
 
@@ -442,9 +459,9 @@ def _clear_stale_socket(host: str, path: str) -> None:
     except FileNotFoundError:
         return
     except OSError as error:
-        raise BindError(error, host, 0) from error
+        raise _bind_error(error, host, 0) from error
     if not stat.S_ISSOCK(info.st_mode):
-        raise BindError(
+        raise _bind_error(
             FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path),
             host,
             0,
@@ -461,9 +478,9 @@ def _clear_stale_socket(host: str, path: str) -> None:
     except (ConnectionRefusedError, FileNotFoundError):
         pass  # nobody listens: a stale file left by a server that is gone
     except OSError as error:
-        raise BindError(error, host, 0) from error
+        raise _bind_error(error, host, 0) from error
     else:
-        raise BindError(
+        raise _bind_error(
             OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE)), host, 0
         )
     finally:
@@ -473,7 +490,7 @@ def _clear_stale_socket(host: str, path: str) -> None:
     except FileNotFoundError:
         pass
     except OSError as error:
-        raise BindError(error, host, 0) from error
+        raise _bind_error(error, host, 0) from error
 
 
 def release_sockets(sockets: t.Iterable[socket.socket]) -> None:
