@@ -16,8 +16,8 @@ import pytest
 from listening_util import connect_and_accept
 
 from citus.serving.sockets import (
-    AddressInUseError,
     FDS_ENV,
+    AddressInUseError,
     BindError,
     bind_sockets,
     describe_addresses,
