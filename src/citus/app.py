@@ -644,16 +644,19 @@ class API:
     def send_static_file(self, filename: str) -> Response:
         """Answer with the file ``filename`` of :attr:`static_folder` (the view
         of ``/static/<path:filename>``), or 404 outside the folder."""
+        from .exceptions import abort
         from .globals import request
-        from .serving.static import file_response
+        from .serving.static import BadPathError, resolve, serve_file
 
         if self.static_folder is None:
-            from .exceptions import NotFound
-
-            raise NotFound()
-        status, headers, body = file_response(
-            request.environ, self.static_folder, filename
-        )
+            abort(404)
+        try:
+            path = resolve(self.static_folder, filename)
+        except BadPathError as error:
+            abort(error.status)  # 404 (or 400 for NUL), through errorhandlers
+        if path is None:
+            abort(404)
+        status, headers, body = serve_file(request.environ, path)
         response = self.response_class(body, status=status)
         response.headers = Headers(headers)  # exactly as computed (Content-Length)
         response.direct_passthrough = True

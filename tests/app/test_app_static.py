@@ -259,3 +259,15 @@ def test_middleware_maps_a_single_file(site: Path) -> None:
     )
     assert client.get("/favicon.ico").data == b"\x89PNG...."
     assert client.get("/favicon.ico/x").status_code == 404
+
+
+def test_app_errorhandlers_answer_static_errors(site: Path) -> None:
+    app = API("static_app", root_path=str(site))
+
+    @app.errorhandler(404)
+    def not_found(error: Exception) -> tuple[str, int]:
+        return "custom 404", 404
+
+    client = app.test_client()
+    assert client.get("/static/missing.css").text == "custom 404"
+    assert client.get("/static/%2e%2e/secret-in-project.txt").text == "custom 404"
