@@ -50,11 +50,11 @@ def is_secret_name(name: object) -> bool:
     if not isinstance(name, str):
         return False
     normal = name.lower().replace("_", "").replace("-", "")
-    return (
-        bool(_SECRET_RE.search(normal))
-        or normal.endswith("key")
-        and len(normal) > len("key")
-    )
+    if _SECRET_RE.search(normal):
+        return True
+    # "api_key", "SECRET_KEY", "fernet_key"; but a plain "key" is usually a
+    # loop variable or a dictionary key, not a secret.
+    return normal.endswith("key") and normal != "key"
 
 
 def safe_repr(value: object, limit: int = MAX_REPR) -> str:
