@@ -67,6 +67,8 @@ def streaming_or_failing(
 ) -> t.Iterable[bytes]:
     if environ["PATH_INFO"] == "/stream":
         return _stream(start_response)
+    if environ["PATH_INFO"] == "/late":
+        return _late(start_response)
     return failing_app(environ, start_response)
 
 
@@ -74,6 +76,22 @@ def _stream(start_response: StartResponse) -> t.Iterator[bytes]:
     start_response("200 OK", [("Content-Type", "text/plain")])
     yield b"part one\n"
     raise RuntimeError("failed in the middle of the body")
+
+
+def _late(start_response: StartResponse) -> t.Iterator[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain"), ("X-Partial", "1")])
+    yield b""
+    raise RuntimeError("failed before the first byte of the body")
+
+
+def test_error_after_start_response_but_before_the_body(
+    served: tuple[Served, DebuggedApplication],
+) -> None:
+    server, _ = served
+    response, body, _ = server.request("GET", "/late", headers={"Accept": "*/*"})
+    assert response.status == 500
+    assert response.getheader("X-Partial") is None
+    assert b"failed before the first byte of the body" in body
 
 
 def test_page_pin_and_console_over_http(
