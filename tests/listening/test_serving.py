@@ -295,3 +295,13 @@ def test_unix_socket_with_the_reloader(
     assert proc.wait() == 0
     # The supervisor bound it and removed it; the child never did before.
     assert not path.exists()
+
+
+def test_force_color_through_a_pipe(run_python: RunPython) -> None:
+    proc = run_python(
+        "-c", SERVE, "127.0.0.1", "0", env={"NO_COLOR": "", "FORCE_COLOR": "1"}
+    )
+    url = proc.wait_for_url()
+    port = int(url.rsplit(":", 1)[1])
+    assert http_get(("127.0.0.1", port), "/500").startswith(b"HTTP/1.1 500")
+    proc.wait_for_log(r'\x1b\[1;31m127\.0\.0\.1 - - \[.*\] "GET /500 HTTP/1\.1" 500')
