@@ -88,3 +88,40 @@ def test_reload_keeps_pin_and_lockout(
     assert try_pin(url, secret, "999999999") == 429
     assert try_pin(url, secret, first) == 429
     proc.wait_for_log(re.escape(f"{MAX_PIN_ATTEMPTS} wrong PINs"), start=mark)
+
+
+def test_load_error_page_points_into_the_users_file(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    source = tmp_path / "app.py"
+    source.write_text(APP + "\nbroken = (1 +\n")
+    env = {"CITUS_DEBUGGER_STATE": "", "CITUS_DEBUGGER_PIN": ""}
+    proc = run_citus(
+        "run",
+        "--debug",
+        "--lazy-loading",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        env=env,
+    )
+    url = proc.wait_for_url()
+    proc.wait_for_log(r" \* Debugger PIN: ")
+    status, page = fetch(url + "/", Accept=BROWSER_ACCEPT)
+    assert status == 500
+    html = page.decode()
+    assert "SyntaxError" in html
+    assert f'<span class="file">{source}</span>' in html
+    where = html.split('<p class="where">', 1)[1].split("</p>", 1)[0]
+    assert str(source) in where
+    status, text = fetch(url + "/")
+    assert status == 500 and str(source).encode() in text
+
+    mark = len(proc.log.lines)
+    source.write_text(APP.replace("sum(basket) / len(basket)", "len(basket)"))
+    stat = source.stat()
+    os.utime(source, (stat.st_atime, stat.st_mtime + 2))
+    proc.wait_for_log(r" \* Debugger PIN: ", start=mark)
+    status, body = fetch(url + "/")
+    assert (status, body) == (200, b"0")
