@@ -167,3 +167,30 @@ def test_head_and_options_over_http(notes: t.Any, live_server: t.Any) -> None:
     status, headers, _ = server.request("PUT", "/api/notes")
     assert status == 405
     assert headers["Allow"] == "GET, HEAD, OPTIONS, POST"
+
+
+def test_static_files_over_http(tmp_path: t.Any, live_server: t.Any) -> None:
+    from citus.serving.static import StaticFilesMiddleware
+
+    static = tmp_path / "static"
+    static.mkdir()
+    blob = bytes(range(256)) * 4096  # 1 MiB, sent with the server's file wrapper
+    (static / "blob.bin").write_bytes(blob)
+    (tmp_path / "secret.txt").write_text("TOP SECRET")
+    app = API("live_static", root_path=str(tmp_path))
+    media = StaticFilesMiddleware(app, {"/media": str(static)})
+    server = live_server(media)
+    for prefix in ("/static", "/media"):
+        status, headers, body = server.request("GET", f"{prefix}/blob.bin")
+        assert status == 200 and body == blob
+        assert headers["Content-Type"] == "application/octet-stream"
+        status, _, body = server.request(
+            "GET", f"{prefix}/blob.bin", headers={"Range": "bytes=1000-1999"}
+        )
+        assert status == 206 and body == blob[1000:2000]
+        status, _, body = server.request(
+            "GET", f"{prefix}/blob.bin", headers={"If-None-Match": headers["ETag"]}
+        )
+        assert status == 304 and body == b""
+        status, _, body = server.request("GET", f"{prefix}/%2e%2e/secret.txt")
+        assert status == 404 and b"SECRET" not in body
