@@ -125,3 +125,35 @@ def test_load_error_page_points_into_the_users_file(
     proc.wait_for_log(r" \* Debugger PIN: ", start=mark)
     status, body = fetch(url + "/")
     assert (status, body) == (200, b"0")
+
+
+def test_import_error_after_a_reload_is_shown_until_fixed(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    source = tmp_path / "app.py"
+    good = APP.replace("sum(basket) / len(basket)", "len(basket)")
+    source.write_text(good)
+    env = {"CITUS_DEBUGGER_STATE": "", "CITUS_DEBUGGER_PIN": ""}
+    proc = run_citus("run", "--debug", "--host", "127.0.0.1", "--port", "0", env=env)
+    url = proc.wait_for_url()
+    proc.wait_for_log(r" \* Debugger PIN: ")
+    assert fetch(url + "/") == (200, b"0")
+
+    def save(text: str) -> int:
+        mark = len(proc.log.lines)
+        source.write_text(text)
+        stat = source.stat()
+        os.utime(source, (stat.st_atime, stat.st_mtime + 2))
+        return mark
+
+    mark = save(good + "\nraise RuntimeError('settings missing at import')\n")
+    proc.wait_for_log(r"settings missing at import", start=mark)
+    for _ in range(2):
+        status, page = fetch(url + "/", Accept=BROWSER_ACCEPT)
+        assert status == 500
+        html = page.decode()
+        assert "settings missing at import" in html
+        assert f'<span class="file">{source}</span>' in html
+    mark = save(good)
+    proc.wait_for_log(r" \* Debugger PIN: ", start=mark)
+    assert fetch(url + "/") == (200, b"0")
