@@ -432,7 +432,7 @@ def _bind_unix(host: str) -> socket.socket:
             0,
             hint=["Give the socket's path: citus run --host unix:///tmp/app.sock"],
         )
-    if not hasattr(socket, "AF_UNIX"):
+    if sys.platform == "win32" or not hasattr(socket, "AF_UNIX"):
         raise _bind_error(
             OSError(errno.EAFNOSUPPORT, "Unix domain sockets are not supported"),
             host,
@@ -454,6 +454,8 @@ def _bind_unix(host: str) -> socket.socket:
 
 def _clear_stale_socket(host: str, path: str) -> None:
     """Remove a socket file at ``path`` that no server answers on."""
+    if sys.platform == "win32":  # pragma: no cover - _bind_unix refused already
+        return
     try:
         info = os.lstat(path)
     except FileNotFoundError:
