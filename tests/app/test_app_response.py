@@ -225,6 +225,8 @@ def test_response_constructor_and_setters() -> None:
         Response(status=42)
     with pytest.raises(ValueError, match="newline"):
         Response(headers={"X-Bad": "a\r\nInjected: 1"})
+    with pytest.raises(TypeError, match="jsonify"):
+        Response({"a": 1})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="samesite"):
         Response().set_cookie("a", samesite="sometimes")
 

@@ -171,6 +171,11 @@ class Response:
             self._body = [body.encode(self.charset)]
         elif isinstance(body, (bytes, bytearray, memoryview)):
             self._body = [bytes(body)]
+        elif isinstance(body, (dict, set, frozenset)):
+            raise TypeError(
+                f"A response body must be str, bytes or an iterable of them, not"
+                f" {type(body).__name__!r}: use jsonify(...) to send JSON."
+            )
         elif isinstance(body, t.Iterable):
             self._body = None
             self._iterable = body
