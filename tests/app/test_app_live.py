@@ -194,3 +194,36 @@ def test_static_files_over_http(tmp_path: t.Any, live_server: t.Any) -> None:
         assert status == 304 and body == b""
         status, _, body = server.request("GET", f"{prefix}/%2e%2e/secret.txt")
         assert status == 404 and b"SECRET" not in body
+
+
+def test_chunked_request_bodies_over_http(live_server: t.Any) -> None:
+    import http.client
+
+    app = API("live_chunked")
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+
+    @app.route("/echo", methods=["POST"])
+    def echo() -> dict[str, t.Any]:
+        return {"got": request.get_json()}
+
+    server = live_server(app)
+
+    def post_chunked(chunks: list[bytes]) -> tuple[int, bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            connection.request(
+                "POST",
+                "/echo",
+                body=iter(chunks),
+                headers={"Content-Type": "application/json"},
+                encode_chunked=True,
+            )
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    status, body = post_chunked([b'{"a": ', b"[1, 2]", b"}"])
+    assert status == 200 and json.loads(body) == {"got": {"a": [1, 2]}}
+    status, body = post_chunked([b'{"a": "', b"x" * 600, b"x" * 600, b'"}'])
+    assert status == 413
