@@ -91,6 +91,15 @@ def _answer_and_close_gently(sock: socket.socket, answer: bytes) -> None:
         pass
 
 
+def _has_data(client: _Client, wait: float = 0.2) -> bool:
+    """True when the client's request bytes arrive within ``wait`` seconds."""
+    try:
+        readable, _, _ = select.select([client.sock], [], [], wait)
+    except (OSError, ValueError):
+        return False
+    return bool(readable)
+
+
 class _Client:
     """One accepted connection: its socket, HTTP state and timers.
 
@@ -668,6 +677,15 @@ class Server:
         for client in list(self._clients.values()):
             if client.busy:
                 client.conn.must_close()  # answer with Connection: close
+            elif client.head_timer and not client.tls_pending and _has_data(client):
+                # Accepted before the stop with its request on the way (a
+                # reload): answer it, as closing would reset a fresh request.
+                client.busy = True
+                try:
+                    self._handle_ready(client)
+                except Exception:  # pragma: no cover - _handle_ready closed it
+                    pass
+                self._close(client)
             else:
                 self._close(client)
         deadline = time.monotonic() + self.shutdown_timeout
