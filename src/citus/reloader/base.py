@@ -117,10 +117,16 @@ def _library_dirs() -> tuple[tuple[str, ...], tuple[str, ...]]:
     packages.update(
         os.path.join(p, "dist-packages") for p in list(stdlib) if os.path.isdir(p)
     )
-    return (
-        tuple(sorted({_real(p) + os.sep for p in stdlib})),
-        tuple(sorted({_real(p) + os.sep for p in packages})),
-    )
+
+    # Both spellings of each folder: as configured and with symlinks resolved.
+    def prefixes(paths: set[str]) -> tuple[str, ...]:
+        found = set()
+        for path in paths:
+            found.add(os.path.normcase(os.path.abspath(path)) + os.sep)
+            found.add(_real(path) + os.sep)
+        return tuple(sorted(found))
+
+    return prefixes(stdlib), prefixes(packages)
 
 
 _LIBRARY_DIRS: tuple[tuple[str, ...], tuple[str, ...]] | None = None
@@ -145,7 +151,7 @@ def is_library_file(path: str) -> bool:
     site-packages count as the user's own.
     """
     stdlib, packages = library_dirs()
-    real = _real(path)
+    real = os.path.normcase(os.path.abspath(path))
     if real.startswith(packages):
         return not _truthy(os.environ.get(WATCH_SITE_PACKAGES_ENV))
     return real.startswith(stdlib)
@@ -303,7 +309,8 @@ def _python_files_in(folder: str) -> set[str]:
 class Watcher:
     """Decides when a watched file's content changed, with any backend.
 
-    :param backend: tells where to look (see :class:`Backend`).
+    :param backend: tells where to look (see :class:`Backend`); may be given
+        later, to :meth:`run`.
     :param extra_files: watched besides the modules' files.
     :param exclude_patterns: fnmatch patterns of paths never watched.
     :param scan_modules: also watch the files of ``sys.modules``, scanned again
@@ -316,7 +323,7 @@ class Watcher:
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Backend | None,
         extra_files: t.Iterable[str] = (),
         exclude_patterns: t.Iterable[str] = (),
         *,
@@ -339,6 +346,7 @@ class Watcher:
         #: True when :meth:`run` returned files that changed while the process
         #: started (before it could have served anything).
         self.stale_at_start = False
+        self._prepared = False
 
     # The set of files ------------------------------------------------------
 
@@ -385,7 +393,8 @@ class Watcher:
         for folder in new_dirs:
             self._dirs[folder] = _python_files_in(folder)
         if new_files or new_dirs:
-            self.backend.update(list(self._entries), list(self._dirs))
+            if self.backend is not None:
+                self.backend.update(list(self._entries), list(self._dirs))
             if self.on_watch is not None:
                 self.on_watch(sorted(self._entries))
         return stale
@@ -428,6 +437,7 @@ class Watcher:
 
     def _settle(self, touched: set[str], new: set[str]) -> None:
         """Wait until the files stop changing (one save = one restart)."""
+        assert self.backend is not None
         deadline = time.monotonic() + SETTLE_MAX
         last = {p: stamp(p) for p in touched | new}
         while time.monotonic() < deadline and not self._stop.is_set():
@@ -474,15 +484,41 @@ class Watcher:
             self._dirs[os.path.dirname(path)].add(path)
         return changed + sorted(new)
 
-    def run(self) -> list[str]:
+    def prepare(self) -> list[str]:
+        """Take the first snapshot; return the files that changed since
+        :attr:`since` already (see :attr:`stale_at_start`).
+
+        Cheap enough to call before serving, so that no change made once the
+        process serves can fall between its imports and the snapshot.
+        """
+        self._prepared = True
+        stale = self.refresh()
+        self.stale_at_start = bool(stale)
+        return stale
+
+    def run(self, backend: Backend | None = None) -> list[str]:
         """Block until a watched file changes; return the changed files.
+
+        :param backend: the backend, if not given to the constructor.
 
         Returns an empty list when :meth:`stop` was called.
         """
-        stale = self.refresh()
-        if stale:
-            self.stale_at_start = True
-            return stale
+        if backend is not None:
+            self.backend = backend
+        assert self.backend is not None, "Watcher.run() needs a backend"
+        if self._stop.is_set():
+            self.backend.close()
+            return []
+        if not self._prepared:
+            stale = self.prepare()
+            if stale:
+                return stale
+        # Changes made between the snapshot and the backend's first watch
+        # would be missed by events: look once after watching starts.
+        self.backend.update(list(self._entries), list(self._dirs))
+        changed = self.check(None)
+        if changed:
+            return changed
         next_rescan = time.monotonic() + RESCAN_EVERY
         while not self._stop.is_set():
             hint = self.backend.wait(RESCAN_EVERY)
@@ -505,4 +541,5 @@ class Watcher:
     def stop(self) -> None:
         """Make :meth:`run` return (from another thread)."""
         self._stop.set()
-        self.backend.close()
+        if self.backend is not None:
+            self.backend.close()

@@ -165,34 +165,37 @@ def start(
     The backend is made in that thread, so that importing watchdog does not
     delay serving.
     """
-    global _control
+    global _control, _watcher
     _control = _open_control()
     since = _float_env(SPAWNED_AT_ENV)
-    extra = list(extra_files)
-    exclude = list(exclude_patterns)
+    inherited = _receive_watched(_control) if _control is not None else []
 
     def report(files: list[str]) -> None:
         _send({"op": "watch", "files": files})
 
+    watcher = Watcher(
+        None,
+        [*extra_files, *inherited],
+        exclude_patterns,
+        since=since,
+        on_watch=report,
+    )
+    with _error_lock:
+        watcher.add_files(_error_files)
+        _watcher = watcher
+    stale = watcher.prepare()
+    if stale:
+        # A file changed while this child started: it has served nothing yet.
+        _reload(stale, None)
+
     def run() -> None:
-        global _watcher
-        inherited: list[str] = []
         if _control is not None:
-            inherited = _receive_watched(_control)
             threading.Thread(
                 target=_lifeline, args=(_control,), name="citus-lifeline", daemon=True
             ).start()
-        watcher = Watcher(
-            make_backend(), extra + inherited, exclude, since=since, on_watch=report
-        )
-        with _error_lock:
-            watcher.add_files(_error_files)
-            _watcher = watcher
-        changed = watcher.run()
+        changed = watcher.run(make_backend())
         if changed:
-            # A file changed while this child started: it has served nothing
-            # worth finishing, so it need not wait for its server to stop.
-            _reload(changed, None if watcher.stale_at_start else stop_serving)
+            _reload(changed, stop_serving)
 
     threading.Thread(target=run, name="citus-reloader", daemon=True).start()
     changed_at = _float_env(CHANGED_AT_ENV)

@@ -1,0 +1,304 @@
+"""The reloader end to end: real scripts under ``run_simple(use_reloader=True)``
+and a real ``citus run --debug``, real files edited, real HTTP requests.
+
+No test sleeps to synchronise: each waits for a log line or an answer with a
+deadline. To prove that something did *not* restart, a test makes one more
+change that must restart (an extra file) and then checks that the log names
+only that file: the reloader handles changes in order, so a spurious restart
+would have been logged first.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from .conftest import (
+    CITUS_SRC,
+    app_source,
+    count,
+    get,
+    pid_gone,
+    pid_of,
+    wait_for_body,
+    wait_until,
+    write,
+)
+
+if t.TYPE_CHECKING:
+    from conftest import CitusProcess  # type: ignore[import-not-found]
+
+    Runner = t.Callable[..., CitusProcess]
+
+pytestmark = pytest.mark.live_server
+
+
+def detected(name: str) -> str:
+    """A pattern for the log line that announces a change in ``name``."""
+    return re.escape(f" * Detected change in '{name}', reloading")
+
+
+def start_app(run_python: Runner, path: Path, **options: t.Any) -> tuple[t.Any, str]:
+    proc = run_python(str(path.name), cwd=path.parent)
+    url = proc.wait_for_url()
+    wait_for_body(url, lambda status, body: status == 200)
+    return proc, url
+
+
+def test_change_is_served(run_python: Runner, tmp_path: Path, backend: str) -> None:
+    app = tmp_path / "app.py"
+    write(app, app_source("one", backend))
+    proc, url = start_app(run_python, app)
+    label = "stat" if backend == "stat" else "watchdog (inotify)"
+    proc.wait_for_log(re.escape(f" * Restarting with {label}"))
+    first = pid_of(get(url)[1])
+
+    write(app, app_source("two", backend))  # same size: mtime and digest decide
+    proc.wait_for_log(detected("app.py"))
+    proc.wait_for_log(r" \* Reloaded in \d+\.\d\d s")
+    status, body = wait_for_body(url, lambda s, b: b.startswith("two"))
+    assert pid_of(body) != first
+
+
+def test_touch_excluded_and_same_content_never_restart(
+    run_python: Runner, tmp_path: Path, backend: str
+) -> None:
+    (tmp_path / "skipped.py").write_text("VALUE = 1\n")
+    (tmp_path / "config.txt").write_text("a")
+    app = tmp_path / "app.py"
+    source = app_source(
+        "one",
+        backend,
+        imports="import skipped",
+        extra_files=[str(tmp_path / "config.txt")],
+        exclude=["skip*.py"],
+    )
+    write(app, source)
+    proc, url = start_app(run_python, app)
+    first = pid_of(get(url)[1])
+
+    later = time.time() + 5
+    os.utime(app, (later, later))  # touched: new mtime, same bytes
+    temp = tmp_path / ".app.py.tmp"  # rewritten with the same bytes, atomically
+    temp.write_text(source)
+    os.replace(temp, app)
+    with open(app, "rb"):  # opened and closed without writing
+        pass
+    write(tmp_path / "skipped.py", "VALUE = 2\n")  # excluded by a pattern
+    write(tmp_path / "config.txt", "b")  # an extra file: restarts
+
+    proc.wait_for_log(r" \* Detected change in 'config\.txt', reloading")
+    wait_for_body(url, lambda s, b: pid_of(b) != first)
+    assert count(proc.log.lines, "Detected change") == 1, proc.log.text
+
+
+def test_new_module_then_its_change(
+    run_python: Runner, tmp_path: Path, backend: str
+) -> None:
+    app = tmp_path / "app.py"
+    write(app, app_source("one", backend))
+    proc, url = start_app(run_python, app)
+
+    write(tmp_path / "views.py", "TEXT = 'from views'\n")  # a new module: reload
+    proc.wait_for_log(detected("views.py"))
+    write(
+        app, app_source("one", backend, imports="import views", expression="views.TEXT")
+    )
+    wait_for_body(url, lambda s, b: b.startswith("from views"))
+
+    mark = len(proc.log.lines)
+    write(tmp_path / "views.py", "TEXT = 'views, edited'\n")
+    proc.wait_for_log(detected("views.py"), start=mark)
+    wait_for_body(url, lambda s, b: b.startswith("views, edited"))
+
+
+def test_syntax_error_then_fix(
+    run_python: Runner, tmp_path: Path, backend: str
+) -> None:
+    app = tmp_path / "app.py"
+    write(app, app_source("one", backend))
+    proc, url = start_app(run_python, app)
+
+    broken = app_source("one", backend).replace("MESSAGE = 'one'", "MESSAGE = 'one")
+    write(app, broken)
+    # The child cannot even compile the script: the supervisor answers with
+    # its error, at once, for every request.
+    status, body = wait_for_body(url, lambda s, b: s == 500)
+    assert "SyntaxError" in body and "app.py" in body
+    assert get(url)[0] == 500
+    assert "text/html" not in body
+
+    write(app, app_source("fixed", backend))
+    wait_for_body(url, lambda s, b: s == 200 and b.startswith("fixed"))
+    proc.wait_for_log(r" \* Reloaded in")
+
+
+def test_editor_saves_restart_once_each(
+    run_python: Runner, tmp_path: Path, backend: str
+) -> None:
+    (tmp_path / "marker.txt").write_text("0")
+    app = tmp_path / "app.py"
+    extra = [str(tmp_path / "marker.txt")]
+    write(app, app_source("v0", backend, extra_files=extra))
+    proc, url = start_app(run_python, app)
+
+    def atomic(text: str) -> None:  # write a temp file, rename it over (VS Code, vim)
+        temp = tmp_path / "app.py.tmp"
+        temp.write_text(text)
+        os.replace(temp, app)
+
+    def truncate_then_write(text: str) -> None:  # two steps, flushed in between
+        with open(app, "w") as file:
+            file.flush()
+            os.fsync(file.fileno())
+            file.write(text)
+
+    def backup_then_write(text: str) -> None:  # vim without backupcopy
+        os.replace(app, tmp_path / "app.py~")
+        app.write_text(text)
+        os.unlink(tmp_path / "app.py~")
+
+    for number, save in enumerate([atomic, truncate_then_write, backup_then_write]):
+        message = f"v{number + 1}"
+        save(app_source(message, backend, extra_files=extra))
+        wait_for_body(url, lambda s, b, m=message: b.startswith(m + " "))
+
+    write(tmp_path / "marker.txt", "1")
+    mark = proc.log.lines.index(
+        proc.wait_for_log(r"Detected change in 'marker\.txt'").string
+    )
+    proc.wait_for_log(r"Reloaded in", start=mark)
+    assert count(proc.log.lines, "Detected change in 'app.py'") == 3, proc.log.text
+    assert count(proc.log.lines, "Reloaded in") == 4, proc.log.text
+
+
+def test_no_request_fails_while_reloading(
+    run_python: Runner, tmp_path: Path, backend: str
+) -> None:
+    app = tmp_path / "app.py"
+    write(app, app_source("r0", backend, threaded=True))
+    proc, url = start_app(run_python, app)
+    failures: list[BaseException] = []
+    answers = [0]
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            try:
+                status, _ = get(url)
+                if status != 200:
+                    failures.append(AssertionError(f"status {status}"))
+                answers[0] += 1
+            except OSError as error:
+                failures.append(error)
+            time.sleep(0.005)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        for number in range(1, 5):
+            write(app, app_source(f"r{number}", backend, threaded=True))
+            wait_for_body(url, lambda s, b, n=number: b.startswith(f"r{n} "))
+    finally:
+        stop.set()
+        poller.join(10)
+    assert failures == []
+    assert answers[0] > 20
+
+
+def test_ctrl_c_stops_supervisor_and_child(run_python: Runner, tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    write(app, app_source("one", "stat"))
+    proc, url = start_app(run_python, app)
+    child = pid_of(get(url)[1])
+    assert child != proc.pid
+
+    proc.interrupt()
+    assert proc.wait() == 0
+    assert "Traceback" not in proc.log.text
+    wait_until(lambda: pid_gone(child))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_killed_supervisor_takes_the_child_along(
+    run_python: Runner, tmp_path: Path
+) -> None:
+    app = tmp_path / "app.py"
+    write(app, app_source("one", "watchdog"))
+    proc, url = start_app(run_python, app)
+    child = pid_of(get(url)[1])
+
+    os.kill(proc.pid, signal.SIGKILL)  # the supervisor only, not its group
+    wait_until(lambda: pid_gone(child), timeout=5)
+
+
+def test_unknown_reloader_type_is_a_value_error() -> None:
+    from citus.reloader import resolve_backend
+
+    with pytest.raises(ValueError, match="'auto', 'stat', 'watchdog'"):
+        resolve_backend("inotify")
+
+
+def test_missing_watchdog_says_which_extra(run_python: Runner, tmp_path: Path) -> None:
+    script = tmp_path / "nowatchdog.py"
+    script.write_text(
+        "import sys\n"
+        "sys.modules['watchdog'] = None\n"
+        "from citus.serving import run_simple\n"
+        "run_simple('127.0.0.1', 0, lambda e, s: [], use_reloader=True,"
+        " reloader_type='watchdog')\n"
+    )
+    proc = run_python(script.name, cwd=tmp_path)
+    assert proc.wait() == 1
+    assert "citus[watchdog]" in proc.log.text
+    assert "Traceback" not in proc.log.text
+
+
+CITUS_APP = """\
+from citus import API
+
+app = API(__name__)
+
+
+@app.route("/")
+def hello():
+    return {message!r}
+"""
+
+
+def test_citus_run_debug_reloads_and_recovers(
+    run_citus: Runner, tmp_path: Path, backend: str
+) -> None:
+    app = tmp_path / "hello.py"
+    write(app, CITUS_APP.format(message="hello one"))
+    proc = run_citus(
+        "--app",
+        "hello",
+        "run",
+        "--debug",
+        "--port",
+        "0",
+        "--reloader-type",
+        backend,
+        "--exclude-patterns",
+        CITUS_SRC + os.sep + "*",
+    )
+    url = proc.wait_for_url()
+    wait_for_body(url, lambda s, b: b == "hello one")
+
+    write(app, CITUS_APP.format(message="hello one").replace("'hello one'", "'oops"))
+    proc.wait_for_log(r"Detected change in 'hello\.py'")
+    status, body = wait_for_body(url, lambda s, b: s == 500)
+    assert "SyntaxError" in body
+
+    write(app, CITUS_APP.format(message="hello two"))
+    wait_for_body(url, lambda s, b: b == "hello two")
+    assert count(proc.log.lines, "Detected change in 'hello.py'") == 2
