@@ -59,6 +59,19 @@ class _Proxy:
     def __getattr__(self, name: str) -> t.Any:
         return getattr(self._lookup(), name)
 
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:  # isinstance(request, Request) holds
+        try:
+            return type(self._lookup())
+        except RuntimeError:
+            return _Proxy
+
+    def __dir__(self) -> list[str]:
+        try:
+            return dir(self._lookup())
+        except RuntimeError:
+            return []
+
     def __setattr__(self, name: str, value: t.Any) -> None:
         setattr(self._lookup(), name, value)
 

@@ -291,3 +291,14 @@ def test_request_application_decorator() -> None:
     assert response.text == "Hello citus!"
     assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
     assert client.get("/?fail=1").status_code == 418
+
+
+def test_request_proxy_looks_like_a_request() -> None:
+    app = API("proxy_app")
+
+    @app.route("/")
+    def index() -> dict[str, bool]:
+        return {"isinstance": isinstance(request, Request), "truthy": bool(request)}
+
+    assert app.test_client().get("/").get_json() == {"isinstance": True, "truthy": True}
+    assert not isinstance(request, Request)
