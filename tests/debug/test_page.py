@@ -385,3 +385,44 @@ def test_text_for_curl_and_json_chain(isolated_state: None) -> None:
     frame = data["chain"][0]["frames"][0]
     assert set(frame) >= {"file", "line", "function"}
     assert frame["file"] == __file__ and frame["function"].endswith("app")
+
+
+def test_a_page_that_cannot_render_still_answers_500(
+    isolated_state: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Hostile(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("str() is broken too")
+
+    class Weird:
+        @property
+        def config(self) -> dict[str, object]:
+            return {1: object(), "b": 2}  # keys that don't sort together
+
+        def __call__(
+            self, environ: WSGIEnvironment, start_response: StartResponse
+        ) -> list[bytes]:
+            raise Hostile()
+
+    client = Caller(DebuggedApplication(Weird()))
+    with caplog.at_level(logging.ERROR, logger="citus"):
+        result = client.get("/", headers={"Accept": BROWSER_ACCEPT})
+    assert result.status == 500
+    assert "Hostile" in result.text
+
+
+def test_renderer_failure_falls_back_to_plain_500(
+    client: Caller, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import citus.debug
+
+    def broken_renderer(*args: object, **kwargs: object) -> str:
+        raise MemoryError("renderer ran out")
+
+    monkeypatch.setattr(citus.debug, "render_page", broken_renderer)
+    with caplog.at_level(logging.ERROR, logger="citus"):
+        result = client.get("/boom", headers={"Accept": BROWSER_ACCEPT})
+    assert result.status == 500
+    assert result.text == "Internal Server Error: the traceback is in the terminal.\n"
+    assert "conftest.Boom" in caplog.text
+    assert "could not render its page: MemoryError('renderer ran out')" in caplog.text

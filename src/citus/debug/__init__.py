@@ -219,7 +219,13 @@ class DebuggedApplication:
                 # The status line has gone out: only closing the connection
                 # tells the client that the body is cut short.
                 raise
-            status, headers, body = self._error_response(environ, error, form_body)
+            try:
+                status, headers, body = self._error_response(environ, error, form_body)
+            except Exception as failure:  # a bug here must not hide the app's error
+                echo(f"The debugger could not render its page: {failure!r}", err=True)
+                status = "500 INTERNAL SERVER ERROR"
+                headers = self._headers("text/plain; charset=utf-8")
+                body = b"Internal Server Error: the traceback is in the terminal.\n"
             start_response(status, headers, sys.exc_info())
             yield body
         finally:
