@@ -231,7 +231,12 @@ def test_response_constructor_and_setters() -> None:
         Response().set_cookie("a", samesite="sometimes")
 
 
-def test_jsonify() -> None:
+def test_json_helpers() -> None:
+    response = Response.json({"id": 1, "name": "é"}, status=201)
+    assert response.status_code == 201
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.data == '{"id": 1, "name": "é"}\n'.encode()
+    assert response.json == {"id": 1, "name": "é"}
     response = jsonify(a=1)
     assert response.get_json() == {"a": 1}
     response = jsonify([1], status=201, headers={"X-A": "b"})

@@ -65,6 +65,34 @@ def _status_line(status: int | str | HTTPStatus) -> tuple[int, str]:
     return code, f"{code} {phrase}"
 
 
+R = t.TypeVar("R", bound="Response")
+
+
+class _JsonHelper:
+    """``Response.json(data, status=200, headers=None)`` makes a JSON response;
+    ``response.json`` on a response is its body parsed as JSON (for tests)."""
+
+    @t.overload
+    def __get__(self, instance: None, owner: type[R]) -> t.Callable[..., R]: ...
+    @t.overload
+    def __get__(self, instance: Response, owner: type[Response]) -> t.Any: ...
+
+    def __get__(self, instance: Response | None, owner: type[Response]) -> t.Any:
+        if instance is not None:
+            return instance.get_json()
+
+        def make(
+            data: t.Any = None,
+            status: int | str = 200,
+            headers: t.Mapping[str, str] | t.Iterable[tuple[str, str]] | None = None,
+            **kwargs: t.Any,
+        ) -> Response:
+            """A JSON response: ``Response.json({"id": 1}, status=201)``."""
+            return jsonify(data, status, headers, _response_class=owner, **kwargs)
+
+        return make
+
+
 class Response:
     """An HTTP response, usable as a WSGI application.
 
@@ -237,10 +265,9 @@ class Response:
                 return None
             raise
 
-    @property
-    def json(self) -> t.Any:
-        """The body parsed as JSON (handy in tests)."""
-        return self.get_json()
+    #: ``Response.json(data, status=200, headers=None)`` makes a JSON response;
+    #: ``response.json`` is a response's body parsed as JSON (handy in tests).
+    json = _JsonHelper()
 
     def iter_encoded(self) -> t.Iterator[bytes]:
         """The body's chunks as bytes (the caller closes a streamed iterable)."""
@@ -411,6 +438,7 @@ def jsonify(
     data: t.Any = None,
     status: int | str = 200,
     headers: t.Mapping[str, str] | t.Iterable[tuple[str, str]] | None = None,
+    _response_class: type[Response] | None = None,
     **kwargs: t.Any,
 ) -> Response:
     """A JSON response: ``jsonify({"id": 1})`` or ``jsonify(id=1)``.
@@ -424,7 +452,8 @@ def jsonify(
     if data is None and kwargs:
         data = kwargs
     body = _json.dumps(data, ensure_ascii=False, default=_json_default) + "\n"
-    return Response(body, status=status, headers=headers, mimetype="application/json")
+    cls = _response_class or Response
+    return cls(body, status=status, headers=headers, mimetype="application/json")
 
 
 def _json_default(value: t.Any) -> t.Any:
