@@ -24,7 +24,7 @@ import time
 import typing as t
 import uuid
 from email.utils import parsedate_to_datetime
-from urllib.parse import unquote, urlencode, urljoin, urlsplit
+from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit
 
 from .wrappers.datastructures import Headers
 from .wrappers.response import Response
@@ -349,7 +349,7 @@ class Client:
             "REQUEST_METHOD": method.upper(),
             "SCRIPT_NAME": "",
             "PATH_INFO": unquote(url.path or "/").encode("utf-8").decode("latin-1"),
-            "QUERY_STRING": query,
+            "QUERY_STRING": quote(query, safe="&=+%/?:@!$'()*,;~[]"),
             "SERVER_NAME": name,
             "SERVER_PORT": port,
             "SERVER_PROTOCOL": "HTTP/1.1",

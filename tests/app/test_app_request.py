@@ -107,6 +107,8 @@ def test_query_string_dict_and_unicode(app: API) -> None:
     )
     assert data["tag"] == ["é", "ü"]
     assert data["args"]["q"] == ["a b"]
+    raw = app.test_client().get("/info?tag=café").get_json()
+    assert raw["tag"] == ["café"]
 
 
 def test_headers_are_case_insensitive_and_multi_valued(app: API) -> None:
