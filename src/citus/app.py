@@ -599,8 +599,8 @@ class API:
 
     def handle_http_exception(self, error: HTTPException) -> Response:
         """The application's handler for ``error``, else its error page."""
-        if isinstance(error, RequestRedirect):
-            return error.get_response()
+        if isinstance(error, RequestRedirect) or error.response is not None:
+            return error.get_response()  # a redirect, or abort(Response(...))
         handler = self._find_handler(error)
         if handler is None:
             return error.get_response()

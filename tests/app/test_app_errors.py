@@ -185,3 +185,20 @@ def test_before_and_after_request_hooks() -> None:
     client = app.test_client()
     assert client.get("/abort/404?block=1").text == "blocked"
     assert client.get("/abort/404").headers["X-Stamp"] == "1"
+
+
+def test_abort_with_a_response_sends_it_as_is() -> None:
+    from citus import Response
+
+    app = make_app()
+
+    @app.errorhandler(404)
+    def not_found(error: HTTPException) -> str:
+        return "handler"
+
+    @app.route("/teapot")
+    def teapot() -> str:
+        abort(Response("exactly this", status=404, mimetype="text/plain"))
+
+    response = app.test_client().get("/teapot")
+    assert (response.status_code, response.text) == (404, "exactly this")
