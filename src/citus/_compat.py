@@ -225,3 +225,39 @@ def _holder_from_netstat(port: int) -> PortHolder | None:
     listing = _run(["tasklist", "/FI", f"PID eq {pid}", "/FO", "CSV", "/NH"])
     name = listing.split(",", 1)[0].strip().strip('"') if listing else ""
     return PortHolder(pid, name or "?")
+
+
+# -- sockets of the development server ------------------------------------------
+
+if sys.platform == "win32":
+    #: ``recv()`` flag that makes one call non-blocking (0: not available).
+    MSG_DONTWAIT = 0
+
+    def set_io_timeout(sock: t.Any, seconds: float) -> None:
+        """Make reads and writes on ``sock`` fail after ``seconds`` of waiting.
+
+        Windows has no per-call non-blocking flag, so this uses Python's
+        socket timeout.
+        """
+        sock.settimeout(seconds)
+
+else:
+    import socket as _socket
+    import struct as _struct
+
+    MSG_DONTWAIT = _socket.MSG_DONTWAIT
+
+    def set_io_timeout(sock: t.Any, seconds: float) -> None:
+        """Make reads and writes on ``sock`` fail after ``seconds`` of waiting.
+
+        The socket stays in blocking mode and the kernel enforces the timeout
+        (``SO_RCVTIMEO``/``SO_SNDTIMEO``), so a read that is known to be ready
+        costs one system call, not a ``poll()`` and a ``recv()``. A timed-out
+        call raises ``BlockingIOError``.
+        """
+        if not sys.platform.startswith("linux"):
+            sock.setblocking(True)  # BSD sockets inherit the listener's mode
+        whole = int(seconds)
+        value = _struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
+        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVTIMEO, value)
+        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDTIMEO, value)

@@ -29,6 +29,7 @@ import typing as t
 import warnings
 from collections import deque
 
+from .._compat import MSG_DONTWAIT, set_io_timeout
 from . import http11
 from .http11 import (
     CONNECTION_CLOSED,
@@ -55,8 +56,11 @@ DEFAULT_SHUTDOWN_TIMEOUT = 5.0
 DEFAULT_MAX_THREADS = 256
 
 _RECV_SIZE = 65536
-#: Idle worker threads above this many exit after ``_IDLE_THREAD_EXIT`` seconds.
-_MIN_THREADS = 8
+#: Worker threads started as work arrives; more only when work waits.
+_BASE_THREADS = 4
+#: Seconds queued work may wait before another worker thread is started.
+_STARVED = 0.02
+#: Idle threads above the base ones exit after this many seconds.
 _IDLE_THREAD_EXIT = 10.0
 _TLS_PLAIN_HTTP_ANSWER = (
     b"HTTP/1.1 400 Bad Request\r\n"
@@ -132,7 +136,10 @@ class _Client:
         self.client = ""
 
     def recv(self) -> bytes:
-        return self.sock.recv(_RECV_SIZE)
+        try:
+            return self.sock.recv(_RECV_SIZE)
+        except (BlockingIOError, TimeoutError):
+            raise TimeoutError("timed out waiting for the client") from None
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -140,7 +147,18 @@ class _Client:
     def sendfile(self, file: t.IO[bytes], offset: int, count: int) -> int | None:
         if self.tls:
             return None
-        return self.sock.sendfile(file, offset, count)
+        if not hasattr(os, "sendfile"):
+            return self.sock.sendfile(file, offset, count)
+        out = self.sock.fileno()
+        source = file.fileno()
+        sent = 0
+        while sent < count:
+            # Blocks at most the socket's send timeout (BlockingIOError then).
+            size = os.sendfile(out, source, offset + sent, min(count - sent, 1 << 20))
+            if not size:
+                break
+            sent += size
+        return sent
 
 
 class _Poller:
@@ -187,11 +205,16 @@ class _Poller:
             except (KeyError, ValueError):
                 pass
 
-    def add_conn(self, fd: int) -> None:
-        """Watch a new connection (from the loop's thread)."""
+    def add_conn(self, fd: int, armed: bool) -> None:
+        """Know a new connection (from the loop's thread).
+
+        Unless ``armed``, it is only watched after the first :meth:`rearm`
+        (the caller reads it first).
+        """
         if self._epoll is not None:
-            self._epoll.register(fd, select.EPOLLIN | select.EPOLLONESHOT)
-        else:
+            events = select.EPOLLIN | select.EPOLLONESHOT if armed else 0
+            self._epoll.register(fd, events | select.EPOLLONESHOT)
+        elif armed:
             assert self._selector is not None
             self._selector.register(fd, selectors.EVENT_READ)
 
@@ -252,31 +275,59 @@ class _Poller:
 
 
 class _Pool:
-    """Worker threads that grow with demand, up to ``max_threads``."""
+    """Worker threads: a few to start with, more when work waits too long.
 
-    def __init__(self, handler: t.Callable[[_Client], None], max_threads: int):
+    Requests are short and share the GIL, so a handful of threads serve them
+    fastest; a request that holds its thread for long (a stream, a slow
+    upstream) must not starve the others, so when work has waited more than
+    ``_STARVED`` seconds :meth:`check` adds a thread, up to ``max_threads``.
+    """
+
+    def __init__(
+        self, handler: t.Callable[[_Client], None], base: int, max_threads: int
+    ) -> None:
         self._handler = handler
-        self._max = max_threads
-        self._queue: deque[_Client | None] = deque()
+        self._base = base
+        self._max = max(base, max_threads)
+        self._queue: deque[tuple[float, _Client | None]] = deque()
         self._cond = threading.Condition(threading.Lock())
         self._idle = 0
         self._threads: list[threading.Thread] = []
 
+    @property
+    def waiting(self) -> bool:
+        """Whether work is queued (the loop then checks for starvation)."""
+        return bool(self._queue)
+
     def submit(self, item: _Client) -> None:
         with self._cond:
-            self._queue.append(item)
-            if self._idle > len(self._queue) - 1:
+            self._queue.append((time.monotonic(), item))
+            if self._idle >= len(self._queue):
                 self._cond.notify()
                 return
-            if len(self._threads) >= self._max:
+            if len(self._threads) >= self._base:
                 return
-            thread = threading.Thread(
-                target=self._work,
-                name=f"citus-worker-{len(self._threads)}",
-                daemon=True,
-            )
-            self._threads.append(thread)
+            thread = self._new_thread()
         thread.start()
+
+    def check(self, now: float) -> None:
+        """Add a thread if the oldest queued work waited too long."""
+        with self._cond:
+            if not self._queue or now - self._queue[0][0] < _STARVED:
+                return
+            if self._idle or len(self._threads) >= self._max:
+                return
+            thread = self._new_thread()
+        thread.start()
+
+    def _new_thread(self) -> threading.Thread:
+        thread = threading.Thread(
+            target=self._work,
+            name=f"citus-worker-{len(self._threads)}",
+            daemon=True,
+        )
+        self._threads.append(thread)
+        return thread
 
     def _work(self) -> None:
         cond = self._cond
@@ -292,12 +343,12 @@ class _Pool:
                     if (
                         not woken
                         and not queue
-                        and len(self._threads) > _MIN_THREADS
+                        and len(self._threads) > self._base
                         and me in self._threads
                     ):
                         self._threads.remove(me)
                         return
-                item = queue.popleft()
+                item = queue.popleft()[1]
             if item is None:
                 return
             handler(item)
@@ -305,11 +356,10 @@ class _Pool:
     def stop(self, timeout: float) -> None:
         with self._cond:
             for _ in self._threads:
-                self._queue.append(None)
+                self._queue.append((0.0, None))
             self._cond.notify_all()
-        deadline = time.monotonic() + timeout
-        with self._cond:
             threads = list(self._threads)
+        deadline = time.monotonic() + timeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         with self._cond:
@@ -536,7 +586,9 @@ class Server:
         listeners: dict[int, socket.socket] = {}
         if self.threaded or self.ssl_context is not None:
             self._pool = _Pool(
-                self._handle_ready, self.max_threads if self.threaded else 4
+                self._handle_ready,
+                _BASE_THREADS,
+                self.max_threads if self.threaded else _BASE_THREADS,
             )
         try:
             for sock in self.sockets:
@@ -551,7 +603,11 @@ class Server:
             pool = self._pool
             next_sweep = time.monotonic() + 0.25
             while not self._stopping:
-                for fd in poller.poll(0.25, listener_fds):
+                timeout = 0.25
+                if pool is not None and pool.waiting:
+                    timeout = _STARVED
+                    pool.check(time.monotonic())
+                for fd in poller.poll(timeout, listener_fds):
                     if fd in listeners:
                         self._accept(listeners[fd])
                         continue
@@ -601,7 +657,7 @@ class Server:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 except OSError:
                     pass
-            sock.settimeout(self.io_timeout)
+            set_io_timeout(sock, self.io_timeout)
             fd = sock.fileno()
             client = _Client(sock, fd)
             try:
@@ -618,11 +674,20 @@ class Server:
                 self.processes > 1,
             )
             client.deadline = time.monotonic() + self.header_timeout
+            self._clients[fd] = client
             if self.ssl_context is not None:
                 client.tls_pending = True
-                client.deadline = time.monotonic() + self.header_timeout
-            self._clients[fd] = client
-            poller.add_conn(fd)
+            elif MSG_DONTWAIT:
+                # The request usually follows the connection at once: read it
+                # now rather than after another round through the poller.
+                poller.add_conn(fd, armed=False)
+                client.busy = True
+                if self.threaded and self._pool is not None:
+                    self._pool.submit(client)
+                else:
+                    self._handle_ready(client)
+                continue
+            poller.add_conn(fd, armed=True)
 
     def _sweep(self, now: float) -> None:
         """Close connections whose header or keep-alive timer ran out."""
@@ -747,7 +812,7 @@ class Server:
         sock = client.sock
         conn = client.conn
         try:
-            data = sock.recv(_RECV_SIZE)
+            data = sock.recv(_RECV_SIZE, 0 if client.tls else MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
             self._rearm(client)
             return

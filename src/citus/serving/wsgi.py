@@ -174,6 +174,10 @@ class Input(io.RawIOBase):
             if event is NEED_DATA:
                 try:
                     data = self._transport.recv()
+                except TimeoutError:
+                    raise ClientDisconnectedError(
+                        "The client stopped sending the request body (timed out)."
+                    ) from None
                 except OSError as error:
                     raise ClientDisconnectedError(
                         f"Reading the request body failed: {error}"
