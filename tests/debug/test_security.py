@@ -294,6 +294,10 @@ def test_brute_force_is_locked_out_across_reloads(
     assert second.pin == first.pin
     clients = [Caller(first), Caller(second)]
     secrets_ = [open_page(c)[0] for c in clients]
+    # The developer's own browser, unlocked before the attack.
+    mine = Caller(second)
+    my_secret, my_tb = open_page(mine)
+    assert unlock(mine, second, my_secret).status == 200
     with caplog.at_level(logging.INFO, logger="citus"):
         for attempt in range(MAX_PIN_ATTEMPTS):
             which = attempt % 2
@@ -316,6 +320,10 @@ def test_brute_force_is_locked_out_across_reloads(
     # The page says so too.
     html = clients[0].get("/boom", headers={"Accept": BROWSER_ACCEPT}).text
     assert "after 10 wrong PINs, unlocking is refused" in html
+    status = clients[0].post_form(PREFIX + "/status", {"s": secrets_[0]}).json()
+    assert status["locked_out"] is True and status["unlocked"] is False
+    # A browser that unlocked before the lockout keeps its console.
+    assert evaluate(mine, my_secret, my_tb, "answer").json()["output"] == "42\n"
 
 
 def test_wrong_pins_are_counted_atomically_across_threads(isolated_state: None) -> None:

@@ -293,14 +293,22 @@ class DebuggedApplication:
             return status, self._headers("application/json"), to_json(tb.to_json())
         if kind == "text":
             return status, self._headers("text/plain; charset=utf-8"), tb.text.encode()
+        # A browser that unlocked before a lockout keeps its console, so the
+        # page keeps the buttons and only warns.
+        console_reason = self._console_reason(environ)
+        notice = None
+        if console_reason is None and self.pin is not None:
+            until = self._lockout_until()
+            notice = _lockout_message(until) if until else None
         page = render_page(
             tb,
             environ=environ,
             prefix=environ.get("SCRIPT_NAME", "").rstrip("/") + PREFIX,
             secret=self.secret,
-            console_reason=self._console_reason(environ),
+            console_reason=console_reason,
             form_body=form_body,
             config=find_config(self.app),
+            notice=notice,
         )
         return status, self._headers("text/html; charset=utf-8"), page.encode()
 
@@ -347,10 +355,12 @@ class DebuggedApplication:
         until = float(self._state.update(lambda data: data.get("locked_until", 0)))
         return until if until > now else 0.0
 
-    def _console_reason(
-        self, environ: WSGIEnvironment, skip_lockout: bool = False
-    ) -> str | None:
-        """Why the console cannot be used for this request, or ``None``."""
+    def _console_reason(self, environ: WSGIEnvironment) -> str | None:
+        """Why the console cannot be used for this request, or ``None``.
+
+        A lockout after wrong PINs is not a reason here: it stops unlocking,
+        not a browser that unlocked before.
+        """
         if not self.evalex:
             return (
                 "The console is off: the debugger was started without evaluation"
@@ -359,15 +369,12 @@ class DebuggedApplication:
         peer = environ.get("REMOTE_ADDR")
         name = host_name(environ.get("HTTP_HOST", ""))
         if not is_loopback_address(peer) and not self._configured_host(name):
+            where = peer if peer else "an unknown address"
             return (
-                f"The console is off: this request came from {peer or 'an unknown'}"
-                f" address, not from this machine. To allow it, set {TRUSTED_HOSTS_ENV}"
-                " to the host name you use to reach this server."
+                f"The console is off: this request came from {where}, not from"
+                f" this machine. To allow it, set {TRUSTED_HOSTS_ENV} to the host"
+                " name you use to reach this server."
             )
-        if not skip_lockout and self.pin is not None:
-            until = self._lockout_until()
-            if until:
-                return _lockout_message(until)
         return None
 
     def _authenticated(self, environ: WSGIEnvironment) -> bool:
@@ -519,7 +526,7 @@ class DebuggedApplication:
         start_response: StartResponse,
         form: dict[str, str],
     ) -> list[bytes]:
-        reason = self._console_reason(environ, skip_lockout=True)
+        reason = self._console_reason(environ)
         if reason is not None:
             return reply(
                 start_response, "403 FORBIDDEN", {"ok": False, "error": reason}
@@ -560,7 +567,7 @@ class DebuggedApplication:
         start_response: StartResponse,
         form: dict[str, str],
     ) -> list[bytes]:
-        reason = self._console_reason(environ, skip_lockout=True)
+        reason = self._console_reason(environ)
         if reason is not None:
             return reply(start_response, "403 FORBIDDEN", {"error": reason})
         if not self._authenticated(environ):

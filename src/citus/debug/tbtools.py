@@ -514,6 +514,7 @@ def render_page(
     console_reason: str | None,
     form_body: bytes | None = None,
     config: t.Mapping[str, t.Any] | None = None,
+    notice: str | None = None,
 ) -> str:
     """The error page for ``tb``.
 
@@ -525,6 +526,8 @@ def render_page(
         sentence that says why it is off.
     :param form_body: a copy of a URL-encoded request body, if kept.
     :param config: the application's configuration, if any.
+    :param notice: a warning about the console, shown under its status line
+        (unlocking refused after too many wrong PINs).
     """
     last = tb.last
     console = console_reason is None
@@ -544,6 +547,8 @@ def render_page(
         if console
         else f'<p class="console-status off">{_e(console_reason or "")}</p>'
     )
+    if notice:
+        status += f'<p class="console-status off">{_e(notice)}</p>'
     sections = "".join(
         f"<details><summary>{_e(title)}</summary>{_table(rows)}</details>"
         for title, rows in request_sections(environ, form_body)
