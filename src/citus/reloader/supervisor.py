@@ -333,7 +333,7 @@ class Supervisor:
     def _listen(self, child: _Child, sock: socket.socket) -> None:
         """Read the child's messages (one JSON object per line)."""
         with sock, sock.makefile("rb") as lines:
-            for line in lines:
+            for line in _lines(lines):
                 try:
                     message = json.loads(line)
                 except ValueError:
@@ -509,6 +509,19 @@ class Supervisor:
             if not alive:
                 break
             deadline = time.monotonic() + 1.0
+
+
+def _lines(stream: t.IO[bytes]) -> t.Iterator[bytes]:
+    """The lines of ``stream`` until its end or an error (a reset by a child
+    that exited without reading everything)."""
+    while True:
+        try:
+            line = stream.readline()
+        except (OSError, ValueError):
+            return
+        if not line:
+            return
+        yield line
 
 
 def _raise_stop(signum: int, frame: object) -> None:

@@ -1,0 +1,179 @@
+"""The supervisor's state machine, with scripted children and a polling backend.
+
+Each child is a tiny script that acts by its generation number (announce a
+reload and hang, exit 3, crash with a traceback, exit 4), so every branch of
+the supervisor runs for real: processes, sockets, the control channel and the
+error page, without an app or a server.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from citus.reloader import supervisor as supervisor_module
+from citus.reloader.stat_backend import StatBackend
+from citus.reloader.supervisor import Supervisor, child_args
+
+from .conftest import get, pid_gone, wait_for_body, wait_until
+
+pytestmark = pytest.mark.live_server
+
+CHILD = """\
+import json, os, socket, sys, time
+
+generation = int(os.environ["CITUS_RUN_GENERATION"])
+with open({journal!r}, "a") as journal:
+    journal.write("%d %d %s %s\\n" % (
+        generation, os.getpid(), os.environ.get("CITUS_RELOADER_CHANGED_AT", "-"),
+        os.environ["CITUS_RUN_MAIN"]))
+control = socket.socket(fileno=int(os.environ["CITUS_RELOADER_FD"]))
+script = {script!r}
+action = script[generation]
+if action == "announce":
+    control.sendall(json.dumps({{"op": "watch", "files": [{watched!r}]}}).encode()
+                    + b"\\n")
+    control.sendall(json.dumps({{"op": "reload", "at": time.time()}}).encode()
+                    + b"\\n")
+    time.sleep(60)  # an SSE stream that never ends: must not hold the reload
+elif action == "crash":
+    sys.stderr.write('Traceback (most recent call last):\\n  File "{broken}", '
+                     'line 1, in <module>\\nSyntaxError: boom in the child\\n')
+    sys.exit(1)
+else:
+    sys.exit(int(action))
+"""
+
+
+def run_supervisor(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    script: list[str],
+    edit: t.Callable[[str], None] | None = None,
+) -> tuple[int, list[list[str]]]:
+    """Run a supervisor over ``script``; ``edit(url)`` runs while it supervises."""
+    journal = tmp_path / "journal.txt"
+    broken = tmp_path / "broken.py"
+    broken.write_text("x = (\n")
+    watched = tmp_path / "watched.py"
+    watched.write_text("")
+    child = tmp_path / "child.py"
+    child.write_text(
+        CHILD.format(
+            journal=str(journal), script=script, watched=str(watched), broken=broken
+        )
+    )
+    monkeypatch.setattr(
+        supervisor_module, "child_args", lambda: [sys.executable, str(child)]
+    )
+    listener = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    supervisor = Supervisor(
+        [listener], lambda: StatBackend(0.05), "stat", exclude_patterns=["*/citus/*"]
+    )
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(supervisor.run()))
+    thread.start()
+    try:
+        if edit is not None:
+            edit(url)
+        thread.join(20)
+        assert result, "the supervisor did not finish"
+    finally:
+        if not result:
+            supervisor._stop_children()
+        listener.close()
+    lines = [line.split() for line in journal.read_text().splitlines()]
+    return result[0], lines
+
+
+def test_reload_crash_error_page_and_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, t.Any] = {}
+
+    def edit(url: str) -> None:
+        # Generation 2 crashed: the supervisor answers with its error.
+        status, body = wait_for_body(url, lambda s, b: s == 500)
+        seen["page"] = body
+        (tmp_path / "broken.py").write_text("x = ()\n")  # the traceback's file
+
+    code, lines = run_supervisor(
+        tmp_path, monkeypatch, ["announce", "3", "crash", "4"], edit
+    )
+    assert code == 1  # EXIT_FATAL from generation 3
+    assert [line[0] for line in lines] == ["0", "1", "2", "3"]
+    assert all(line[3] == "true" for line in lines)
+    assert lines[1][2] != "-"  # started by a change: it knows when
+    assert lines[2][2] == "-"  # started by exit 3
+    assert lines[3][2] != "-"  # started by the fix
+    assert "SyntaxError: boom in the child" in seen["page"]
+    assert "exit status 1" in seen["page"]
+    # The first child hung after announcing: it was killed after the grace period.
+    wait_until(lambda: pid_gone(int(lines[0][1])), timeout=5)
+
+
+def test_error_page_is_html_for_browsers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import http.client
+
+    def edit(url: str) -> None:
+        wait_for_body(url, lambda s, b: s == 500)
+        port = int(url.rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            conn.request("GET", "/", headers={"Accept": "text/html"})
+            response = conn.getresponse()
+            body = response.read().decode()
+        finally:
+            conn.close()
+        assert response.getheader("Content-Type", "").startswith("text/html")
+        assert "&lt;module&gt;" in body  # escaped
+        (tmp_path / "broken.py").write_text("x = ()\n")
+
+    code, _ = run_supervisor(tmp_path, monkeypatch, ["crash", "0"], edit)
+    assert code == 0  # the next child exited 0: so does the supervisor
+
+
+def test_child_exit_zero_ends_supervision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, lines = run_supervisor(tmp_path, monkeypatch, ["0"])
+    assert code == 0
+    assert len(lines) == 1
+
+
+def test_child_args_repeat_the_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "orig_argv", ["python3", "-X", "dev", "-m", "pkg", "a"])
+    assert child_args() == [sys.executable, "-X", "dev", "-m", "pkg", "a"]
+
+
+def test_windows_console_script_without_suffix(tmp_path: Path) -> None:
+    exe = tmp_path / "citus.exe"
+    exe.write_text("")
+    args = supervisor_module._windows_console_script(
+        ["python.exe", str(tmp_path / "citus"), "run"]
+    )
+    assert args == [str(exe), "run"]
+    assert supervisor_module._windows_console_script(["python.exe", "-m", "x"]) == [
+        "python.exe",
+        "-m",
+        "x",
+    ]
+
+
+def test_get_helper_fails_on_refused_port() -> None:
+    # A guard for the helpers above: a closed port must fail, not hang.
+    sock = socket.create_server(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    with pytest.raises(OSError):
+        get(f"http://127.0.0.1:{port}")
+    assert os.environ.get("CITUS_RUN_MAIN") != "true"
