@@ -202,3 +202,17 @@ def test_abort_with_a_response_sends_it_as_is() -> None:
 
     response = app.test_client().get("/teapot")
     assert (response.status_code, response.text) == (404, "exactly this")
+
+
+def test_debug_mode_errors_reach_the_debugger() -> None:
+    from citus.debug import DebuggedApplication
+    from citus.testing import Client
+
+    app = make_app()
+    app.debug = True
+    client = Client(DebuggedApplication(app, evalex=False))
+    response = client.get("/boom", headers={"Accept": "text/plain"})
+    assert response.status_code == 500
+    assert "ValueError: kaboom in the view" in response.text
+    # HTTP errors stay ordinary pages under the debugger.
+    assert client.get("/abort/404").status_code == 404
