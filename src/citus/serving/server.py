@@ -118,6 +118,7 @@ class _Client:
         "deadline",
         "fd",
         "head_timer",
+        "registered",
         "sock",
         "tls",
         "tls_pending",
@@ -130,6 +131,7 @@ class _Client:
         self.deadline = 0.0
         self.busy = False
         self.head_timer = True
+        self.registered = False
         self.tls = False
         self.tls_pending = False
         self.base: dict[str, t.Any] = {}
@@ -191,6 +193,12 @@ class _Poller:
             assert self._selector is not None
             self._selector.register(fd, selectors.EVENT_READ)
 
+    def forget(self, fd: int) -> None:
+        """Stop watching a connection that is about to be closed."""
+        if self._epoll is not None:
+            return  # closing the socket removes it from the epoll set
+        self.remove(fd)
+
     def remove(self, fd: int) -> None:
         """Stop watching ``fd`` (a listener, or a connection about to close)."""
         if self._epoll is not None:
@@ -205,23 +213,24 @@ class _Poller:
             except (KeyError, ValueError):
                 pass
 
-    def add_conn(self, fd: int, armed: bool) -> None:
-        """Know a new connection (from the loop's thread).
-
-        Unless ``armed``, it is only watched after the first :meth:`rearm`
-        (the caller reads it first).
-        """
+    def add_conn(self, fd: int) -> None:
+        """Watch a new connection (from the loop's thread)."""
         if self._epoll is not None:
-            events = select.EPOLLIN | select.EPOLLONESHOT if armed else 0
-            self._epoll.register(fd, events | select.EPOLLONESHOT)
-        elif armed:
+            self._epoll.register(fd, select.EPOLLIN | select.EPOLLONESHOT)
+        else:
             assert self._selector is not None
             self._selector.register(fd, selectors.EVENT_READ)
 
-    def rearm(self, fd: int) -> None:
-        """Watch ``fd`` again after it was reported (from any thread)."""
+    def rearm(self, fd: int, first: bool = False) -> None:
+        """Watch ``fd`` (again) once it was reported, from any thread.
+
+        ``first`` for a connection that was read before it was ever watched.
+        """
         if self._epoll is not None:
-            self._epoll.modify(fd, select.EPOLLIN | select.EPOLLONESHOT)
+            if first:
+                self._epoll.register(fd, select.EPOLLIN | select.EPOLLONESHOT)
+            else:
+                self._epoll.modify(fd, select.EPOLLIN | select.EPOLLONESHOT)
         elif threading.get_ident() == self._main:
             assert self._selector is not None
             self._selector.register(fd, selectors.EVENT_READ)
@@ -432,6 +441,7 @@ class Server:
         self._clients: dict[int, _Client] = {}
         self._pool: _Pool | None = None
         self._children: list[int] = []
+        self._local_addresses: dict[socket.socket, t.Any] = {}
         self._scheme = "https" if ssl_context is not None else "http"
 
     # -- addresses ----------------------------------------------------------
@@ -591,10 +601,15 @@ class Server:
                 self.max_threads if self.threaded else _BASE_THREADS,
             )
         try:
+            self._local_addresses = {}
             for sock in self.sockets:
                 sock.setblocking(False)
                 listeners[sock.fileno()] = sock
                 poller.add_listener(sock.fileno())
+                local = sock.getsockname()
+                if sock.family == socket.AF_UNIX or local[0] not in ("0.0.0.0", "::"):
+                    # Every connection gets the same local address.
+                    self._local_addresses[sock] = local
             if self._stopping:
                 return
             listener_fds = set(listeners)
@@ -660,11 +675,13 @@ class Server:
             set_io_timeout(sock, self.io_timeout)
             fd = sock.fileno()
             client = _Client(sock, fd)
-            try:
-                local = sock.getsockname()
-            except OSError:
-                sock.close()
-                continue
+            local = self._local_addresses.get(listener)
+            if local is None:
+                try:
+                    local = sock.getsockname()
+                except OSError:
+                    sock.close()
+                    continue
             addresses = address_environ(local, peer, family == socket.AF_UNIX)
             client.client = addresses["REMOTE_ADDR"]
             client.base = base_environ(
@@ -679,15 +696,16 @@ class Server:
                 client.tls_pending = True
             elif MSG_DONTWAIT:
                 # The request usually follows the connection at once: read it
-                # now rather than after another round through the poller.
-                poller.add_conn(fd, armed=False)
+                # now rather than after a round through the poller (which
+                # only learns about the connection if it has to wait).
                 client.busy = True
                 if self.threaded and self._pool is not None:
                     self._pool.submit(client)
                 else:
                     self._handle_ready(client)
                 continue
-            poller.add_conn(fd, armed=True)
+            client.registered = True
+            poller.add_conn(fd)
 
     def _sweep(self, now: float) -> None:
         """Close connections whose header or keep-alive timer ran out."""
@@ -716,8 +734,8 @@ class Server:
         if self._clients.pop(client.fd, None) is None:
             return
         poller = self._poller
-        if poller is not None:
-            poller.remove(client.fd)
+        if poller is not None and client.registered:
+            poller.forget(client.fd)
         try:
             client.sock.close()
         except OSError:
@@ -733,7 +751,8 @@ class Server:
             self._close(client)
             return
         try:
-            poller.rearm(client.fd)
+            poller.rearm(client.fd, first=not client.registered)
+            client.registered = True
         except (OSError, ValueError):
             self._close(client)
 
