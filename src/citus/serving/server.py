@@ -30,6 +30,7 @@ import warnings
 from collections import deque
 
 from .._compat import MSG_DONTWAIT, set_io_timeout
+from .._log import log_error
 from . import http11
 from .http11 import (
     CONNECTION_CLOSED,
@@ -360,7 +361,11 @@ class _Pool:
                 item = queue.popleft()[1]
             if item is None:
                 return
-            handler(item)
+            try:
+                handler(item)
+            except Exception:
+                # passthrough_errors (or a bug): the thread lives on.
+                logger.exception("Error in a worker thread:")
 
     def stop(self, timeout: float) -> None:
         with self._cond:
@@ -713,11 +718,9 @@ class Server:
             if client.busy or now < client.deadline:
                 continue
             if client.conn.head_started:
-                logger.info(
-                    "%s: closed a connection that did not send a complete request"
-                    " head within %g s.",
-                    client.client,
-                    self.header_timeout,
+                log_error(
+                    f"{client.client}: closed a connection that did not send a"
+                    f" complete request head within {self.header_timeout:g} s."
                 )
                 try:
                     client.sock.setblocking(False)
@@ -811,7 +814,7 @@ class Server:
             if not first:
                 return False
             if first != b"\x16":
-                logger.info("%s: plain HTTP request to an HTTPS server.", client.client)
+                log_error(f"{client.client}: plain HTTP request to an HTTPS server.")
                 _answer_and_close_gently(raw, _TLS_PLAIN_HTTP_ANSWER)
                 return False
             sock = context.wrap_socket(
@@ -821,7 +824,7 @@ class Server:
             sock.do_handshake()
             sock.settimeout(self.io_timeout)
         except (OSError, ssl.SSLError, ValueError) as error:
-            logger.info("%s: TLS handshake failed: %s", client.client, error)
+            log_error(f"{client.client}: TLS handshake failed: {error}")
             return False
         client.tls = True
         client.tls_pending = False
@@ -911,7 +914,7 @@ class Server:
 
     def _refuse(self, client: _Client, error: RemoteProtocolError) -> None:
         """Answer a protocol error with its status, log one line, close."""
-        logger.info("%s: %s (%d)", client.client, error, error.status_hint)
+        log_error(f"{client.client}: {error} ({error.status_hint})")
         try:
             client.sock.sendall(http11.error_response(error.status_hint, str(error)))
         except OSError:

@@ -18,7 +18,7 @@ import sys
 import typing as t
 from urllib.parse import unquote_to_bytes
 
-from .._log import log_request
+from .._log import log_error, log_request
 from . import http11
 from .http11 import END_OF_MESSAGE, NEED_DATA, LocalProtocolError, RemoteProtocolError
 
@@ -416,12 +416,12 @@ class Exchange:
         except ClientDisconnectedError as error:
             self.aborted = True
             self.conn.must_close()
-            logger.info("%s: %s", self.client, error)
+            log_error(f"{self.client}: {error}")
             if not self.code:
                 self.code = 400
         except RemoteProtocolError as error:
             self.conn.must_close()
-            logger.info("%s: bad request body: %s", self.client, error)
+            log_error(f"{self.client}: bad request body: {error}")
             if not self.headers_sent:
                 self._send_error(error.status_hint, str(error))
             else:
@@ -430,7 +430,7 @@ class Exchange:
             # Writing failed: the client is gone.
             self.aborted = True
             self.conn.must_close()
-            logger.info("%s disconnected: %s", self.client, error)
+            log_error(f"{self.client} disconnected: {error}")
             if not self.code:
                 self.code = 499
         except LocalProtocolError as error:
