@@ -94,3 +94,26 @@ def write(project: Path) -> Writer:
         return path
 
     return write_file
+
+
+@pytest.fixture
+def run_cts(
+    request: pytest.FixtureRequest, project: Path
+) -> t.Iterator[t.Callable[..., t.Any]]:
+    """Like ``run_citus``, with the ``cts`` executable, in ``project``."""
+    root = Path(__file__).resolve().parents[1] / "conftest.py"
+    module = next(
+        plugin
+        for plugin in request.config.pluginmanager.get_plugins()
+        if Path(getattr(plugin, "__file__", "") or "").resolve() == root
+    )
+    started: list[t.Any] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> t.Any:
+        proc = module.CitusProcess([executable("cts"), *args], cwd=project, env=env)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
