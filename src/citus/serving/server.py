@@ -96,13 +96,31 @@ def _answer_and_close_gently(sock: socket.socket, answer: bytes) -> None:
         pass
 
 
-def _has_data(client: _Client, wait: float = 0.2) -> bool:
-    """True when the client's request bytes arrive within ``wait`` seconds."""
-    try:
-        readable, _, _ = select.select([client.sock], [], [], wait)
-    except (OSError, ValueError):
-        return False
-    return bool(readable)
+def _with_data(clients: list[_Client], wait: float = 0.2) -> set[_Client]:
+    """The clients whose request bytes arrive within ``wait`` seconds (one wait
+    for all of them)."""
+    if not clients:
+        return set()
+    ready: set[_Client] = set()
+    with selectors.DefaultSelector() as selector:
+        for client in clients:
+            try:
+                selector.register(client.sock, selectors.EVENT_READ, client)
+            except (OSError, ValueError):
+                pass
+        deadline = time.monotonic() + wait
+        while len(ready) < len(clients):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                events = selector.select(remaining)
+            except OSError:
+                break
+            for key, _ in events:
+                ready.add(key.data)
+                selector.unregister(key.fileobj)
+    return ready
 
 
 class _Client:
@@ -474,12 +492,17 @@ class Server:
         self.server_close()
 
     def serve_forever(self) -> None:
-        """Serve until :meth:`shutdown` is called (or Ctrl+C)."""
-        self._stopping = False
-        if self.processes > 1:
-            self._serve_processes()
-        else:
-            self._serve_loop()
+        """Serve until :meth:`shutdown` is called (or Ctrl+C).
+
+        A :meth:`shutdown` that came before this call makes it return at once.
+        """
+        try:
+            if self.processes > 1:
+                self._serve_processes()
+            else:
+                self._serve_loop()
+        finally:
+            self._stopping = False  # a later serve_forever() serves again
 
     def shutdown(self) -> None:
         """Stop :meth:`serve_forever`: from any thread or a signal handler.
@@ -647,7 +670,8 @@ class Server:
             for fd in listeners:
                 poller.remove(fd)
             self._loop_done.set()
-            self._drain()
+            # Ctrl+C (or another error) leaves less time than shutdown().
+            self._drain(quick=sys.exc_info()[0] is not None)
             self._poller = None
             poller.close()
             # In a reloader child the listening sockets' flags are shared with
@@ -759,12 +783,18 @@ class Server:
         except (OSError, ValueError):
             self._close(client)
 
-    def _drain(self) -> None:
+    def _drain(self, quick: bool = False) -> None:
         """After the loop: close idle connections, give busy ones time."""
+        fresh = [
+            client
+            for client in self._clients.values()
+            if not client.busy and client.head_timer and not client.tls_pending
+        ]
+        arriving = _with_data(fresh)
         for client in list(self._clients.values()):
             if client.busy:
                 client.conn.must_close()  # answer with Connection: close
-            elif client.head_timer and not client.tls_pending and _has_data(client):
+            elif client in arriving:
                 # Accepted before the stop with its request on the way (a
                 # reload): answer it, as closing would reset a fresh request.
                 client.busy = True
@@ -775,7 +805,8 @@ class Server:
                 self._close(client)
             else:
                 self._close(client)
-        deadline = time.monotonic() + self.shutdown_timeout
+        grace = min(self.shutdown_timeout, 1.0) if quick else self.shutdown_timeout
+        deadline = time.monotonic() + grace
         while self._clients and time.monotonic() < deadline:
             time.sleep(0.01)
         for client in list(self._clients.values()):
@@ -915,10 +946,17 @@ class Server:
     def _refuse(self, client: _Client, error: RemoteProtocolError) -> None:
         """Answer a protocol error with its status, log one line, close."""
         log_error(f"{client.client}: {error} ({error.status_hint})")
-        try:
-            client.sock.sendall(http11.error_response(error.status_hint, str(error)))
-        except OSError:
-            pass
+        if client.tls:
+            try:
+                client.sock.sendall(
+                    http11.error_response(error.status_hint, str(error))
+                )
+            except OSError:
+                pass
+        else:
+            _answer_and_close_gently(
+                client.sock, http11.error_response(error.status_hint, str(error))
+            )
         self._close(client)
 
 
