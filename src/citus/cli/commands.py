@@ -19,6 +19,7 @@ from click.core import ParameterSource
 from .. import reloader
 from .._env import get_debug_flag
 from .._log import echo
+from ..app import show_server_banner
 from .discovery import check_reference, locate_app
 from .loader import format_load_error, load_app_for_serving, supervisor_app
 from .params import CertParamType, SeparatedPathList, check_ssl_options, run_option
@@ -72,22 +73,6 @@ def resolve_debug(ctx: click.Context, run_debug: bool | None) -> bool:
     if run_debug is not None:
         return run_debug
     return get_debug_flag()
-
-
-def _banner(app_name: str, debug: bool) -> None:
-    from .. import app as app_module
-
-    show = getattr(app_module, "show_server_banner", None)
-    if show is not None:
-        show(app_name, debug)
-        return
-    echo(f" * Serving citus app {app_name!r}")  # pragma: no cover - fallback
-    echo(f" * Debug mode: {'on' if debug else 'off'}")  # pragma: no cover
-    if not debug:  # pragma: no cover
-        echo(
-            "WARNING: This is a development server. Do not use it in a"
-            " production deployment."
-        )
 
 
 RUN_EPILOG = (
@@ -221,7 +206,7 @@ def run_command(
                 app = load_app_for_serving(
                     info.app_ref, eager=eager_loading, use_reloader=False
                 )
-            _banner(name, debug_flag)
+            show_server_banner(name, debug_flag)
 
         from ..serving import run_simple
 

@@ -298,11 +298,21 @@ def find_app_by_attribute(
         obj = call_factory(obj, args, kwargs, modname, name)
         call = f"'{modname}:{name}({_args_text(args, kwargs)})'"
         return check_wsgi(obj, call, returned=True)
-    if inspect.isfunction(obj) and not is_wsgi_callable(obj):
-        # A factory named without parentheses: call it if it takes no arguments.
+    if inspect.isfunction(obj) and (
+        name in FACTORY_NAMES or _takes_no_arguments(obj) or not is_wsgi_callable(obj)
+    ):
+        # A factory named without parentheses: call it with no arguments.
         obj = call_factory(obj, [], {}, modname, name)
         return check_wsgi(obj, f"'{modname}:{name}()'", returned=True)
     return check_wsgi(obj, where)
+
+
+def _takes_no_arguments(func: t.Callable[..., t.Any]) -> bool:
+    try:
+        inspect.signature(func).bind()
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _args_text(args: list[t.Any], kwargs: dict[str, t.Any]) -> str:
