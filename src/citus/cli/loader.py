@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import os
 import traceback
+import types
 import typing as t
 
 from .. import reloader
@@ -53,7 +54,7 @@ class FailedApp:
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
-        self.traceback = error.__traceback__
+        self.traceback = _user_traceback(error.__traceback__)
 
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
@@ -62,9 +63,20 @@ class FailedApp:
         raise self.error.with_traceback(self.traceback)
 
 
+def _is_own_file(filename: str) -> bool:
+    return filename.startswith((_CITUS_DIR, _IMPORTLIB_DIR, "<frozen importlib"))
+
+
 def _is_own_frame(frame: traceback.FrameSummary) -> bool:
-    name = frame.filename
-    return name.startswith((_CITUS_DIR, _IMPORTLIB_DIR, "<frozen importlib"))
+    return _is_own_file(frame.filename)
+
+
+def _user_traceback(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """``tb`` from its first frame in the user's code (all of it if none is)."""
+    start = tb
+    while start is not None and _is_own_file(start.tb_frame.f_code.co_filename):
+        start = start.tb_next
+    return start if start is not None else tb
 
 
 def format_load_error(error: BaseException) -> str:
@@ -100,7 +112,8 @@ def load_app_for_serving(
     :raises NoAppError: for a wrong ``--app`` at a fatal start outside the
         reloader (a usage error, exit status 2).
     :raises SystemExit: for any other fatal load error: status 1, or
-        :data:`citus.reloader.EXIT_FATAL` in a reloader child.
+        :data:`citus.reloader.EXIT_FATAL` in a reloader child
+        (:data:`citus.reloader.EXIT_USAGE` for a wrong ``--app`` there).
 
     Reads ``CITUS_RUN_MAIN`` and ``CITUS_RUN_GENERATION`` (through
     :mod:`citus.reloader`).
@@ -113,7 +126,7 @@ def load_app_for_serving(
     except NoAppError as error:
         if fatal:
             if in_child:
-                _fail(f"Error: {error.format_message()}", reloader.EXIT_FATAL)
+                _fail(f"Error: {error.format_message()}", reloader.EXIT_USAGE)
             raise
         failure: BaseException = error
         echo(f"Error: {error.format_message()}", err=True)

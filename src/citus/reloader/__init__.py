@@ -26,6 +26,7 @@ __all__ = [
     "BACKENDS",
     "EXIT_FATAL",
     "EXIT_RELOAD",
+    "EXIT_USAGE",
     "ReloaderError",
     "is_first_start",
     "is_running_from_reloader",
@@ -43,6 +44,9 @@ EXIT_RELOAD = 3
 #: The child's exit status that stops the supervisor too (an app that fails to
 #: load at start, or on any load with ``--eager-loading``); it exits with 1.
 EXIT_FATAL = 4
+#: Like :data:`EXIT_FATAL`, for a usage error (a wrong ``--app``) found by the
+#: child: the supervisor stops too and exits with 2, click's usage-error status.
+EXIT_USAGE = 5
 
 #: The backend the supervisor resolved ``"auto"`` to, for its children.
 BACKEND_ENV = "CITUS_RELOADER_BACKEND"

@@ -452,7 +452,7 @@ class Supervisor:
                 signal.signal(signal.SIGTERM, previous)
 
     def _loop(self) -> int:
-        from . import EXIT_FATAL, EXIT_RELOAD
+        from . import EXIT_FATAL, EXIT_RELOAD, EXIT_USAGE
 
         while True:
             try:
@@ -483,6 +483,8 @@ class Supervisor:
                     self._spawn(None)
                 elif code == EXIT_FATAL:
                     return 1
+                elif code == EXIT_USAGE:
+                    return 2
                 elif code == 0:
                     return 0
                 elif self._crashed is None:
