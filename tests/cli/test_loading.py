@@ -1,0 +1,153 @@
+"""Lazy or eager loading under the reloader, through a real ``citus run``.
+
+An app broken at start fails at once (unless ``--lazy-loading``); an app broken
+by an edit keeps the server up and every request shows the error until the fix
+is saved (unless ``--eager-loading``). The banner is printed once, by the
+supervisor, never again by the children it restarts.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import textwrap
+import time
+import typing as t
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+pytestmark = pytest.mark.live_server
+
+READY = r"^Press CTRL\+C to quit$"
+RELOAD = ("run", "--port", "0", "--debug")
+
+GOOD = """
+    from citus import API
+
+    app = API(__name__)
+
+    @app.route("/")
+    def index():
+        return "version {n}"
+"""
+BROKEN = """
+    from citus import API
+
+    app = API(__name__)
+    raise RuntimeError("broken by an edit {n}")
+"""
+
+
+def save(path: Path, source: str, n: int) -> None:
+    """Write ``source`` and move its mtime forward, as an editor's save does."""
+    path.write_text(textwrap.dedent(source.format(n=n)).lstrip(), encoding="utf-8")
+    stamp = time.time() + n
+    os.utime(path, (stamp, stamp))
+
+
+def get(url: str, accept: str = "text/plain") -> tuple[int, bytes]:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        conn.request("GET", "/", headers={"Accept": accept})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def poll(
+    url: str, expected: t.Callable[[int, bytes], bool], timeout: float = 20
+) -> None:
+    """Request ``url`` until the answer is ``expected``, up to ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    answer: tuple[int, bytes] | None = None
+    while time.monotonic() < deadline:
+        try:
+            answer = get(url)
+        except OSError:
+            answer = None
+        if answer is not None and expected(*answer):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no expected answer from {url} in {timeout}s: {answer}")
+
+
+def test_reload_keeps_serving_through_a_broken_edit(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    app = tmp_path / "hello.py"
+    save(app, GOOD, 1)
+    with run_citus("--app", "hello", *RELOAD, "--reloader-type", "stat") as proc:
+        url = proc.wait_for_url()
+        proc.wait_for_log("Restarting with")
+        poll(url, lambda status, body: body == b"version 1")
+        save(app, BROKEN, 2)
+        poll(url, lambda status, body: status == 500 and b"broken by an edit 2" in body)
+        status, body = get(url)  # again: the error stays until the fix
+        assert status == 500 and b"hello.py" in body
+        assert b"broken by an edit 2" in body
+        save(app, GOOD, 3)
+        poll(url, lambda status, body: body == b"version 3")
+        proc.interrupt()
+        assert proc.wait() == 0
+    text = proc.log.text
+    assert text.count(" * Serving citus app 'hello'") == 1
+    assert text.count(" * Debug mode: on") == 1
+    assert "every request shows the error until the fix is saved" in text
+
+
+def test_error_at_start_fails_at_once(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    save(tmp_path / "hello.py", BROKEN, 1)
+    with run_citus("--app", "hello", *RELOAD) as proc:
+        assert proc.wait() == 1
+    assert proc.log.text.count("RuntimeError: broken by an edit 1") == 1
+    assert 'hello.py", line 4, in <module>' in proc.log.text
+
+
+def test_lazy_loading_serves_an_error_at_start(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    app = tmp_path / "hello.py"
+    save(app, BROKEN, 1)
+    args = ("--app", "hello", *RELOAD, "--lazy-loading", "--reloader-type", "stat")
+    with run_citus(*args) as proc:
+        url = proc.wait_for_url()
+        poll(url, lambda status, body: status == 500 and b"broken by an edit 1" in body)
+        save(app, GOOD, 2)
+        poll(url, lambda status, body: body == b"version 2")
+
+
+def test_eager_loading_fails_even_on_reload(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    app = tmp_path / "hello.py"
+    save(app, GOOD, 1)
+    args = ("--app", "hello", *RELOAD, "--eager-loading", "--reloader-type", "stat")
+    with run_citus(*args) as proc:
+        url = proc.wait_for_url()
+        poll(url, lambda status, body: body == b"version 1")
+        save(app, BROKEN, 2)
+        assert proc.wait() == 1
+    assert "RuntimeError: broken by an edit 2" in proc.log.text
+
+
+def test_wrong_app_under_the_reloader_is_a_usage_error(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    save(tmp_path / "hello.py", GOOD, 1)
+    with run_citus("--app", "hello:nope", *RELOAD) as proc:
+        assert proc.wait() == 2
+    assert proc.log.lines[-1] == (
+        "Error: Module 'hello' has no attribute 'nope'. It defines: app."
+        " Use 'hello:NAME' with the name of the application."
+    )
+    # A module that does not exist is caught before any child starts.
+    with run_citus("--app", "nothere", *RELOAD) as proc:
+        assert proc.wait() == 2
+    assert "Running on" not in proc.log.text
+    assert proc.log.lines[-1].startswith("Error: Could not import 'nothere'")
