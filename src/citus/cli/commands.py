@@ -192,7 +192,9 @@ def run_command(
     try:
         app: WSGIApplication
         if in_child:
-            # The banner was printed by the supervisor; only load the app.
+            # The banner was printed by the supervisor; only load the app
+            # (a spare child first waits, warm, until a change needs it).
+            reloader.wait_if_spare()
             app = load_app_for_serving(
                 info.app_ref, eager=eager_loading, use_reloader=True
             )
@@ -286,6 +288,8 @@ def routes_command(info: AppInfo, sort: str, all_methods: bool) -> None:
 
 def _type_name(obj: object) -> str:
     kind = type(obj)
+    if kind.__module__ == "builtins":
+        return kind.__qualname__
     return f"{kind.__module__}.{kind.__qualname__}"
 
 

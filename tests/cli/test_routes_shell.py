@@ -1,0 +1,161 @@
+"""``citus routes`` and ``citus shell`` against real apps, via the real ``citus``."""
+
+from __future__ import annotations
+
+import subprocess
+import typing as t
+from pathlib import Path
+
+import pytest
+
+Runner = t.Callable[..., subprocess.CompletedProcess[str]]
+Writer = t.Callable[[str, str], Path]
+
+ROUTES = """
+    from citus import API
+
+    app = API(__name__)
+
+    @app.route("/")
+    def index():
+        return "home"
+
+    @app.route("/users/<int:user_id>", methods=["GET", "POST"])
+    def user(user_id):
+        return "user"
+
+    @app.post("/zebra")
+    def add():
+        return "added"
+"""
+
+
+def table(result: subprocess.CompletedProcess[str]) -> list[list[str]]:
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert set(lines[1].replace(" ", "")) == {"-"}
+    return [[cell.strip() for cell in line.split("  ") if cell.strip()]
+            for line in [lines[0], *lines[2:]]]  # fmt: skip
+
+
+def test_routes_table_and_sorting(cli: Runner, write: Writer) -> None:
+    write("hello.py", ROUTES)
+    rows = table(cli("--app", "hello", "routes"))
+    assert rows == [
+        ["Endpoint", "Methods", "Rule"],
+        ["add", "POST", "/zebra"],
+        ["index", "GET", "/"],
+        ["user", "GET, POST", "/users/<int:user_id>"],
+    ]
+    rows = table(cli("--app", "hello", "routes", "--sort", "rule"))
+    assert [row[2] for row in rows[1:]] == ["/", "/users/<int:user_id>", "/zebra"]
+    rows = table(cli("--app", "hello", "routes", "--sort", "methods"))
+    assert [row[1] for row in rows[1:]] == ["GET", "GET, POST", "POST"]
+    rows = table(cli("--app", "hello", "routes", "--all-methods"))
+    assert ["index", "GET, HEAD, OPTIONS", "/"] in rows
+
+
+def test_routes_bad_sort_is_a_usage_error(cli: Runner, write: Writer) -> None:
+    write("hello.py", ROUTES)
+    result = cli("--app", "hello", "routes", "--sort", "size")
+    assert result.returncode == 2
+    assert "'size' is not one of 'endpoint', 'methods', 'rule'" in result.stderr
+
+
+def test_routes_host_and_subdomain_columns(cli: Runner, write: Writer) -> None:
+    write(
+        "hosts.py",
+        """
+        from citus import API
+
+        app = API(__name__)
+        app.config["SERVER_NAME"] = "example.test"
+
+        @app.route("/")
+        def index():
+            return "home"
+
+        @app.route("/", subdomain="api", endpoint="api_index")
+        def api_index():
+            return "api"
+
+        @app.route("/", host="admin.example.test", endpoint="admin")
+        def admin():
+            return "admin"
+        """,
+    )
+    result = cli("--app", "hosts", "routes")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["Endpoint", "Methods", "Rule", "Host", "Subdomain"]
+    assert lines[2].split() == ["admin", "GET", "/", "admin.example.test"]
+    assert lines[3].split() == ["api_index", "GET", "/", "api"]
+    # The subdomain sits in its own column, after the (empty) host column.
+    assert lines[3].rindex("api") == lines[0].index("Subdomain")
+
+
+def test_routes_of_an_app_without_routes(cli: Runner, write: Writer) -> None:
+    write("bare.py", "from citus import API\napp = API(__name__)\n")
+    result = cli("--app", "bare", "routes")
+    assert result.returncode == 0
+    assert result.stdout.strip() == (
+        "The app 'bare' has no routes yet. Add one with @app.route."
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "kind"),
+    [
+        ("def app(environ, start_response):\n    return []\n", "function"),
+        ("from flask import Flask\napp = Flask(__name__)\n", "flask.app.Flask"),
+    ],
+)
+def test_routes_of_a_foreign_wsgi_app(
+    cli: Runner, write: Writer, source: str, kind: str
+) -> None:
+    write("other.py", source)
+    result = cli("--app", "other", "routes")
+    assert result.returncode == 0
+    assert result.stdout.startswith(
+        f"The app 'other' ({kind}) is not a citus API, so citus has no route"
+        " table to show for it."
+    )
+
+
+def test_shell_has_the_app(cli: Runner, write: Writer) -> None:
+    write("hello.py", ROUTES)
+    result = cli("--app", "hello", "shell", input="x = 20\nprint(x + 1, app)\n")
+    assert result.returncode == 0, result.stderr
+    assert "21 <API 'hello'>" in result.stdout
+    assert "App: 'hello' (citus.app.API), in the variable 'app'." in result.stderr
+    assert "Python " in result.stderr
+    # Multi-line statements work as in the standard console.
+    result = cli(
+        "--app", "hello", "shell", input="for i in range(2):\n    print('n', i)\n\n"
+    )
+    assert "n 0" in result.stdout and "n 1" in result.stdout
+
+
+def test_shell_runs_pythonstartup(cli: Runner, write: Writer, project: Path) -> None:
+    write("hello.py", ROUTES)
+    startup = write("startup.py", "GREETING = 'from startup'\n")
+    result = cli(
+        "--app", "hello", "shell", input="print(GREETING)\n",
+        env={"PYTHONSTARTUP": str(startup)},
+    )  # fmt: skip
+    assert "from startup" in result.stdout
+
+
+def test_shell_sees_debug_and_run_from_cli(cli: Runner, write: Writer) -> None:
+    write("hello.py", ROUTES)
+    code = "import os\nprint('ENV', os.environ.get('CITUS_DEBUG'))\n"
+    result = cli("--app", "hello", "--debug", "shell", input=code)
+    assert "ENV 1" in result.stdout
+
+
+def test_shell_with_a_broken_app(cli: Runner, write: Writer) -> None:
+    write("hello.py", "raise ValueError('cannot start')\n")
+    result = cli("--app", "hello", "shell")
+    assert result.returncode == 1
+    assert "ValueError: cannot start" in result.stderr
+    assert 'hello.py", line 1' in result.stderr
