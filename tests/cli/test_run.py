@@ -154,13 +154,17 @@ def test_app_run_in_the_module_does_not_start_a_second_server(
             return "one server"
 
         app.run(port=0)
+        app.run(port=0)
         """,
     )
     with run_citus("--app", "hello", *NO_RELOAD) as proc:
         url = proc.wait_for_url()
+        proc.wait_for_log(READY)
         assert request(url)[2] == b"one server"
         assert proc.log.text.count("Serving citus app") == 1
         assert len([x for x in proc.log.lines if "Running on" in x]) <= 2
+        # It says so once, however often it is called.
+        assert proc.log.text.count("Ignoring a call to 'app.run()'") == 1
 
 
 def test_flask_app(run_citus: t.Callable[..., t.Any], tmp_path: Path) -> None:
@@ -235,6 +239,53 @@ def test_one_file_django_project(
         assert status == 200
         assert body == b'{"number": 42, "method": "GET"}'
         assert request(url, "/nope")[0] == 404
+
+
+def test_django_project_wsgi_module(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    """A project laid out as django-admin startproject does: mysite.wsgi."""
+    package = tmp_path / "mysite"
+    package.mkdir()
+    write(package, "__init__.py", "")
+    write(
+        package,
+        "settings.py",
+        """
+        SECRET_KEY = "not-secret-just-a-test-of-citus-run-" * 2
+        DEBUG = False
+        ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+        ROOT_URLCONF = "mysite.urls"
+        INSTALLED_APPS = []
+        MIDDLEWARE = []
+        """,
+    )
+    write(
+        package,
+        "urls.py",
+        """
+        from django.http import HttpResponse
+        from django.urls import path
+
+        urlpatterns = [path("", lambda request: HttpResponse("project home"))]
+        """,
+    )
+    write(
+        package,
+        "wsgi.py",
+        """
+        import os
+
+        from django.core.wsgi import get_wsgi_application
+
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
+        application = get_wsgi_application()
+        """,
+    )
+    with run_citus("--app", "mysite.wsgi", *NO_RELOAD) as proc:
+        url = proc.wait_for_url()
+        assert request(url)[2] == b"project home"
+        assert " * Serving citus app 'mysite.wsgi'" in proc.log.text
 
 
 def test_bottle_app(run_citus: t.Callable[..., t.Any], tmp_path: Path) -> None:
