@@ -146,7 +146,7 @@ def run_wrk(port: int, args: list[str], duration: float, lua: str) -> tuple[floa
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30)
     text = out.stdout
     rps_match = re.search(r"Requests/sec:\s+([\d.]+)", text)
-    p99_match = re.search(r"99%\s+(\S+)", text)
+    p99_match = re.search(r"^\s*99%\s+(\S+)", text, re.M)
     errors = re.search(r"Socket errors:.*|Non-2xx.*", text)
     rps = float(rps_match.group(1)) if rps_match else 0.0
     p99 = p99_match.group(1) if p99_match else "?"
@@ -161,7 +161,7 @@ def measure(
     port = free_port()
     cmd = server_command(name, port)
     assert cmd is not None
-    log = open(os.path.join(logdir, f"{name}.log"), "wb")  # noqa: SIM115
+    log = open(os.path.join(logdir, f"{name}.log"), "wb")
     env = dict(os.environ, PYTHONPATH=str(HERE), NO_COLOR="1")
     proc = subprocess.Popen(
         cmd,
@@ -177,8 +177,11 @@ def measure(
         run_wrk(port, [], 1, lua)  # warm up
         for scenario in scenarios:
             results[scenario] = run_wrk(port, SCENARIOS[scenario], duration, lua)
-            print(f"  {name:9} {scenario:11} {results[scenario][0]:10.0f} req/s"
-                  f"  p99 {results[scenario][1]}", flush=True)
+            print(
+                f"  {name:9} {scenario:11} {results[scenario][0]:10.0f} req/s"
+                f"  p99 {results[scenario][1]}",
+                flush=True,
+            )
     finally:
         try:
             os.killpg(proc.pid, signal.SIGINT)
@@ -224,8 +227,7 @@ def main() -> None:
                 lines = citus_log.read_text(errors="replace").count("\n")
                 print(f"  (citus wrote {lines} request-log lines to its log file)")
     print()
-    print(f"{'scenario':11} {'server':9} {'req/s':>10} {'p99':>10} "
-          f"{'citus/this':>10}")
+    print(f"{'scenario':11} {'server':9} {'req/s':>10} {'p99':>10} {'citus/this':>10}")
     for scenario in scenarios:
         base = table.get("citus", {}).get(scenario, (0.0, ""))[0]
         for name, results in table.items():

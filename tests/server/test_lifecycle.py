@@ -333,3 +333,29 @@ def test_tls(tmp_path: Path) -> None:
                 tls.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
                 assert read_all(tls).endswith(b"https ")
     thread.join(5)
+
+
+def test_shutdown_before_serve_forever_is_not_lost() -> None:
+    sock = socket.create_server(("127.0.0.1", 0))
+    with Server([sock], hello) as server:
+        server.shutdown()
+        thread = threading.Thread(target=server.serve_forever)
+        thread.start()
+        thread.join(5)
+        assert not thread.is_alive()
+
+
+def test_serving_again_on_the_same_sockets() -> None:
+    sock = socket.create_server(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    for _ in range(2):
+        server = Server([sock], hello, threaded=True)
+        thread = threading.Thread(target=server.serve_forever)
+        thread.start()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            client.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            assert statuses(read_all(client)) == [200]
+        server.shutdown()
+        thread.join(5)
+        assert not thread.is_alive()
+    server.server_close()

@@ -342,3 +342,16 @@ def test_app_content_length_is_sent_once(serve: t.Any) -> None:
         data = read_all(sock)
     assert data.count(b"Content-Length") == 1
     assert data.endswith(b"\r\n\r\nhello")
+
+
+def test_app_connection_close_header_closes(serve: t.Any) -> None:
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        start_response("200 OK", [("Connection", "close")])
+        return [b"bye"]
+
+    run = serve(app)
+    with run.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+        data = read_all(sock)
+    assert statuses(data) == [200]
+    assert data.count(b"Connection: close") == 1

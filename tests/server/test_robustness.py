@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import resource
 import socket
 import threading
 import time
@@ -57,6 +56,7 @@ def test_silent_connection_is_closed(serve: t.Any) -> None:
 
 
 def test_a_thousand_idle_connections_cost_no_threads(serve: t.Any) -> None:
+    resource = pytest.importorskip("resource")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 2300:
         wanted = min(hard, 4096)
