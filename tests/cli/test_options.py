@@ -228,5 +228,9 @@ def test_help_reads_well() -> None:
                  "--extra-files", "--exclude-patterns",
                  "CITUS_RUN_PORT=8001"):  # fmt: skip
         assert word in run.output, word
+    # Bare "citus" shows the help, successfully.
+    bare = runner.invoke(main, [])
+    assert bare.exit_code == 0
+    assert bare.output == top.output
     # -h is the host, so help is --help only.
     assert runner.invoke(main, ["run", "-h"]).exit_code == 2

@@ -115,6 +115,39 @@ def test_debug_banner_has_no_warning(
         assert not any("WARNING" in line for line in lines)
 
 
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        ((), {"CITUS_ENV": "development"}, b"debug=True"),
+        (("--no-debug",), {"CITUS_ENV": "development"}, b"debug=False"),
+        (("--debug",), {"CITUS_DEBUG": "0"}, b"debug=True"),
+    ],
+)
+def test_the_app_sees_the_debug_flag(
+    run_citus: t.Callable[..., t.Any],
+    tmp_path: Path,
+    args: tuple[str, ...],
+    env: dict[str, str],
+    expected: bytes,
+) -> None:
+    write(
+        tmp_path,
+        "hello.py",
+        """
+        from citus import API
+
+        app = API(__name__)
+
+        @app.route("/")
+        def index():
+            return f"debug={app.debug}"
+        """,
+    )
+    with run_citus("--app", "hello", *NO_RELOAD, *args, env=env) as proc:
+        url = proc.wait_for_url()
+        assert request(url)[2] == expected
+
+
 def test_options_from_the_environment(
     run_citus: t.Callable[..., t.Any], tmp_path: Path
 ) -> None:

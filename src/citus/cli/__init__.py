@@ -40,6 +40,7 @@ def _set_debug(ctx: click.Context, param: click.Parameter, value: t.Any) -> t.An
 
 
 @click.group(
+    invoke_without_command=True,
     context_settings={"help_option_names": ["--help"]},
     epilog="Run 'citus COMMAND --help' for a command's options."
     " Docs: the 'Command line' page of the citus documentation.",
@@ -85,6 +86,9 @@ def main(ctx: click.Context, app: str | None, debug: bool | None) -> None:
       CITUS_APP=hello:create_app() citus run --port 8001
       citus routes
     """
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+        ctx.exit(0)
     ensure_cwd_importable()
     ctx.obj = AppInfo(app_ref=app or None, debug=debug)
 
