@@ -302,3 +302,86 @@ def test_citus_run_debug_reloads_and_recovers(
     write(app, CITUS_APP.format(message="hello two"))
     wait_for_body(url, lambda s, b: b == "hello two")
     assert count(proc.log.lines, "Detected change in 'hello.py'") == 2
+
+
+def spare_children(parent: int) -> list[int]:
+    """The supervisor's children that wait as spares (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as file:
+                ppid = int(file.read().rsplit(")", 1)[1].split()[1])
+            if ppid != parent:
+                continue
+            with open(f"/proc/{entry}/environ", "rb") as file:
+                if b"CITUS_RELOADER_SPARE=1\0" in file.read():
+                    found.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def cpu_ns(pid: int) -> int:
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/schedstat") as file:
+            total += int(file.read().split()[0])
+    return total
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_citus_run_calls_in_a_warm_spare_that_ran_no_user_code(
+    run_citus: Runner, tmp_path: Path
+) -> None:
+    imports = tmp_path / "imports.txt"
+    source = (
+        "import os\n"
+        f"with open({str(imports)!r}, 'a') as f:\n"
+        "    f.write('%d\\n' % os.getpid())\n"
+        "MESSAGE = {message!r}\n"
+        "def app(environ, start_response):\n"
+        "    body = ('%s pid=%d' % (MESSAGE, os.getpid())).encode()\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [body]\n"
+    )
+    app = tmp_path / "hello.py"
+    write(app, source.format(message="one"))
+    proc = run_citus(
+        "--app",
+        "hello",
+        "run",
+        "--debug",
+        "--port",
+        "0",
+        "--exclude-patterns",
+        CITUS_SRC + os.sep + "*",
+    )
+    url = proc.wait_for_url()
+    first = pid_of(wait_for_body(url, lambda s, b: b.startswith("one"))[1])
+
+    spares: list[int] = []
+
+    def parked() -> bool:  # a spare exists and has stopped working
+        spares[:] = spare_children(proc.pid)
+        if not spares:
+            return False
+        before = cpu_ns(spares[0])
+        time.sleep(0.2)
+        return cpu_ns(spares[0]) == before
+
+    wait_until(parked)
+    assert imports.read_text().split() == [str(first)]  # the spare ran no app code
+
+    write(app, source.format(message="two"))
+    status, body = wait_for_body(url, lambda s, b: b.startswith("two"))
+    assert pid_of(body) == spares[0]
+    assert imports.read_text().split() == [str(first), str(spares[0])]
+    proc.wait_for_log(r" \* Reloaded in")
+    wait_until(lambda: bool(spare_children(proc.pid)))  # the next spare
+    children = [spares[0], *spare_children(proc.pid)]
+    proc.interrupt()
+    assert proc.wait() == 0
+    wait_until(lambda: all(pid_gone(pid) for pid in children))
+    assert "Traceback" not in proc.log.text

@@ -32,6 +32,7 @@ __all__ = [
     "is_running_from_reloader",
     "run_with_reloader",
     "start_child_watcher",
+    "wait_if_spare",
     "watch_files_of",
 ]
 
@@ -222,6 +223,26 @@ def start_child_watcher(
         exclude_patterns=list(exclude_patterns or ()),
         stop_serving=stop_serving,
     )
+
+
+def wait_if_spare() -> None:
+    """In a serving child, before loading the application: wait if this child
+    is a spare.
+
+    The supervisor starts the next child ahead of time (a *spare*), which
+    imports the server and waits here, before any of the user's code runs,
+    until a change calls it in: a reload then costs only the application's own
+    import. Programs that call this (``citus run`` does) tell the supervisor
+    that they can wait this way; for others no spare is ever started. Outside
+    a spare it returns at once.
+
+    Reads ``CITUS_RELOADER_SPARE`` (``1`` in a spare); set
+    ``CITUS_RELOADER_PRESTART=0`` in the supervisor's environment to start no
+    spares at all.
+    """
+    from . import child
+
+    child.wait_if_spare()
 
 
 def reload_requested() -> bool:

@@ -19,7 +19,7 @@ import time
 import typing as t
 
 from .._log import echo
-from . import EXIT_RELOAD
+from . import BACKEND_ENV, EXIT_RELOAD
 from .base import Backend, Watcher, display_path, files_of_error
 
 #: The control socket's file number (a handle on Windows) in the child.
@@ -28,6 +28,20 @@ CONTROL_FD_ENV = "CITUS_RELOADER_FD"
 CHANGED_AT_ENV = "CITUS_RELOADER_CHANGED_AT"
 #: ``time.time()`` when the supervisor started this child.
 SPAWNED_AT_ENV = "CITUS_RELOADER_SPAWNED_AT"
+#: ``"1"`` in a spare child: started ahead of time, it waits in
+#: :func:`wait_if_spare` until the supervisor needs it.
+SPARE_ENV = "CITUS_RELOADER_SPARE"
+#: Modules a spare imports while it waits, so that they are ready when needed.
+SPARE_PRELOAD = (
+    "citus.serving.server",
+    "citus.serving.wsgi",
+    "citus.serving.http11",
+    "citus.debug",
+    "citus.reloader.base",
+    "citus.reloader.stat_backend",
+    "citus.reloader.watchdog_backend",
+    "watchdog.observers",
+)
 #: How long a child that announced a reload may take to finish its requests.
 GRACE_PERIOD = 1.0
 #: At most this many "Detected change" lines per reload.
@@ -39,6 +53,8 @@ _reloading = threading.Event()
 _control: socket.socket | None = None
 _control_lock = threading.Lock()
 _error_lock = threading.Lock()
+_received: list[str] | None = None
+_buffer = b""
 
 
 def _float_env(name: str) -> float | None:
@@ -69,6 +85,36 @@ def _open_control() -> socket.socket | None:
         return None
 
 
+def _read_message(sock: socket.socket, timeout: float | None) -> dict[str, t.Any]:
+    """Read one JSON line from the supervisor (``{}`` at its end or on error)."""
+    global _buffer
+    sock.settimeout(timeout)
+    try:
+        while b"\n" not in _buffer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return {}
+            _buffer += chunk
+    except OSError:
+        return {}
+    finally:
+        try:
+            sock.settimeout(None)
+        except OSError:
+            pass
+    line, _, _buffer = _buffer.partition(b"\n")
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return {}
+    return message if isinstance(message, dict) else {}
+
+
+def _files_in(message: dict[str, t.Any]) -> list[str]:
+    files = message.get("files")
+    return [f for f in files if isinstance(f, str)] if isinstance(files, list) else []
+
+
 def _receive_watched(sock: socket.socket) -> list[str]:
     """Read the supervisor's first message: the files watched so far.
 
@@ -76,27 +122,49 @@ def _receive_watched(sock: socket.socket) -> list[str]:
     now fails to import (and so is missing from ``sys.modules``) is still
     watched and its fix reloads.
     """
-    data = b""
-    sock.settimeout(5)
+    return _files_in(_read_message(sock, 5))
+
+
+def wait_if_spare() -> None:
+    """In a spare child, wait until the supervisor needs it (see
+    :func:`citus.reloader.wait_if_spare`)."""
+    global _control, _received
+    if os.environ.get("CITUS_RUN_MAIN") != "true":
+        return
+    if _control is None:
+        _control = _open_control()
+    if _control is None:
+        return
+    _send({"op": "spare-capable"})
+    if os.environ.get(SPARE_ENV) != "1":
+        return
     try:
-        while b"\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    except OSError:
-        return []
-    finally:
-        try:
-            sock.settimeout(None)
-        except OSError:
-            pass
-    try:
-        message = json.loads(data.partition(b"\n")[0] or b"{}")
-    except ValueError:
-        return []
-    files = message.get("files") if isinstance(message, dict) else None
-    return [f for f in files if isinstance(f, str)] if isinstance(files, list) else []
+        import importlib
+
+        skip = "watchdog" if os.environ.get(BACKEND_ENV) == "stat" else "-"
+        for name in SPARE_PRELOAD:
+            if skip in name:
+                continue
+            try:
+                importlib.import_module(name)
+            except Exception:  # an optional warm-up: never fatal
+                continue
+        _send({"op": "parked"})
+        message = _read_message(_control, None)
+    except KeyboardInterrupt:
+        os._exit(0)
+    if message.get("op") != "go":
+        os._exit(0)  # dismissed, or the supervisor is gone
+    env = message.get("env")
+    if isinstance(env, dict):
+        for key, value in env.items():
+            if isinstance(key, str) and isinstance(value, str):
+                os.environ[key] = value
+    for key in message.get("unset", []) or []:
+        if isinstance(key, str):
+            os.environ.pop(key, None)
+    os.environ.pop(SPARE_ENV, None)
+    _received = _files_in(message)
 
 
 def _lifeline(sock: socket.socket) -> None:
@@ -166,9 +234,13 @@ def start(
     delay serving.
     """
     global _control, _watcher
-    _control = _open_control()
+    if _control is None:
+        _control = _open_control()
     since = _float_env(SPAWNED_AT_ENV)
-    inherited = _receive_watched(_control) if _control is not None else []
+    if _received is not None:
+        inherited = _received
+    else:
+        inherited = _receive_watched(_control) if _control is not None else []
 
     def report(files: list[str]) -> None:
         _send({"op": "watch", "files": files})

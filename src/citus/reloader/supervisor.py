@@ -37,11 +37,19 @@ import typing as t
 
 from .._log import echo, log_request
 from .base import Backend, Watcher, display_path, files_of_traceback_text, module_files
-from .child import CHANGED_AT_ENV, CONTROL_FD_ENV, GRACE_PERIOD, SPAWNED_AT_ENV
+from .child import (
+    CHANGED_AT_ENV,
+    CONTROL_FD_ENV,
+    GRACE_PERIOD,
+    SPARE_ENV,
+    SPAWNED_AT_ENV,
+)
 
 if t.TYPE_CHECKING:
     import ssl
 
+#: Set to ``0`` to never start a spare child ahead of time.
+PRESTART_ENV = "CITUS_RELOADER_PRESTART"
 #: Bytes of the child's standard error kept to show after a crash.
 TAIL_BYTES = 64 * 1024
 #: Lines of that output shown on the error page.
@@ -80,9 +88,17 @@ def _windows_console_script(args: list[str]) -> list[str]:
 class _Child:
     """One serving child and the threads that listen to it."""
 
-    def __init__(self, generation: int, proc: subprocess.Popen[bytes]) -> None:
+    def __init__(
+        self, generation: int, proc: subprocess.Popen[bytes], control: socket.socket
+    ) -> None:
+        #: The generation it serves as (assigned when a spare is called in).
         self.generation = generation
         self.proc = proc
+        self.control = control
+        #: A spare: started ahead, waiting to be called in.
+        self.spare = False
+        #: The spare has imported what it can and waits.
+        self.parked = False
         self.spawned_at = time.time()
         self.tail = bytearray()
         self.tail_lock = threading.Lock()
@@ -247,7 +263,7 @@ class Supervisor:
         self.extra_files = list(extra_files)
         self.exclude_patterns = list(exclude_patterns)
         self.ssl_context = ssl_context
-        self._events: queue.Queue[tuple[str, int, t.Any]] = queue.Queue()
+        self._events: queue.Queue[tuple[str, _Child | None, t.Any]] = queue.Queue()
         self._generation = -1
         self._current: _Child | None = None
         self._children: list[_Child] = []
@@ -255,24 +271,78 @@ class Supervisor:
         self._error_server: _ErrorServer | None = None
         self._crash_watcher: Watcher | None = None
         self._crashed: _Child | None = None
+        self._spare: _Child | None = None
+        self._spares_work = False
+        self._spares_wanted = os.environ.get(PRESTART_ENV, "1").strip() not in (
+            "0",
+            "false",
+            "no",
+            "off",
+        )
 
     # Starting children ---------------------------------------------------------
 
     def _spawn(self, changed_at: float | None) -> None:
+        """Make the next generation serve: call in the spare, or start a child."""
         self._generation += 1
+        now = repr(time.time())
+        env = {"CITUS_RUN_GENERATION": str(self._generation), SPAWNED_AT_ENV: now}
+        if changed_at is not None:
+            env[CHANGED_AT_ENV] = repr(changed_at)
+        if not self._watched:
+            self._watched = sorted(module_files() | set(self.extra_files))
+        spare, self._spare = self._spare, None
+        if spare is not None and spare.parked and spare.proc.poll() is None:
+            message: dict[str, object] = {
+                "op": "go",
+                "env": env,
+                "unset": [] if changed_at is not None else [CHANGED_AT_ENV],
+                "files": self._watched,
+            }
+            spare.spare = False  # from now on its output is shown
+            try:
+                spare.control.sendall(json.dumps(message).encode() + b"\n")
+            except OSError:
+                spare.spare = True
+            else:
+                spare.generation = self._generation
+                self._current = spare
+                return
+        if spare is not None:
+            self._dismiss(spare)
+        child = self._start(env, spare=False)
+        first = json.dumps({"op": "watch", "files": self._watched}) + "\n"
+        try:
+            child.control.sendall(first.encode())
+        except OSError:
+            pass
+        self._current = child
+
+    def _start_spare(self) -> None:
+        """Start a spare child that waits, warm, to serve the next generation."""
+        if self._spare is not None or not (self._spares_work and self._spares_wanted):
+            return
+        env = {"CITUS_RUN_GENERATION": str(self._generation + 1), SPARE_ENV: "1"}
+        self._spare = self._start(env, spare=True)
+
+    def _dismiss(self, child: _Child) -> None:
+        try:
+            child.control.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._retire(child)
+
+    def _start(self, extra_env: dict[str, str], *, spare: bool) -> _Child:
         parent_end, child_end = socket.socketpair()
         fds = [sock.fileno() for sock in self.sockets]
         env = dict(os.environ)
         env.update(self.child_env)
+        env.pop(CHANGED_AT_ENV, None)
+        env.pop(SPARE_ENV, None)
         env["CITUS_RUN_MAIN"] = "true"
-        env["CITUS_RUN_GENERATION"] = str(self._generation)
         env["CITUS_SERVER_FDS"] = ",".join(str(fd) for fd in fds)
         env[CONTROL_FD_ENV] = str(child_end.fileno())
-        env[SPAWNED_AT_ENV] = repr(time.time())
-        if changed_at is not None:
-            env[CHANGED_AT_ENV] = repr(changed_at)
-        else:
-            env.pop(CHANGED_AT_ENV, None)
+        env.update(extra_env)
         kwargs: dict[str, t.Any] = {}
         if sys.platform == "win32":
             handles = [*fds, child_end.fileno()]
@@ -287,17 +357,13 @@ class Supervisor:
             proc = subprocess.Popen(
                 child_args(), env=env, stderr=subprocess.PIPE, close_fds=True, **kwargs
             )
+        except BaseException:
+            parent_end.close()
+            raise
         finally:
             child_end.close()
-        if not self._watched:
-            self._watched = sorted(module_files() | set(self.extra_files))
-        message = json.dumps({"op": "watch", "files": self._watched}) + "\n"
-        try:
-            parent_end.sendall(message.encode())
-        except OSError:
-            pass
-        child = _Child(self._generation, proc)
-        self._current = child
+        child = _Child(int(env["CITUS_RUN_GENERATION"]), proc, parent_end)
+        child.spare = spare
         self._children.append(child)
         assert proc.stderr is not None
         child.tee_thread = threading.Thread(
@@ -308,6 +374,7 @@ class Supervisor:
             target=self._listen, args=(child, parent_end), daemon=True
         ).start()
         threading.Thread(target=self._wait, args=(child,), daemon=True).start()
+        return child
 
     def _tee(self, child: _Child, stream: t.IO[bytes]) -> None:
         """Copy the child's standard error to ours, keeping its end."""
@@ -326,7 +393,9 @@ class Supervisor:
                     child.tail += chunk
                     if len(child.tail) > TAIL_BYTES:
                         del child.tail[: len(child.tail) - TAIL_BYTES]
-                _write_stderr(chunk)
+                if not child.spare:
+                    # A spare's output (a Ctrl+C while it starts) is noise.
+                    _write_stderr(chunk)
         finally:
             stream.close()
 
@@ -344,16 +413,18 @@ class Supervisor:
                 if op == "reload":
                     at = message.get("at")
                     at = at if isinstance(at, (int, float)) else time.time()
-                    self._events.put(("reload", child.generation, at))
+                    self._events.put(("reload", child, at))
                 elif op == "watch" and isinstance(message.get("files"), list):
                     files = [f for f in message["files"] if isinstance(f, str)]
-                    self._events.put(("watch", child.generation, files))
+                    self._events.put(("watch", child, files))
+                elif op in ("spare-capable", "parked"):
+                    self._events.put((op, child, None))
 
     def _wait(self, child: _Child) -> None:
         code = child.proc.wait()
         if child.tee_thread is not None:
             child.tee_thread.join(0.5)
-        self._events.put(("exit", child.generation, code))
+        self._events.put(("exit", child, code))
 
     def _retire(self, child: _Child) -> None:
         """Give an old child the grace period to finish, then kill it."""
@@ -414,12 +485,11 @@ class Supervisor:
             since=child.spawned_at,
         )
         self._crash_watcher = watcher
-        generation = child.generation
 
         def watch() -> None:
             changed = watcher.run()
             if changed:
-                self._events.put(("change", generation, (time.time(), changed)))
+                self._events.put(("change", child, (time.time(), changed)))
 
         threading.Thread(target=watch, name="citus-crash-watch", daemon=True).start()
 
@@ -456,23 +526,32 @@ class Supervisor:
 
         while True:
             try:
-                kind, generation, value = self._events.get(timeout=1.0)
+                kind, child, value = self._events.get(timeout=1.0)
             except queue.Empty:
                 continue
             current = self._current
+            if child is not None and child.spare:
+                self._spare_event(kind, child)
+                continue
             if kind == "watch":
                 if value:
                     self._watched = value
+                if child is current:
+                    # It serves: now start the next one's spare, off its path.
+                    self._start_spare()
+                continue
+            if kind == "spare-capable":
+                self._spares_work = True
                 continue
             if kind == "change":
-                if self._crashed is not None and generation == self._crashed.generation:
+                if self._crashed is not None and child is self._crashed:
                     at, changed = value
                     for path in changed[:5]:
                         echo(f" * Detected change in {display_path(path)}, reloading")
                     self._leave_crash()
                     self._spawn(at)
                 continue
-            if current is None or generation != current.generation:
+            if current is None or child is not current:
                 continue  # an old child, already replaced
             if kind == "reload":
                 self._retire(current)
@@ -490,6 +569,17 @@ class Supervisor:
                 elif self._crashed is None:
                     self._current = None
                     self._enter_crash(current, code)
+
+    def _spare_event(self, kind: str, child: _Child) -> None:
+        if child is not self._spare:
+            return
+        if kind == "parked":
+            child.parked = True
+        elif kind == "exit":
+            # A spare that dies before it is needed: this program cannot
+            # wait as a spare; start children the plain way from now on.
+            self._spare = None
+            self._spares_work = False
 
     def _stop_children(self) -> None:
         """Stop every child still running: they got Ctrl+C too, so wait a
