@@ -359,3 +359,28 @@ def test_serving_again_on_the_same_sockets() -> None:
         thread.join(5)
         assert not thread.is_alive()
     server.server_close()
+
+
+def test_half_sent_tls_record_does_not_block_a_single_threaded_server(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("cryptography")
+    context = _self_signed(tmp_path)
+    sock = socket.create_server(("127.0.0.1", 0))
+    client_context = ssl.create_default_context()
+    client_context.check_hostname = False
+    client_context.verify_mode = ssl.CERT_NONE
+    with Server([sock], hello, ssl_context=context) as server:
+        thread = threading.Thread(target=server.serve_forever)
+        thread.start()
+        raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        with client_context.wrap_socket(raw) as stuck:
+            # A TLS record header announcing 16 KiB, then only 10 bytes of it.
+            os.write(stuck.fileno(), b"\x17\x03\x03\x40\x00" + b"x" * 10)
+            started = time.monotonic()
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as r:
+                with client_context.wrap_socket(r) as tls:
+                    tls.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+                    assert statuses(read_all(tls)) == [200]
+            assert time.monotonic() - started < 3
+    thread.join(5)

@@ -865,7 +865,16 @@ class Server:
         sock = client.sock
         conn = client.conn
         try:
-            data = sock.recv(_RECV_SIZE, 0 if client.tls else MSG_DONTWAIT)
+            if client.tls:
+                # A half-sent TLS record must not hold this thread (or, when
+                # not threaded, the whole server): read without waiting.
+                sock.settimeout(0)
+                try:
+                    data = sock.recv(_RECV_SIZE)
+                finally:
+                    sock.settimeout(self.io_timeout)
+            else:
+                data = sock.recv(_RECV_SIZE, MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
             self._rearm(client)
             return
