@@ -127,3 +127,22 @@ def wait_until(predicate: t.Callable[[], bool], timeout: float = DEADLINE) -> No
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.01)
+
+
+def hello_app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+    """A picklable hello-world app for servers in other processes."""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello"]
+
+
+def serve_in_process(queue: t.Any, stop: t.Any) -> None:
+    """Target of a ``multiprocessing.Process``: serve until ``stop`` is set."""
+    from citus.serving import make_server
+
+    server = make_server("127.0.0.1", 0, hello_app, threaded=True)
+    threading.Thread(
+        target=lambda: (stop.wait(), server.shutdown()), daemon=True
+    ).start()
+    queue.put(server.port)
+    server.serve_forever()
+    server.server_close()

@@ -384,3 +384,29 @@ def test_half_sent_tls_record_does_not_block_a_single_threaded_server(
                     assert statuses(read_all(tls)) == [200]
             assert time.monotonic() - started < 3
     thread.join(5)
+
+
+def test_in_a_multiprocessing_process_stopped_from_outside() -> None:
+    import multiprocessing
+
+    from serverkit import serve_in_process
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    stop = context.Event()
+    process = context.Process(target=serve_in_process, args=(queue, stop))
+    process.start()
+    try:
+        port = queue.get(timeout=20)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            assert read_all(sock).endswith(b"hello")
+        stop.set()
+        process.join(10)
+        assert process.exitcode == 0
+    finally:
+        if process.is_alive():
+            process.kill()
+            process.join(5)
+        queue.close()
+        queue.join_thread()

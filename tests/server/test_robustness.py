@@ -102,7 +102,8 @@ def test_streaming_response_does_not_starve_others(serve: t.Any) -> None:
         yield b"other"
 
     run = serve(app, threaded=True)
-    streams = [run.connect() for _ in range(3)]
+    # More streams than the pool's first threads: it must add threads.
+    streams = [run.connect() for _ in range(6)]
     try:
         for sock in streams:
             sock.sendall(b"GET /events HTTP/1.1\r\n\r\n")
