@@ -8,9 +8,11 @@ it. Flask, Django and Bottle apps are served as well as citus's own.
 from __future__ import annotations
 
 import http.client
+import os
 import re
 import ssl
 import textwrap
+import time
 import typing as t
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -406,3 +408,51 @@ def test_ctrl_c_while_the_app_imports_exits_quietly(
         proc.interrupt()
         assert proc.wait() == 0
     assert "Traceback" not in proc.log.text
+
+
+def test_https_with_cert_and_key_files(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    from citus.serving import make_ssl_devcert
+
+    cert, key = make_ssl_devcert(str(tmp_path / "dev"), host="localhost")
+    write(tmp_path, "hello.py", WSGI_APP)
+    with run_citus("--app", "hello", *NO_RELOAD, "--cert", cert, "--key", key) as p:
+        url = p.wait_for_url()
+        assert url.startswith("https://")
+        assert request(url, "/files")[2] == b"hello from wsgi /files"
+
+
+def test_adhoc_without_cryptography_is_a_usage_error(
+    run_python: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    write(tmp_path, "hello.py", WSGI_APP)
+    code = (
+        "import sys; sys.modules['cryptography'] = None\n"
+        "from citus.cli import main\n"
+        "main(['--app', 'hello', 'run', '--cert', 'adhoc'])\n"
+    )
+    with run_python("-c", code) as proc:
+        assert proc.wait() == 2
+    assert proc.log.lines[-1] == (
+        "Error: --cert adhoc needs the cryptography package to make a"
+        " certificate. Install it: pip install 'citus[ssl]'."
+    )
+
+
+def test_extra_files_reach_the_reloader(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    write(tmp_path, "hello.py", WSGI_APP)
+    config = tmp_path / "settings.toml"
+    config.write_text("a = 1\n")
+    args = ("--app", "hello", "run", "--port", "0", "--debug",
+            "--reloader-type", "stat", "--extra-files", str(config))  # fmt: skip
+    with run_citus(*args) as proc:
+        url = proc.wait_for_url()
+        proc.wait_for_log("Restarting with stat")
+        assert request(url)[0] == 200  # the child serves, so it watches too
+        config.write_text("a = 2\n")
+        stamp = time.time() + 5
+        os.utime(config, (stamp, stamp))
+        proc.wait_for_log(r"Detected change in .*settings\.toml")
