@@ -165,7 +165,7 @@ def test_processes_fork_workers_that_share_the_socket(
             def app(environ, start_response):
                 time.sleep(0.05)
                 start_response("200 OK", [])
-                return [str(os.getpid()).encode()]
+                return [f"{os.getpid()} {environ['wsgi.multiprocess']}".encode()]
 
             server = make_server("127.0.0.1", 0, app, processes=2)
             print("PORT", server.port, flush=True)
@@ -191,6 +191,8 @@ def test_processes_fork_workers_that_share_the_socket(
             pids.add(read_response(sock)[2])
             sock.close()
     assert len(pids) == 2
+    assert all(body.endswith(b" True") for body in pids)
+    pids = {body.split()[0] for body in pids}
     assert str(proc.pid).encode() not in pids
     proc.interrupt()
     assert proc.wait(10) == 0

@@ -404,6 +404,7 @@ class Connection:
     # httptools callbacks ---------------------------------------------------
 
     def on_message_begin(self) -> None:
+        """httptools: a request starts."""
         self._client("message_begin")
         self._url = b""
         self._headers = []
@@ -415,6 +416,7 @@ class Connection:
         self._content_length = None
 
     def on_url(self, url: bytes) -> None:
+        """httptools: a piece of the request target (414 past the limit)."""
         self._url += url
         if len(self._url) > self.max_request_line:
             self._fail(
@@ -422,6 +424,7 @@ class Connection:
             )
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        """httptools: one header field (431 past the limits)."""
         headers = self._headers
         value = value.strip(b" \t")
         headers.append((name, value))
@@ -446,6 +449,7 @@ class Connection:
             self._content_length = int(value)
 
     def on_headers_complete(self) -> None:
+        """httptools: the head is complete; check framing and queue a Request."""
         self._client("headers_complete")
         parser = self._parser
         version = parser.get_http_version()
@@ -487,9 +491,11 @@ class Connection:
         self._events.append(request)
 
     def on_body(self, body: bytes) -> None:
+        """httptools: a piece of the body."""
         self._events.append(body)
 
     def on_message_complete(self) -> None:
+        """httptools: the request (body included) is complete."""
         self._client("message_complete")
         if self._has_body:
             self._events.append(END_OF_MESSAGE)

@@ -157,15 +157,18 @@ class _Client:
         self.client = ""
 
     def recv(self) -> bytes:
+        """Bytes from the client; ``TimeoutError`` past the I/O timeout."""
         try:
             return self.sock.recv(_RECV_SIZE)
         except (BlockingIOError, TimeoutError):
             raise TimeoutError("timed out waiting for the client") from None
 
     def send(self, data: bytes) -> None:
+        """Send all of ``data``."""
         self.sock.sendall(data)
 
     def sendfile(self, file: t.IO[bytes], offset: int, count: int) -> int | None:
+        """Send part of ``file`` with ``os.sendfile`` (``None`` over TLS)."""
         if self.tls:
             return None
         if not hasattr(os, "sendfile"):
@@ -206,6 +209,7 @@ class _Poller:
             self._selector.register(self.wake_fd, selectors.EVENT_READ)
 
     def add_listener(self, fd: int) -> None:
+        """Watch a listening socket (level-triggered)."""
         if self._epoll is not None:
             self._epoll.register(fd, select.EPOLLIN)
         else:
@@ -294,6 +298,7 @@ class _Poller:
         return ready
 
     def close(self) -> None:
+        """Release the poller and its wake-up sockets."""
         if self._epoll is not None:
             self._epoll.close()
         if self._selector is not None:
@@ -386,6 +391,7 @@ class _Pool:
                 logger.exception("Error in a worker thread:")
 
     def stop(self, timeout: float) -> None:
+        """Ask every thread to exit; wait up to ``timeout`` seconds."""
         with self._cond:
             for _ in self._threads:
                 self._queue.append((0.0, None))
@@ -466,6 +472,7 @@ class Server:
         self._children: list[int] = []
         self._local_addresses: dict[socket.socket, t.Any] = {}
         self._scheme = "https" if ssl_context is not None else "http"
+        self._multiprocess = processes > 1
 
     # -- addresses ----------------------------------------------------------
 
@@ -717,7 +724,7 @@ class Server:
                 addresses,
                 self._scheme,
                 self.threaded,
-                self.processes > 1,
+                self._multiprocess,
             )
             client.deadline = time.monotonic() + self.header_timeout
             self._clients[fd] = client
