@@ -271,3 +271,21 @@ def test_exception_in_factory_shows_its_traceback(cli: Runner, write: Writer) ->
     assert result.returncode == 1
     assert 'fac.py", line 2, in create_app' in result.stderr
     assert "RuntimeError: no database" in result.stderr
+
+
+def test_module_exists_runs_no_code(
+    project: Path, write: Writer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reloader's supervisor checks --app without importing anything."""
+    from citus.cli.discovery import module_exists
+
+    witness = project / "ran"
+    write("pkgx/__init__.py", f"open({str(witness)!r}, 'w').close()\n")
+    write("pkgx/sub.py", f"open({str(witness)!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(project))
+    assert module_exists("pkgx.sub")
+    assert not module_exists("pkgx.nothere")
+    assert not module_exists("nothere_at_all.sub")
+    assert not witness.exists()
+    # Installed and standard-library modules are found too.
+    assert module_exists("flask") and module_exists("email.mime.text")

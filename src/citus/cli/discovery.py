@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.machinery
+import importlib.util
 import inspect
 import os
 import re
@@ -121,7 +122,14 @@ def module_exists(name: str) -> bool:
             module = sys.modules[dotted]
             search = list(getattr(module, "__path__", []) or [])
             continue
-        spec = importlib.machinery.PathFinder.find_spec(dotted, search)
+        try:
+            spec = importlib.machinery.PathFinder.find_spec(dotted, search)
+            if spec is None and index == 0:
+                # Other finders (an editable install's, a zip's) run no code
+                # for a top-level name either.
+                spec = importlib.util.find_spec(dotted)
+        except (ImportError, ValueError):
+            return True  # let the import itself tell what is wrong
         if spec is None:
             return False
         search = list(spec.submodule_search_locations or [])
@@ -322,16 +330,19 @@ def _args_text(args: list[t.Any], kwargs: dict[str, t.Any]) -> str:
 
 
 def _candidates(module: types.ModuleType) -> list[str]:
-    """Names in ``module`` that could be apps or factories, for hints."""
+    """Names in ``module`` that look like apps or factories, for hints."""
     names = []
     for key, value in vars(module).items():
-        if key.startswith("_") or isinstance(value, types.ModuleType):
+        if key.startswith("_") or isinstance(value, (types.ModuleType, type)):
             continue
-        if key in APP_NAMES or key in FACTORY_NAMES or is_wsgi_callable(value):
-            if getattr(value, "__module__", module.__name__) == module.__name__ or (
-                not inspect.isfunction(value) and not isinstance(value, type)
+        if inspect.isfunction(value):
+            # Only the module's own functions: factories and WSGI functions.
+            if value.__module__ == module.__name__ and (
+                key in FACTORY_NAMES or is_wsgi_callable(value)
             ):
                 names.append(key)
+        elif key in APP_NAMES or is_wsgi_callable(value):
+            names.append(key)
     return sorted(names)
 
 
