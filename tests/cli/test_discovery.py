@@ -289,3 +289,17 @@ def test_module_exists_runs_no_code(
     assert not witness.exists()
     # Installed and standard-library modules are found too.
     assert module_exists("flask") and module_exists("email.mime.text")
+
+
+def test_version(cli: Runner) -> None:
+    import sys
+
+    import citus
+
+    for exe in ("citus", "cts"):
+        result = cli("--version", exe=exe)
+        assert result.returncode == 0
+        assert result.stdout.splitlines() == [
+            f"citus {citus.__version__}",
+            f"Python {sys.version.split()[0]}",
+        ]

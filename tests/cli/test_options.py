@@ -90,6 +90,7 @@ def test_environment_sets_every_option(invoke: t.Any) -> None:
         "CITUS_RUN_EXTRA_FILES": os.pathsep.join(["a.cfg", "b.cfg"]),
         "CITUS_RUN_EXCLUDE_PATTERNS": os.pathsep.join(["*.tmp", "*~"]),
         "CITUS_RUN_EAGER_LOADING": "1",
+        "CITUS_RUN_CERT": "adhoc",
     }
     result = invoke("run", env=env)
     assert result.exit_code == 0, result.output
@@ -101,6 +102,7 @@ def test_environment_sets_every_option(invoke: t.Any) -> None:
     assert call["reloader_type"] == "stat"
     assert call["extra_files"] == ["a.cfg", "b.cfg"]
     assert call["exclude_patterns"] == ["*.tmp", "*~"]
+    assert call["ssl_context"] == "adhoc"
 
 
 def test_command_line_wins_over_environment(invoke: t.Any) -> None:
