@@ -113,6 +113,15 @@ def test_truncate_then_write_settles_into_one_change(source: Path) -> None:
     assert backend.calls == 2
 
 
+def test_unrelated_writes_do_not_hold_settling(source: Path) -> None:
+    log = str(source.with_name("server.log"))  # written on every request
+    steps: list[Step] = [(None, {log}) for _ in range(1000)]
+    watcher, backend = watcher_for(source, steps)
+    bump(source, "MESSAGE = 'new'\n")
+    assert watcher.check({str(source)}) == [str(source)]
+    assert backend.calls <= 2
+
+
 def test_settling_gives_up_after_the_limit(source: Path) -> None:
     counter = iter(range(1000))
 

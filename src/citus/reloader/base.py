@@ -435,6 +435,17 @@ class Watcher:
                     new.add(path)
         return touched, new
 
+    def _relevant(self, hint: set[str]) -> set[str]:
+        """The paths of ``hint`` that matter: watched files, watched folders
+        and Python files in them (a log file written next to them is not)."""
+        return {
+            p
+            for p in hint
+            if p in self._entries
+            or p in self._dirs
+            or (p.endswith(".py") and os.path.dirname(p) in self._dirs)
+        }
+
     def _settle(self, touched: set[str], new: set[str]) -> None:
         """Wait until the files stop changing (one save = one restart)."""
         assert self.backend is not None
@@ -442,12 +453,16 @@ class Watcher:
         last = {p: stamp(p) for p in touched | new}
         while time.monotonic() < deadline and not self._stop.is_set():
             hint = self.backend.wait(SETTLE_QUIET)
-            if hint != set():
-                more_touched, more_new = self._touched(hint)
-                touched.update(more_touched)
-                new.update(more_new)
+            active = False
+            if hint is None or hint:
+                relevant = None if hint is None else self._relevant(hint)
+                if relevant is None or relevant:
+                    more_touched, more_new = self._touched(relevant)
+                    touched.update(more_touched)
+                    new.update(more_new)
+                    active = bool(relevant)
             now = {p: stamp(p) for p in touched | new}
-            if now == last and not hint:
+            if now == last and not active:
                 return
             last = now
 
