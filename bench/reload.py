@@ -420,7 +420,8 @@ def main() -> None:
             print(json.dumps(result), flush=True)
     print()
     print(
-        "| server | app | start | write-to-served (median) | failed / requests | idle CPU |"
+        "| server | app | start | write-to-served (median) | failed / requests"
+        " | idle CPU |"
     )
     print("| --- | --- | --- | --- | --- | --- |")
     for r in results:
