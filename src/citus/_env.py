@@ -87,10 +87,11 @@ def load_dotenv(path: str | os.PathLike[str] | None = None) -> bool:
         if files:
             from ._log import echo
 
-            names = ", ".join(repr(str(p)) for p in files)
+            names = " and ".join(repr(str(p)) for p in files)
+            which = "they were" if len(files) > 1 else "it was"
             echo(
                 f" * Tip: found {names} but python-dotenv is not installed, so"
-                " they were not loaded. Install it: pip install 'citus[dotenv]'"
+                f" {which} not loaded. Install it: pip install 'citus[dotenv]'"
             )
         return False
     for file in files:
