@@ -151,8 +151,9 @@ def import_module(module: str, reference: str) -> types.ModuleType:
     name = prepare_path(module) if is_path(module) else module
     if not name or not all(part.isidentifier() for part in name.split(".")):
         raise NoAppError(
-            f"Could not import {module!r}: {name!r} is not a module name."
-            " Use a module name (hello, pkg.module) or a path (hello.py, src/hello)."
+            f"Could not import {module!r}: {name!r} is not a module name, which"
+            " is made of letters, digits and underscores. Rename the file, or"
+            " use a module name (hello, pkg.module) or a path (hello.py)."
         )
     try:
         return importlib.import_module(name)
@@ -198,11 +199,8 @@ def check_wsgi(obj: object, where: str, returned: bool = False) -> WSGIApplicati
     """
     if is_wsgi_callable(obj):
         return t.cast("WSGIApplication", obj)
-    what = (
-        f"{where} returned {_describe(obj)}"
-        if returned
-        else (f"{where} is {_describe(obj)}")
-    )
+    verb = "returned" if returned else "is"
+    what = f"{where} {verb} {_describe(obj)}"
     raise NoAppError(
         f"{what}, not a WSGI application (a callable taking environ and"
         " start_response). Point --app at the application object, or at a"
