@@ -303,3 +303,18 @@ def test_version(cli: Runner) -> None:
             f"citus {citus.__version__}",
             f"Python {sys.version.split()[0]}",
         ]
+
+
+def test_python_dash_m_citus(write: Writer, project: Path) -> None:
+    import sys
+
+    write("hello.py", HELLO)
+    result = subprocess.run(
+        [sys.executable, "-m", "citus", "--app", "hello", "shell"],
+        input=WHO,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert found(result) == "hello-app"

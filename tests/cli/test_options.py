@@ -214,6 +214,16 @@ def test_bad_values_are_usage_errors(
     assert not invoke.calls
 
 
+def test_group_option_after_the_command(invoke: t.Any) -> None:
+    message = usage_error(invoke("run", "--app", "hello"))
+    assert message == (
+        "Error: --app is an option of citus itself, so it goes before the"
+        " command: citus --app VALUE run ..."
+    )
+    message = usage_error(invoke("routes", "--env-file=x.env"))
+    assert message.startswith("Error: --env-file is an option of citus itself")
+
+
 def test_help_reads_well() -> None:
     runner = CliRunner()
     top = runner.invoke(main, ["--help"])

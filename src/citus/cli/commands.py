@@ -75,6 +75,28 @@ def resolve_debug(ctx: click.Context, run_debug: bool | None) -> bool:
     return get_debug_flag()
 
 
+#: The group's options, which users sometimes put after the command.
+_GROUP_OPTIONS = {"--app", "-A", "--env-file", "-e"}
+
+
+class CitusCommand(click.Command):
+    """A subcommand that says where a misplaced group option (``--app``) goes."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Parse ``args``; ``run --app hello`` gets a usage error with the fix."""
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as error:
+            option = error.option_name
+            if option not in _GROUP_OPTIONS:
+                raise
+            raise click.UsageError(
+                f"{option} is an option of citus itself, so it goes before the"
+                f" command: citus {option} VALUE {self.name} ...",
+                ctx=ctx,
+            ) from None
+
+
 RUN_EPILOG = (
     "Every option can also be set with an environment variable"
     " CITUS_RUN_<OPTION>, e.g. CITUS_RUN_PORT=8001 or CITUS_RUN_RELOAD=0;"
@@ -82,7 +104,7 @@ RUN_EPILOG = (
 )
 
 
-@click.command("run", epilog=RUN_EPILOG)
+@click.command("run", cls=CitusCommand, epilog=RUN_EPILOG)
 @run_option(
     "-h",
     "--host",
@@ -229,7 +251,7 @@ def run_command(
         pass
 
 
-@click.command("routes")
+@click.command("routes", cls=CitusCommand)
 @click.option(
     "--sort",
     "-s",
@@ -318,7 +340,7 @@ def _route_rows(
     return rows
 
 
-@click.command("shell")
+@click.command("shell", cls=CitusCommand)
 @click.pass_obj
 def shell_command(info: AppInfo) -> None:
     """Open a Python shell with the app in the variable 'app'.
