@@ -318,3 +318,14 @@ def test_python_dash_m_citus(write: Writer, project: Path) -> None:
         timeout=30,
     )
     assert found(result) == "hello-app"
+
+
+def test_file_named_like_a_loaded_module(cli: Runner, write: Writer) -> None:
+    write("json.py", "def app(environ, start_response):\n    return []\n")
+    for reference in ("json", "json.py"):
+        message = usage_error(cli("--app", reference, "routes"))
+        assert message.startswith(
+            f"Error: Could not import your {reference!r}: the name 'json' is"
+            " already taken by"
+        )
+        assert message.endswith("Rename your file (e.g. json_app.py).")

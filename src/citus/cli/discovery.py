@@ -156,7 +156,7 @@ def import_module(module: str, reference: str) -> types.ModuleType:
             " use a module name (hello, pkg.module) or a path (hello.py)."
         )
     try:
-        return importlib.import_module(name)
+        imported = importlib.import_module(name)
     except ModuleNotFoundError as error:
         if not _is_module_missing(error, name):
             raise
@@ -165,6 +165,33 @@ def import_module(module: str, reference: str) -> types.ModuleType:
             f" current folder ({os.getcwd()!r}) or on sys.path. Check the"
             " name, or give the file's path: --app path/to/hello.py."
         ) from None
+    _check_not_shadowed(imported, module)
+    return imported
+
+
+def _check_not_shadowed(imported: types.ModuleType, module: str) -> None:
+    """Refuse a module that Python already had, when the user meant their file.
+
+    A ``json.py`` or ``http.py`` in the current folder loses to the standard
+    library module of that name that citus itself has imported already.
+    """
+    if is_path(module):
+        wanted = Path(os.path.realpath(Path(module).with_suffix("")))
+    else:
+        wanted = Path(os.path.realpath(Path(os.getcwd(), *module.split("."))))
+    if not (wanted.with_suffix(".py").is_file() or wanted.is_dir()):
+        return
+    found = getattr(imported, "__file__", None)
+    if found is None:
+        return
+    found_path = Path(os.path.realpath(found))
+    if found_path.with_suffix("") == wanted or found_path.parent == wanted:
+        return
+    raise NoAppError(
+        f"Could not import your {module!r}: the name {imported.__name__!r} is"
+        f" already taken by {str(found_path)!r}, which Python loaded first."
+        f" Rename your file (e.g. {imported.__name__.rsplit('.', 1)[-1]}_app.py)."
+    )
 
 
 def is_wsgi_callable(obj: object) -> bool:
