@@ -571,6 +571,12 @@ class Server:
             self._stop_children(children)
             self._poller = None
             poller.close()
+            if os.environ.get("CITUS_RUN_MAIN") != "true":
+                for sock in self.sockets:
+                    try:
+                        sock.setblocking(True)
+                    except OSError:
+                        pass
 
     def _fork_child(self) -> int:
         with warnings.catch_warnings():
@@ -683,7 +689,11 @@ class Server:
             poller.close()
             # In a reloader child the listening sockets' flags are shared with
             # the next child, already accepting in non-blocking mode: leave them.
-            restore = os.environ.get("CITUS_RUN_MAIN") != "true"
+            # Forked workers share them with each other: a worker that stopped
+            # first would leave the others blocked in accept().
+            restore = (
+                os.environ.get("CITUS_RUN_MAIN") != "true" and not self._multiprocess
+            )
             for sock in listeners.values() if restore else ():
                 try:
                     sock.setblocking(True)
