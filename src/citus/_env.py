@@ -84,7 +84,8 @@ def load_dotenv(path: str | os.PathLike[str] | None = None) -> bool:
     try:
         from dotenv import dotenv_values
     except ImportError:
-        if files:
+        # Said once: not again by each child that the reloader starts.
+        if files and os.environ.get("CITUS_RUN_MAIN") != "true":
             from ._log import echo
 
             names = " and ".join(repr(str(p)) for p in files)
