@@ -72,7 +72,9 @@ def load_dotenv(path: str | os.PathLike[str] | None = None) -> bool:
     current folder up). A variable already set is never overridden.
 
     Needs python-dotenv (``pip install 'citus[dotenv]'``). Without it nothing
-    is loaded and, when such files exist, a one-line hint says what to install.
+    is loaded and, when such files exist, a one-line hint says what to install
+    (not in a reloader child, where ``CITUS_RUN_MAIN`` is ``true``: the first
+    process said it already).
 
     :param path: one more file to load, above the two defaults (the command
         line's ``--env-file``).
