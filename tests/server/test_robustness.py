@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
+import textwrap
 import threading
 import time
 import typing as t
+from pathlib import Path
 
 import pytest
 from serverkit import is_closed, read_all, read_response, statuses, wait_until
@@ -187,3 +190,46 @@ def test_malformed_request_is_one_log_line(
         assert statuses(read_all(sock)) == [400]
     wait_until(lambda: any("Malformed" in r.getMessage() for r in caplog.records))
     assert not any(r.exc_info for r in caplog.records)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX open-file limit")
+def test_running_out_of_file_descriptors(run_python: t.Any, tmp_path: Path) -> None:
+    script = tmp_path / "serve.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import resource, socket
+            from citus.serving.server import Server
+
+            def app(environ, start_response):
+                start_response("200 OK", [])
+                return [b"ok"]
+
+            resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+            sock = socket.create_server(("127.0.0.1", 0))
+            print("PORT", sock.getsockname()[1], flush=True)
+            Server([sock], app, threaded=True).serve_forever()
+            """
+        )
+    )
+    proc = run_python(str(script))
+    port = int(proc.wait_for_log(r"PORT (\d+)").group(1))
+    hogs = [
+        socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(60)
+    ]
+    proc.wait_for_log("Cannot accept a connection")
+    for sock in hogs:
+        sock.close()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+                sock.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+                if statuses(read_all(sock)) == [200]:
+                    break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, proc.log.text[-2000:]
+        time.sleep(0.05)
+    # Paused, not spinning: a handful of lines, not thousands.
+    assert proc.log.text.count("Cannot accept") < 20

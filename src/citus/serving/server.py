@@ -61,6 +61,8 @@ _RECV_SIZE = 65536
 _BASE_THREADS = 4
 #: Seconds queued work may wait before another worker thread is started.
 _STARVED = 0.02
+#: Seconds to stop accepting after running out of file descriptors.
+_ACCEPT_PAUSE = 0.5
 #: Idle threads above the base ones exit after this many seconds.
 _IDLE_THREAD_EXIT = 10.0
 _TLS_PLAIN_HTTP_ANSWER = (
@@ -471,6 +473,7 @@ class Server:
         self._pool: _Pool | None = None
         self._children: list[int] = []
         self._local_addresses: dict[socket.socket, t.Any] = {}
+        self._accept_paused_until = 0.0
         self._scheme = "https" if ssl_context is not None else "http"
         self._multiprocess = processes > 1
 
@@ -643,6 +646,7 @@ class Server:
             )
         try:
             self._local_addresses = {}
+            self._accept_paused_until = 0.0
             for sock in self.sockets:
                 sock.setblocking(False)
                 listeners[sock.fileno()] = sock
@@ -679,6 +683,10 @@ class Server:
                 if now >= next_sweep:
                     next_sweep = now + 0.25
                     self._sweep(now)
+                    if self._accept_paused_until and now >= self._accept_paused_until:
+                        self._accept_paused_until = 0.0
+                        for fd in listeners:
+                            poller.add_listener(fd)
         finally:
             for fd in listeners:
                 poller.remove(fd)
@@ -710,7 +718,16 @@ class Server:
                 return
             except OSError as error:
                 if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS):
-                    logger.error("Cannot accept a connection: %s", error)
+                    # Out of file descriptors: stop watching the listeners for
+                    # a moment rather than spin (and log) on them.
+                    log_error(
+                        f"Cannot accept a connection: {error}. Pausing for"
+                        f" {_ACCEPT_PAUSE:g} s; raise the open-file limit"
+                        " (ulimit -n) if this happens often."
+                    )
+                    self._accept_paused_until = time.monotonic() + _ACCEPT_PAUSE
+                    for sock in self.sockets:
+                        poller.remove(sock.fileno())
                 return
             family = sock.family
             if family != socket.AF_UNIX:
