@@ -57,6 +57,8 @@ DEFAULT_SHUTDOWN_TIMEOUT = 5.0
 DEFAULT_MAX_THREADS = 256
 
 _RECV_SIZE = 65536
+#: ``socket.AF_UNIX`` where the platform has it (older Windows builds do not).
+_AF_UNIX = getattr(socket, "AF_UNIX", -1)
 #: Worker threads started as work arrives; more only when work waits.
 _BASE_THREADS = 4
 #: Seconds queued work may wait before another worker thread is started.
@@ -652,7 +654,7 @@ class Server:
                 listeners[sock.fileno()] = sock
                 poller.add_listener(sock.fileno())
                 local = sock.getsockname()
-                if sock.family == socket.AF_UNIX or local[0] not in ("0.0.0.0", "::"):
+                if sock.family == _AF_UNIX or local[0] not in ("0.0.0.0", "::"):
                     # Every connection gets the same local address.
                     self._local_addresses[sock] = local
             if self._stopping:
@@ -730,7 +732,7 @@ class Server:
                         poller.remove(sock.fileno())
                 return
             family = sock.family
-            if family != socket.AF_UNIX:
+            if family != _AF_UNIX:
                 try:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 except OSError:
@@ -745,7 +747,7 @@ class Server:
                 except OSError:
                     sock.close()
                     continue
-            addresses = address_environ(local, peer, family == socket.AF_UNIX)
+            addresses = address_environ(local, peer, family == _AF_UNIX)
             client.client = addresses["REMOTE_ADDR"]
             client.base = base_environ(
                 addresses,
