@@ -300,7 +300,8 @@ def _self_signed(tmp_path: Path) -> ssl.SSLContext:
     return context
 
 
-def test_tls(tmp_path: Path) -> None:
+@pytest.mark.parametrize("threaded", [False, True])
+def test_tls(tmp_path: Path, threaded: bool) -> None:
     pytest.importorskip("cryptography")
     context = _self_signed(tmp_path)
 
@@ -310,7 +311,9 @@ def test_tls(tmp_path: Path) -> None:
         return [environ["wsgi.url_scheme"].encode() + b" " + body]
 
     sock = socket.create_server(("127.0.0.1", 0))
-    with Server([sock], app, ssl_context=context, header_timeout=2) as server:
+    with Server(
+        [sock], app, ssl_context=context, header_timeout=2, threaded=threaded
+    ) as server:
         thread = threading.Thread(target=server.serve_forever)
         thread.start()
         client_context = ssl.create_default_context()

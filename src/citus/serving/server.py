@@ -204,6 +204,7 @@ class _Poller:
         self._epoll: t.Any = None
         self._selector: selectors.BaseSelector | None = None
         self._pending: deque[int] = deque()
+        self._ready: deque[int] = deque()
         self._main = threading.get_ident()
         if hasattr(select, "epoll"):
             self._epoll = select.epoll()
@@ -265,6 +266,11 @@ class _Poller:
             self._pending.append(fd)
             self.wake()
 
+    def push_ready(self, fd: int) -> None:
+        """Report ``fd`` as ready at the next :meth:`poll` (from any thread)."""
+        self._ready.append(fd)
+        self.wake()
+
     def wake(self) -> None:
         """Make :meth:`poll` return now (safe from signal handlers)."""
         try:
@@ -299,6 +305,8 @@ class _Poller:
                     pass
             except OSError:
                 pass
+        while self._ready:
+            ready.append(self._ready.popleft())
         return ready
 
     def close(self) -> None:
@@ -864,8 +872,18 @@ class Server:
                 if not self._handshake(client):
                     self._close(client)
                     return
-                self._rearm(client)
-                return
+                if not self.threaded:
+                    # Requests are served on the loop's thread: hand it over
+                    # as ready (its request may sit decrypted in the TLS
+                    # buffer already, where the poller cannot see it).
+                    poller = self._poller
+                    if poller is None or self._stopping:
+                        self._close(client)
+                        return
+                    poller.push_ready(client.fd)
+                    return
+                # The request may be in flight already (or decrypted into
+                # the TLS buffer, where the poller cannot see it): read now.
             self._serve_client(client)
         except BaseException:
             self._close(client)
