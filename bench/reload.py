@@ -120,6 +120,11 @@ run_simple("127.0.0.1", int(sys.argv[1]), app, use_reloader=True,
 """
 
 BIN = Path(sys.executable).parent
+# citus is installed editable here, so its own source is outside site-packages
+# and would be watched (and edited by others while the benchmark runs): leave it
+# out, as it is for anyone who installed citus from a wheel.
+_CITUS_SRC = Path(__file__).resolve().parent.parent / "src" / "citus"
+EXCLUDE_CITUS = ["--exclude-patterns", f"{_CITUS_SRC}{os.sep}*"]
 
 
 class ServerKind(t.NamedTuple):
@@ -145,6 +150,7 @@ SERVERS = [
             "127.0.0.1",
             "--reloader-type",
             "watchdog",
+            *EXCLUDE_CITUS,
         ],
         "citus",
     ),
@@ -163,6 +169,7 @@ SERVERS = [
             "127.0.0.1",
             "--reloader-type",
             "stat",
+            *EXCLUDE_CITUS,
         ],
         "citus",
     ),
@@ -248,14 +255,17 @@ def tree_of(root: int) -> list[int]:
     return found
 
 
-def cpu_seconds(pids: t.Iterable[int]) -> float:
-    total = 0
+def cpu_by_pid(pids: t.Iterable[int]) -> dict[int, float]:
+    """CPU seconds used so far by each process (all its threads)."""
+    found: dict[int, float] = {}
     for pid in pids:
+        total = 0
         for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
             with contextlib.suppress(OSError, ValueError, IndexError):
                 with open(path) as file:
                     total += int(file.read().split()[0])
-    return total / 1e9
+        found[pid] = total / 1e9
+    return found
 
 
 class Poller(threading.Thread):
@@ -365,15 +375,20 @@ def measure(
         result["errors"] = poller.errors
 
         if idle > 0:
-            time.sleep(1.0)
+            time.sleep(3.0)  # old processes stopped, spares started
             pids = tree_of(proc.pid)
-            before, at = cpu_seconds(pids), time.monotonic()
+            before, at = cpu_by_pid(pids), time.monotonic()
             time.sleep(idle)
-            pids_after = tree_of(proc.pid)
-            if sorted(pids_after) != sorted(pids):
+            after = cpu_by_pid(tree_of(proc.pid))
+            if sorted(after) != sorted(pids):
                 result["idle_note"] = "processes changed while idle"
-            used = cpu_seconds(pids) - before
+            used = sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
             result["idle_cpu_percent"] = 100 * used / (time.monotonic() - at)
+            result["idle_processes"] = len(after)
+            result["idle_by_process"] = {
+                pid: round(100 * (cpu - before.get(pid, 0.0)) / idle, 3)
+                for pid, cpu in after.items()
+            }
         return result
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -404,6 +419,9 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=30.0, help="seconds idle")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
+    # Started in the background, SIGINT may be ignored, and the servers would
+    # inherit that: make Ctrl+C reach them (they are stopped with it).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     names = set(args.only.split(",")) if args.only else None
     results = []
     for heavy in [False, True]:

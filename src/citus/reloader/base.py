@@ -362,15 +362,13 @@ class Watcher:
         with self._lock:
             files.update(self._more)
         if self.scan_modules:
-            modules = module_files()
+            modules = {
+                p for p in module_files() if not is_excluded(p, self.exclude_patterns)
+            }
             files.update(modules)
+            # A folder is a project folder when it holds a watched module.
             project.update(os.path.dirname(p) for p in modules if p.endswith(".py"))
         files = {p for p in files if not is_excluded(p, self.exclude_patterns)}
-        project = {
-            d
-            for d in project
-            if not is_excluded(d, self.exclude_patterns) and not is_ignored_name(d)
-        }
         return files, project
 
     def refresh(self) -> list[str]:

@@ -36,7 +36,14 @@ import time
 import typing as t
 
 from .._log import echo, log_request
-from .base import Backend, Watcher, display_path, files_of_traceback_text, module_files
+from .base import (
+    Backend,
+    Watcher,
+    display_path,
+    files_of_traceback_text,
+    is_excluded,
+    module_files,
+)
 from .child import (
     CHANGED_AT_ENV,
     CONTROL_FD_ENV,
@@ -290,7 +297,11 @@ class Supervisor:
         if changed_at is not None:
             env[CHANGED_AT_ENV] = repr(changed_at)
         if not self._watched:
-            self._watched = sorted(module_files() | set(self.extra_files))
+            self._watched = sorted(
+                p
+                for p in module_files() | set(self.extra_files)
+                if not is_excluded(p, self.exclude_patterns)
+            )
         spare, self._spare = self._spare, None
         if spare is not None and spare.parked and spare.proc.poll() is None:
             message: dict[str, object] = {
