@@ -385,3 +385,53 @@ def test_citus_run_calls_in_a_warm_spare_that_ran_no_user_code(
     assert proc.wait() == 0
     wait_until(lambda: all(pid_gone(pid) for pid in children))
     assert "Traceback" not in proc.log.text
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX pseudo-terminals")
+def test_child_on_a_terminal_still_sees_a_terminal(tmp_path: Path) -> None:
+    import pty
+    import subprocess
+
+    app = tmp_path / "app.py"
+    write(app, app_source("one", "stat"))
+    master, slave = pty.openpty()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    for name in ("NO_COLOR", "FORCE_COLOR", "CITUS_RUN_MAIN", "CITUS_SERVER_FDS"):
+        env.pop(name, None)
+    proc = subprocess.Popen(
+        [sys.executable, str(app)],
+        cwd=tmp_path,
+        env=env,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+    )
+    os.close(slave)
+    output = bytearray()
+    try:
+
+        def read_until(pattern: bytes) -> None:
+            deadline = time.monotonic() + 20
+            while pattern not in output and time.monotonic() < deadline:
+                import select
+
+                if select.select([master], [], [], 0.1)[0]:
+                    try:
+                        output.extend(os.read(master, 65536))
+                    except OSError:
+                        break
+            assert pattern in output, bytes(output)
+
+        read_until(b"Running on http://")
+        port = int(re.search(rb"127\.0\.0\.1:(\d+)", output).group(1))  # type: ignore[union-attr]
+        wait_for_body(f"http://127.0.0.1:{port}", lambda s, b: s == 200)
+        # The child's request log is coloured: it writes to a terminal too.
+        read_until(b"\x1b[32m127.0.0.1 - - [")
+        assert b"\r\r\n" not in output  # no second newline translation
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(10)
+        finally:
+            os.close(master)

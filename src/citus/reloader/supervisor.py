@@ -364,21 +364,31 @@ class Supervisor:
             kwargs["startupinfo"] = info
         else:
             kwargs["pass_fds"] = (*fds, child_end.fileno())
+        master, stderr = _stderr_for_child()
         try:
             proc = subprocess.Popen(
-                child_args(), env=env, stderr=subprocess.PIPE, close_fds=True, **kwargs
+                child_args(), env=env, stderr=stderr, close_fds=True, **kwargs
             )
         except BaseException:
             parent_end.close()
+            if master is not None:
+                os.close(master)
             raise
         finally:
             child_end.close()
+            if master is not None:
+                os.close(stderr)
         child = _Child(int(env["CITUS_RUN_GENERATION"]), proc, parent_end)
         child.spare = spare
         self._children.append(child)
-        assert proc.stderr is not None
+        if master is None:
+            assert proc.stderr is not None
+            read_fd = os.dup(proc.stderr.fileno())
+            proc.stderr.close()
+        else:
+            read_fd = master
         child.tee_thread = threading.Thread(
-            target=self._tee, args=(child, proc.stderr), daemon=True
+            target=self._tee, args=(child, read_fd), daemon=True
         )
         child.tee_thread.start()
         threading.Thread(
@@ -387,9 +397,8 @@ class Supervisor:
         threading.Thread(target=self._wait, args=(child,), daemon=True).start()
         return child
 
-    def _tee(self, child: _Child, stream: t.IO[bytes]) -> None:
+    def _tee(self, child: _Child, fd: int) -> None:
         """Copy the child's standard error to ours, keeping its end."""
-        fd = stream.fileno()
         try:
             while True:
                 try:
@@ -408,7 +417,7 @@ class Supervisor:
                     # A spare's output (a Ctrl+C while it starts) is noise.
                     _write_stderr(chunk)
         finally:
-            stream.close()
+            os.close(fd)
 
     def _listen(self, child: _Child, sock: socket.socket) -> None:
         """Read the child's messages (one JSON object per line)."""
@@ -638,6 +647,44 @@ def _describe_status(code: int) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit status {code}"
+
+
+if sys.platform == "win32":
+
+    def _stderr_for_child() -> tuple[int | None, int]:
+        """A pipe for the child's standard error (``(None, PIPE)``)."""
+        return None, subprocess.PIPE
+
+else:
+
+    def _stderr_for_child() -> tuple[int | None, int]:
+        """``(master, slave)`` of a pseudo-terminal when our standard error is
+        a terminal, so that the child still sees one (and colours its output);
+        else ``(None, PIPE)``."""
+        try:
+            if not os.isatty(sys.stderr.fileno()):
+                return None, subprocess.PIPE
+        except (AttributeError, OSError, ValueError):
+            return None, subprocess.PIPE
+        import termios
+
+        master, slave = os.openpty()
+        try:
+            attrs = termios.tcgetattr(slave)
+            attrs[1] &= ~termios.OPOST  # our terminal turns \n into \r\n itself
+            termios.tcsetattr(slave, termios.TCSANOW, attrs)
+            try:
+                import fcntl as _fcntl
+
+                size = _fcntl.ioctl(sys.stderr.fileno(), termios.TIOCGWINSZ, b"\0" * 8)
+                _fcntl.ioctl(slave, termios.TIOCSWINSZ, size)
+            except OSError:
+                pass
+        except (OSError, termios.error):
+            os.close(master)
+            os.close(slave)
+            return None, subprocess.PIPE
+        return master, slave
 
 
 def _write_stderr(data: bytes) -> None:
