@@ -380,6 +380,8 @@ class Supervisor:
                 os.close(stderr)
         child = _Child(int(env["CITUS_RUN_GENERATION"]), proc, parent_end)
         child.spare = spare
+        # Forget children that are gone: a server runs for hours of reloads.
+        self._children = [c for c in self._children if c.proc.poll() is None]
         self._children.append(child)
         if master is None:
             assert proc.stderr is not None
