@@ -405,6 +405,32 @@ def measure(
         shutil.rmtree(top, ignore_errors=True)
 
 
+def app_import_time(heavy: bool, runs: int = 3) -> float:
+    """Median seconds to import the app module alone, in a fresh interpreter."""
+    folder = Path(tempfile.mkdtemp(prefix="citus-bench-import-"))
+    try:
+        code = WSGI_APP.format(heavy=HEAVY_IMPORTS if heavy else "", message="m0")
+        (folder / "app.py").write_text(code)
+        probe = (
+            "import sys, time; sys.path.insert(0, '.'); t = time.perf_counter(); "
+            "import app; print(time.perf_counter() - t)"
+        )
+        times = []
+        for _ in range(runs):
+            out = subprocess.run(
+                [sys.executable, "-c", probe],
+                cwd=folder,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            )
+            times.append(float(out.stdout.strip()))
+        return statistics.median(times)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def fmt(value: float | None, unit: str = "ms") -> str:
     if value is None:
         return "never"
@@ -454,6 +480,13 @@ def main() -> None:
             f"| {r['failed_requests']} / {r['requests']} "
             f"| {fmt(idle, '%') if idle is not None else '-'} |"
         )
+    for heavy in [False, True]:
+        name = "heavy" if heavy else "hello"
+        if name in args.apps.split(","):
+            print(
+                f"import time of the {name} app alone: "
+                f"{app_import_time(heavy) * 1000:.0f} ms"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 
