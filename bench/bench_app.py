@@ -12,7 +12,11 @@ import typing as t
 def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
     """Hello world, reading any request body to its end."""
     if environ["REQUEST_METHOD"] == "POST":
-        size = len(environ["wsgi.input"].read())
+        # PEP 3333: read no more than CONTENT_LENGTH (Werkzeug's stream would
+        # otherwise wait for the client to close).
+        length = environ.get("CONTENT_LENGTH")
+        stream = environ["wsgi.input"]
+        size = len(stream.read(int(length)) if length else stream.read())
         body = f"read {size} bytes".encode()
     else:
         body = b"Hello, World!"

@@ -201,11 +201,16 @@ class Input(io.RawIOBase):
                     return b"".join(parts)
                 parts.append(chunk)
         buffer = self._buffer
-        while len(buffer) < size:
-            chunk = self._pull()
-            if not chunk:
-                break
-            buffer = buffer + chunk if buffer else chunk
+        if len(buffer) < size:
+            parts = [buffer]
+            have = len(buffer)
+            while have < size:
+                chunk = self._pull()
+                if not chunk:
+                    break
+                parts.append(chunk)
+                have += len(chunk)
+            buffer = b"".join(parts)
         self._buffer = buffer[size:]
         return buffer[:size]
 
