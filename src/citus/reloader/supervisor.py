@@ -303,7 +303,9 @@ class Supervisor:
                 if not is_excluded(p, self.exclude_patterns)
             )
         spare, self._spare = self._spare, None
-        if spare is not None and spare.parked and spare.proc.poll() is None:
+        # A spare still importing is called in too: it reads the message as
+        # soon as it is ready, sooner than a new process would be.
+        if spare is not None and spare.proc.poll() is None:
             message: dict[str, object] = {
                 "op": "go",
                 "env": env,
