@@ -189,3 +189,59 @@ def test_each_request_is_logged(serve: t.Any, caplog: pytest.LogCaptureFixture) 
     line = next(r.getMessage() for r in caplog.records if "/missing" in r.getMessage())
     assert line.startswith("127.0.0.1 - - [")
     assert '"GET /missing?q=1 HTTP/1.1" 404' in line
+
+
+def test_input_stream_methods(serve: t.Any) -> None:
+    seen = {}
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        stream = environ["wsgi.input"]
+        seen["read3"] = stream.read(3)
+        seen["line2"] = stream.readline(2)
+        seen["line"] = stream.readline()
+        seen["lines"] = stream.readlines()
+        seen["end"] = stream.read()
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    run = serve(app)
+    body = b"abcdef\nline two\nthree\n"
+    with run.connect() as sock:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%b"
+            % (len(body), body)
+        )
+        assert statuses(read_all(sock)) == [200]
+    assert seen == {
+        "read3": b"abc",
+        "line2": b"de",
+        "line": b"f\n",
+        "lines": [b"line two\n", b"three\n"],
+        "end": b"",
+    }
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["str body", "no start_response", "bad status"],
+)
+def test_broken_applications_get_a_500(
+    serve: t.Any, caplog: pytest.LogCaptureFixture, bad: str
+) -> None:
+    caplog.set_level(logging.INFO, logger="citus")
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> list[t.Any]:
+        if bad == "str body":
+            start_response("200 OK", [])
+            return ["text, not bytes"]
+        if bad == "bad status":
+            start_response("OK", [])
+            return [b""]
+        return [b"forgot start_response"]
+
+    run = serve(app)
+    with run.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+        data = read_all(sock)
+    assert statuses(data) == [500]  # and the connection is closed
+    wait_until(lambda: any(r.levelno >= logging.ERROR for r in caplog.records))
