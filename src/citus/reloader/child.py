@@ -265,7 +265,18 @@ def start(
             threading.Thread(
                 target=_lifeline, args=(_control,), name="citus-lifeline", daemon=True
             ).start()
-        changed = watcher.run(make_backend())
+        try:
+            backend = make_backend()
+        except Exception as error:  # watchdog found but unusable here
+            from .stat_backend import StatBackend
+
+            echo(
+                f" * Cannot watch files with events ({error}); polling every"
+                " 1 s instead. Use --reloader-type stat to say so.",
+                err=True,
+            )
+            backend = StatBackend(1)
+        changed = watcher.run(backend)
         if changed:
             _reload(changed, stop_serving)
 

@@ -127,7 +127,7 @@ class Supervisor:
     :param sockets: the bound, listening sockets to hand to each child.
     :param backend_factory: makes the backend used while a crashed child is
         down (the children make their own).
-    :param backend_name: the name for the banner.
+    :param backend_name: the name for the banner (or a function giving it).
     :param extra_files: watched besides the modules' files after a crash.
     :param exclude_patterns: fnmatch patterns never watched.
     :param ssl_context: used for the error page when the server speaks HTTPS.
@@ -138,7 +138,7 @@ class Supervisor:
         self,
         sockets: list[socket.socket],
         backend_factory: t.Callable[[], Backend],
-        backend_name: str,
+        backend_name: str | t.Callable[[], str],
         extra_files: t.Sequence[str] = (),
         exclude_patterns: t.Sequence[str] = (),
         ssl_context: ssl.SSLContext | None = None,
@@ -388,12 +388,15 @@ class Supervisor:
 
     def run(self) -> int:
         """Supervise until Ctrl+C (0), a child's exit 0 (0) or ``EXIT_FATAL`` (1)."""
-        echo(f" * Restarting with {self.backend_name}")
         previous = None
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGTERM, _raise_stop)
         try:
             self._spawn(None)
+            # Named once the child is on its way (naming may import watchdog);
+            # the child's first words come long after.
+            name = self.backend_name
+            echo(f" * Restarting with {name() if callable(name) else name}")
             return self._loop()
         except (KeyboardInterrupt, _Stop):
             return 0
