@@ -342,18 +342,19 @@ class Connection:
                 self._error = RemoteProtocolError(
                     f"Malformed request: {message}.", status
                 )
-        except RemoteProtocolError as error:  # pragma: no cover - defensive
-            self._error = error
         finally:
             self._parsing = False
         if self._error is None and self.client_state == HEAD:
+            # A line that never ends is buffered by httptools, out of the
+            # callbacks' sight: bound the whole head here.
             self._head_pending += len(data)
             if self._head_pending > (
                 self.max_request_line + self.max_header_bytes + 4096
             ):
-                if not self._headers and self._url:
-                    self._fail("Request line too long.", 414)
-                self._fail("Request header fields too large.", 431)
+                # (on_url already refused a target over its limit: 414)
+                self._error = RemoteProtocolError(
+                    "Request header fields too large.", 431
+                )
         if self._error is not None:
             self.client_state = ERROR
 

@@ -1,0 +1,2 @@
+# A header line that never ends: the head is bounded all the same.
+status = 431

@@ -1,0 +1,2 @@
+# A request target that never ends.
+status = 414
