@@ -747,7 +747,11 @@ class Server:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 except OSError:
                     pass
-            set_io_timeout(sock, self.io_timeout)
+            try:
+                set_io_timeout(sock, self.io_timeout)
+            except OSError:  # the client is gone already
+                sock.close()
+                continue
             fd = sock.fileno()
             client = _Client(sock, fd)
             local = self._local_addresses.get(listener)
