@@ -242,6 +242,15 @@ def test_not_a_wsgi_callable(cli: Runner, write: Writer) -> None:
     assert message.startswith("Error: 'bad:later' is an int, which cannot be called.")
 
 
+def test_calling_an_app_that_is_not_a_factory(cli: Runner, write: Writer) -> None:
+    write("hello.py", HELLO)
+    message = usage_error(cli("--app", "hello:app()", "routes"))
+    assert message == (
+        "Error: 'hello:app' is already an application (a citus.app.API), not a"
+        " factory to call. Drop the parentheses: --app 'hello:app'."
+    )
+
+
 def test_import_error_inside_the_module_shows_its_traceback(
     cli: Runner, write: Writer
 ) -> None:
@@ -263,6 +272,9 @@ def test_syntax_error_shows_the_file(cli: Runner, write: Writer) -> None:
     assert result.returncode == 1
     assert 'typo.py", line 1' in result.stderr
     assert "SyntaxError" in result.stderr
+    # Only the file, the line and the caret: no frames of citus or importlib.
+    assert "Traceback" not in result.stderr
+    assert "importlib" not in result.stderr and "citus" not in result.stderr
 
 
 def test_exception_in_factory_shows_its_traceback(cli: Runner, write: Writer) -> None:

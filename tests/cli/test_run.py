@@ -106,6 +106,18 @@ def test_cts_serves_too(run_cts: t.Callable[..., t.Any], project: Path) -> None:
         assert " * Serving citus app 'wsgi'" in proc.log.text
 
 
+@pytest.mark.parametrize("reference", ["src/hello.py", "src/hello"])
+def test_banner_names_the_module_of_a_path(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path, reference: str
+) -> None:
+    """``--app src/hello.py`` is the app 'hello', as ``app.run()`` would say."""
+    (tmp_path / "src").mkdir()
+    write(tmp_path / "src", "hello.py", WSGI_APP)
+    with run_citus("--app", reference, *NO_RELOAD) as proc:
+        proc.wait_for_log(READY)
+        assert banner(proc.log.lines)[0] == " * Serving citus app 'hello'"
+
+
 def test_debug_banner_has_no_warning(
     run_citus: t.Callable[..., t.Any], tmp_path: Path
 ) -> None:

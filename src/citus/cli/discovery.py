@@ -328,6 +328,13 @@ def find_app_by_attribute(
                 f"{where} is {_describe(obj)}, which cannot be called."
                 f" Drop the parentheses: --app '{modname}:{name}'."
             )
+        if not inspect.isroutine(obj) and not isinstance(obj, type):
+            if is_wsgi_callable(obj):
+                raise NoAppError(
+                    f"{where} is already an application ({_describe(obj)}), not a"
+                    " factory to call. Drop the parentheses: --app"
+                    f" '{modname}:{name}'."
+                )
         obj = call_factory(obj, args, kwargs, modname, name)
         call = f"'{modname}:{name}({_args_text(args, kwargs)})'"
         return check_wsgi(obj, call, returned=True)
@@ -429,15 +436,14 @@ def check_reference(reference: str | None) -> str:
     Used by the reloader's supervisor, which never imports the app, so that a
     misspelt module is still a usage error at once.
 
-    :returns: the reference to show in the banner.
+    :returns: the app's name for the banner (see :func:`app_name`).
     """
     ensure_cwd_importable()
     if reference is None:
         return default_reference()
-    module, _ = split_reference(reference)
+    module, attribute = split_reference(reference)
     if is_path(module):
-        prepare_path(module)
-        return reference
+        return app_name(prepare_path(module), attribute)
     if module and all(part.isidentifier() for part in module.split(".")):
         if not module_exists(module):
             raise NoAppError(
@@ -445,7 +451,17 @@ def check_reference(reference: str | None) -> str:
                 f" current folder ({os.getcwd()!r}) or on sys.path. Check the"
                 " name, or give the file's path: --app path/to/hello.py."
             )
-    return reference
+    return app_name(module, attribute)
+
+
+def app_name(module: str, attribute: str | None) -> str:
+    """The name the banner shows: the module's import name, then ``:attribute``.
+
+    ``hello``, ``hello.py``, ``src/hello`` and ``examples/hello.py`` are all
+    ``hello``, the name ``app.run()`` shows for the same module;
+    ``hello:create_app("dev")`` keeps its attribute.
+    """
+    return module if attribute is None else f"{module}:{attribute}"
 
 
 def ensure_cwd_importable() -> None:
@@ -459,7 +475,7 @@ def locate_app(reference: str | None) -> tuple[WSGIApplication, str]:
     """Import and return the application ``reference`` names, and its name.
 
     :param reference: ``--app`` / ``CITUS_APP``, or ``None`` for the defaults.
-    :returns: the WSGI application and the reference to show in the banner.
+    :returns: the WSGI application and its name (see :func:`app_name`).
     :raises NoAppError: when the reference leads to no application.
     """
     ensure_cwd_importable()
@@ -467,6 +483,7 @@ def locate_app(reference: str | None) -> tuple[WSGIApplication, str]:
         reference = default_reference()
     module_part, attribute = split_reference(reference)
     module = import_module(module_part, reference)
+    name = app_name(module.__name__, attribute)
     if attribute is None:
-        return find_best_app(module), reference
-    return find_app_by_attribute(module, attribute, reference), reference
+        return find_best_app(module), name
+    return find_app_by_attribute(module, attribute, reference), name

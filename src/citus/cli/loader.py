@@ -82,14 +82,16 @@ def _user_traceback(tb: types.TracebackType | None) -> types.TracebackType | Non
 def format_load_error(error: BaseException) -> str:
     """The traceback of ``error`` without the frames of citus and importlib.
 
-    What is left starts in the user's code, which is where the bug is.
+    What is left starts in the user's code, which is where the bug is. A
+    :exc:`SyntaxError` raised by the import itself has no frame of the user's
+    code: only its file, line and caret are shown.
     """
     tbe = traceback.TracebackException.from_exception(error)
     frames = list(tbe.stack)
     start = 0
     while start < len(frames) and _is_own_frame(frames[start]):
         start += 1
-    if start < len(frames):
+    if start < len(frames) or isinstance(error, SyntaxError):
         tbe.stack = traceback.StackSummary.from_list(frames[start:])
     return "".join(tbe.format()).rstrip("\n")
 
