@@ -95,6 +95,14 @@ def show_server_banner(app_name: str, debug: bool) -> None:
         )
 
 
+def _cli_command() -> str:
+    """The ``citus`` command that is loading the app (``run``, ``shell`` ...)."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    return ctx.info_name if ctx is not None and ctx.info_name else "run"
+
+
 def _root_path(import_name: str) -> str:
     module = sys.modules.get(import_name)
     filename = getattr(module, "__file__", None)
@@ -682,7 +690,8 @@ class API:
         """Serve the app with the development server until Ctrl+C.
 
         Call it under ``if __name__ == "__main__":``. Under ``citus run`` (which
-        already serves the app) it does nothing and says so once.
+        already serves the app), ``citus routes`` or ``citus shell`` it does
+        nothing and says so once.
 
         :param host: the address to listen on; ``SERVER_NAME``'s host or
             ``localhost`` by default.
@@ -702,9 +711,16 @@ class API:
         if os.environ.get("CITUS_RUN_FROM_CLI") == "true":
             if not _ran_from_cli_warned:
                 _ran_from_cli_warned = True
+                command = _cli_command()
+                if command == "run":
+                    why = "'citus run' is already serving this app."
+                else:
+                    why = (
+                        f"'citus {command}' loaded this app, and does not serve"
+                        " it (that is 'citus run')."
+                    )
                 echo(
-                    " * Ignoring a call to 'app.run()': 'citus run' is already"
-                    " serving this app. Guard it with"
+                    f" * Ignoring a call to 'app.run()': {why} Guard it with"
                     " 'if __name__ == \"__main__\":'."
                 )
             return

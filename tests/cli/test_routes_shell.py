@@ -159,3 +159,17 @@ def test_shell_with_a_broken_app(cli: Runner, write: Writer) -> None:
     assert result.returncode == 1
     assert "ValueError: cannot start" in result.stderr
     assert 'hello.py", line 1' in result.stderr
+
+
+def test_unguarded_app_run_names_the_command(cli: Runner, write: Writer) -> None:
+    """``app.run()`` at import time is ignored, and the note says which command."""
+    write("hello.py", ROUTES + "\n    app.run()\n")
+    result = cli("--app", "hello", "routes")
+    assert result.returncode == 0, result.stderr
+    assert (
+        " * Ignoring a call to 'app.run()': 'citus routes' loaded this app, and does"
+        " not serve it (that is 'citus run')."
+    ) in result.stderr
+    assert "is already serving" not in result.stderr
+    result = cli("--app", "hello", "shell", input="print('SHELL')\n")
+    assert "'citus shell' loaded this app" in result.stderr
