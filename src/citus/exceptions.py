@@ -102,9 +102,7 @@ class BadRequest(HTTPException):
     """400: the request could not be understood (bad form, bad JSON ...)."""
 
     code = 400
-    description = (
-        "The browser (or proxy) sent a request that this server could not understand."
-    )
+    description = "The request is malformed, so it cannot be answered."
 
 
 class BadRequestKeyError(BadRequest, KeyError):
@@ -130,24 +128,21 @@ class Unauthorized(HTTPException):
     """401: authentication is needed."""
 
     code = 401
-    description = "The server could not verify that you are authorized to access it."
+    description = "This resource needs credentials, and none valid were sent."
 
 
 class Forbidden(HTTPException):
     """403: the client may not access this resource."""
 
     code = 403
-    description = "You don't have the permission to access the requested resource."
+    description = "Access to this resource is refused."
 
 
 class NotFound(HTTPException):
     """404: no resource at this URL."""
 
     code = 404
-    description = (
-        "The requested URL was not found on the server. If you entered the URL"
-        " manually please check your spelling and try again."
-    )
+    description = "There is nothing at this URL. Check it for typos."
 
 
 class MethodNotAllowed(HTTPException):
@@ -157,7 +152,9 @@ class MethodNotAllowed(HTTPException):
     """
 
     code = 405
-    description = "The method is not allowed for the requested URL."
+    description = (
+        "This URL does not answer that method; the Allow header lists those it does."
+    )
 
     def __init__(
         self,
@@ -201,35 +198,35 @@ class Gone(HTTPException):
     """410: the resource is gone for good."""
 
     code = 410
-    description = "The requested URL is no longer available on this server."
+    description = "What was here has been removed for good."
 
 
 class LengthRequired(HTTPException):
     """411: the request needs a ``Content-Length``."""
 
     code = 411
-    description = "A request with this method requires a valid Content-Length header."
+    description = "This request must state its body's size in a Content-Length header."
 
 
 class PreconditionFailed(HTTPException):
     """412: a conditional header did not hold."""
 
     code = 412
-    description = "The precondition on the request for the URL failed."
+    description = "A condition in the request's headers does not hold."
 
 
 class RequestEntityTooLarge(HTTPException):
     """413: the body is larger than the application accepts."""
 
     code = 413
-    description = "The data value transmitted exceeds the capacity limit."
+    description = "The request body is larger than this application accepts."
 
 
 class URITooLong(HTTPException):
     """414: the URL is too long."""
 
     code = 414
-    description = "The length of the requested URL exceeds the capacity limit."
+    description = "The URL is longer than this server accepts."
 
 
 class UnsupportedMediaType(HTTPException):
@@ -276,7 +273,7 @@ class TooManyRequests(HTTPException):
     """429: the client sent too many requests."""
 
     code = 429
-    description = "This user has exceeded an allotted request count. Try again later."
+    description = "Too many requests in too little time. Wait a little, then retry."
 
 
 class InternalServerError(HTTPException):
@@ -287,11 +284,7 @@ class InternalServerError(HTTPException):
     """
 
     code = 500
-    description = (
-        "The server encountered an internal error and was unable to complete your"
-        " request. Either the server is overloaded or there is an error in the"
-        " application."
-    )
+    description = "The application failed while answering this request."
 
     def __init__(
         self,
@@ -307,21 +300,21 @@ class NotImplementedHTTP(HTTPException):
     """501: the server does not support this method at all."""
 
     code = 501
-    description = "The server does not support the action requested by the browser."
+    description = "The server does not implement this method."
 
 
 class BadGateway(HTTPException):
     """502: an upstream server answered badly."""
 
     code = 502
-    description = "The proxy server received an invalid response from an upstream."
+    description = "The server behind this one sent an answer that cannot be used."
 
 
 class ServiceUnavailable(HTTPException):
     """503: the service is down for now."""
 
     code = 503
-    description = "The server is temporarily unable to service your request."
+    description = "The service is down for the moment. Try again later."
 
 
 class RequestRedirect(HTTPException):

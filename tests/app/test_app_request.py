@@ -202,7 +202,7 @@ def test_json_body(app: API) -> None:
         "/json", data=b'{"a": ', content_type="application/json; charset=utf-8"
     )
     assert response.status_code == 400
-    assert "Failed to decode JSON" in response.text
+    assert "The body is not valid JSON: " in response.text
     response = client.post("/json", data=b'{"a": 1}', content_type="text/plain")
     assert response.status_code == 415
     silent = client.post("/json-silent", data=b"{", content_type="application/json")

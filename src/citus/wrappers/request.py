@@ -344,8 +344,8 @@ class Request:
             if silent:
                 return None
             raise UnsupportedMediaType(
-                "Did not attempt to load JSON data because the request"
-                f" Content-Type was {self.content_type or 'missing'!r}, not"
+                "The body was not read as JSON: its Content-Type is"
+                f" {self.content_type or 'missing'!r}. Send it as"
                 " 'application/json'."
             )
         try:
@@ -353,7 +353,7 @@ class Request:
         except ValueError as error:  # includes UnicodeDecodeError
             if silent:
                 return None
-            raise BadRequest(f"Failed to decode JSON object: {error}") from None
+            raise BadRequest(f"The body is not valid JSON: {error}.") from None
         self._json = value
         return value
 
