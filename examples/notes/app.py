@@ -29,6 +29,7 @@ import threading
 from datetime import datetime, timezone
 
 from citus import API, abort, redirect, request, url_for
+from citus.exceptions import HTTPException
 
 app = API(__name__)
 # Subdomain routes match requests for <subdomain>.SERVER_NAME.
@@ -140,13 +141,14 @@ def note(note_id: int):
     return found
 
 
-@app.errorhandler(404)
-@app.errorhandler(400)
-@app.errorhandler(413)
+@app.errorhandler(HTTPException)
 def json_errors(error):
-    """JSON errors for the API, the usual HTML pages elsewhere."""
+    """JSON errors for the API (any HTTP error), the usual HTML pages elsewhere."""
     if request.path.startswith("/api/") or request.host.startswith("api."):
-        return {"error": error.name, "message": error.description}, error.code
+        # Keep the error's own headers (a 405's Allow), not its HTML type.
+        headers = [h for h in error.get_headers() if h[0].lower() != "content-type"]
+        body = {"error": error.name, "message": error.description}
+        return body, error.code, headers
     return error.get_response()
 
 

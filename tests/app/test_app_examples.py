@@ -41,3 +41,18 @@ def test_notes_json_api_on_both_hosts(notes: t.Any) -> None:
     assert missing.status_code == 404
     assert missing.get_json()["message"] == "There is no note 1."
     assert client.post("/api/notes", json=["not", "an", "object"]).status_code == 400
+
+
+def test_notes_api_errors_are_json(notes: t.Any) -> None:
+    client = notes.app.test_client()
+    wrong_type = client.post("/api/notes", data="text=hi")
+    assert wrong_type.status_code == 415
+    assert wrong_type.get_json()["error"] == "Unsupported Media Type"
+    wrong_method = client.put("http://api.localhost:8000/notes")
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["Allow"] == "GET, HEAD, OPTIONS, POST"
+    assert wrong_method.get_json()["error"] == "Method Not Allowed"
+    # Outside the API, errors stay HTML pages.
+    page = client.get("/nothing-here")
+    assert page.status_code == 404
+    assert page.headers["Content-Type"].startswith("text/html")
