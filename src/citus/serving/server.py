@@ -700,6 +700,7 @@ class Server:
                         for fd in listeners:
                             poller.add_listener(fd)
         finally:
+            self._stopping = True  # also after Ctrl+C: in-flight work winds up
             for fd in listeners:
                 poller.remove(fd)
             self._loop_done.set()
