@@ -163,6 +163,15 @@ def test_url_for_errors_name_the_problem(app: API) -> None:
         app.url_for("by_id")
     with pytest.raises(BuildError, match="SERVER_NAME"):
         app.url_for("index", _external=True)
+    # A value its converter refuses is named, with the converter's reason.
+    with pytest.raises(
+        BuildError, match=r"does not accept user_id='seven' \(invalid literal"
+    ):
+        app.url_for("by_id", user_id="seven")
+    with pytest.raises(BuildError, match=r"user_id=-1 \(<int> does not accept"):
+        app.url_for("by_id", user_id=-1)
+    with pytest.raises(BuildError, match=r"with the method 'DELETE': its rules"):
+        app.url_for("index", _method="DELETE")
 
 
 def test_url_for_external_inside_a_request() -> None:

@@ -259,6 +259,34 @@ class MapAdapter:
                     )
                 url = f"{scheme or self.scheme}://{host}{url}"
             return url
+        if method is not None and not any(
+            method.upper() in rule.methods for rule in rules
+        ):
+            methods = sorted({m for rule in rules for m in rule.methods})
+            raise BuildError(
+                f"Could not build a URL for endpoint {endpoint!r} with the method"
+                f" {method.upper()!r}: its rules answer {', '.join(methods)}. Drop"
+                " _method, or pass one of these."
+            )
+        for rule in rules:
+            if method is not None and method.upper() not in rule.methods:
+                continue
+            if rule.arguments <= set(values):
+                # Every value is there; one of them does not convert.
+                reasons = []
+                for name in sorted(rule.arguments):
+                    try:
+                        rule._converters[name].to_url(values[name])
+                    except ValueError as error:
+                        reason = str(error).rstrip(".")
+                        reasons.append(f"{name}={values[name]!r} ({reason})")
+                if reasons:
+                    raise BuildError(
+                        f"Could not build a URL for endpoint {endpoint!r}: the"
+                        f" rule {rule.rule!r} does not accept "
+                        + ", ".join(reasons)
+                        + ". Pass a value its converter takes."
+                    )
         needed = sorted(
             {name for rule in rules for name in rule.arguments} - set(values)
         )
