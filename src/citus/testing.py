@@ -100,6 +100,14 @@ class Client:
         self.use_cookies = use_cookies
         self._cookies: dict[tuple[str, str, str], _Cookie] = {}
 
+    def __enter__(self) -> Client:
+        """``with app.test_client() as client:``, as Flask tests write it."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Forget the cookies: the next ``with`` block starts afresh."""
+        self._cookies.clear()
+
     # -- cookies ------------------------------------------------------------------
 
     def set_cookie(

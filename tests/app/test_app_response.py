@@ -181,6 +181,14 @@ def test_client_keeps_and_forgets_cookies(client: Client) -> None:
     assert client.get_cookie("session") == "a%20b%3Bc"
 
 
+def test_client_as_a_context_manager(client: Client) -> None:
+    with client as inside:
+        assert inside is client
+        inside.get("/cookie")
+        assert inside.get_cookie("plain") == "1"
+    assert client.get_cookie("plain") is None  # the block's cookies are gone
+
+
 def test_domain_cookie_reaches_subdomains(client: Client) -> None:
     client.get("/cookie")
     cookies = client.get("http://api.localhost/read-cookie").get_json()
