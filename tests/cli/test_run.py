@@ -391,6 +391,32 @@ def test_lazy_loading_with_the_debugger_shows_the_users_file(
         assert b"broken.py" in body
 
 
+def test_debugger_without_debug_mode_sees_a_citus_apps_errors(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    """``--debugger`` alone: the API app lets its exception through to it."""
+    write(
+        tmp_path,
+        "boom.py",
+        """
+        from citus import API
+
+        app = API(__name__)
+
+        @app.route("/")
+        def index():
+            raise ValueError("kaboom in the view")
+        """,
+    )
+    with run_citus("--app", "boom", *NO_RELOAD, "--debugger") as proc:
+        url = proc.wait_for_url()
+        assert " * Debug mode: off" in proc.log.lines
+        status, _, body = request(url, headers={"Accept": "text/plain"})
+        assert status == 500
+        assert b"ValueError: kaboom in the view" in body
+        assert b"boom.py" in body
+
+
 def test_discovery_error_is_a_usage_error(
     run_citus: t.Callable[..., t.Any], tmp_path: Path
 ) -> None:

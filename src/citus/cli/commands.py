@@ -231,6 +231,8 @@ def run_command(
                     info.app_ref, eager=eager_loading, use_reloader=False
                 )
             show_server_banner(name, debug_flag)
+        if use_debugger:
+            _let_errors_reach_the_debugger(app)
 
         from ..serving import run_simple
 
@@ -249,6 +251,15 @@ def run_command(
     except KeyboardInterrupt:
         # Ctrl+C, possibly while the app was still importing: a normal stop.
         pass
+
+
+def _let_errors_reach_the_debugger(app: object) -> None:
+    """``--debugger`` without debug mode: a citus app still lets its unhandled
+    exceptions through to the debugger, unless its config decided otherwise."""
+    from ..app import API
+
+    if isinstance(app, API) and app.config.get("PROPAGATE_EXCEPTIONS") is None:
+        app.config["PROPAGATE_EXCEPTIONS"] = True
 
 
 @click.command("routes", cls=CitusCommand)
