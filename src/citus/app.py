@@ -744,6 +744,9 @@ class API:
             port = int(name_port) if name_port else 8000
         options.setdefault("use_reloader", self.debug)
         options.setdefault("use_debugger", self.debug)
+        if options["use_debugger"] and self.config.get("PROPAGATE_EXCEPTIONS") is None:
+            # The debugger on without debug mode still gets to see errors.
+            self.config["PROPAGATE_EXCEPTIONS"] = True
         options.setdefault("threaded", True)
         if options.get("processes", 1) > 1:
             options["threaded"] = False

@@ -117,3 +117,29 @@ def test_run_debug_prints_the_banner_once(run_python: t.Any, tmp_path: Path) -> 
         text = proc.log.text
     assert text.count("Serving citus app 'hello_run'") == 1
     assert " * Debug mode: on" in text
+
+
+@pytest.mark.live_server
+def test_run_with_only_the_debugger_shows_errors(
+    run_python: t.Any, tmp_path: Path
+) -> None:
+    """``use_debugger=True`` without debug mode: errors reach the debugger."""
+    script = write_app(
+        tmp_path,
+        '@app.route("/boom")\n'
+        '    def boom(): raise ValueError("kaboom in run")\n'
+        '    app.run(host="127.0.0.1", port=0, use_debugger=True)',
+    )
+    with run_python(str(script)) as proc:
+        url = proc.wait_for_url()
+        host, port = url.split("//", 1)[1].rsplit(":", 1)
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        try:
+            connection.request("GET", "/boom", headers={"Accept": "text/plain"})
+            response = connection.getresponse()
+            status, body = response.status, response.read()
+        finally:
+            connection.close()
+        assert " * Debug mode: off" in proc.log.text
+    assert status == 500
+    assert b"ValueError: kaboom in run" in body
