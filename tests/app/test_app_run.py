@@ -143,3 +143,22 @@ def test_run_with_only_the_debugger_shows_errors(
         assert " * Debug mode: off" in proc.log.text
     assert status == 500
     assert b"ValueError: kaboom in run" in body
+
+
+@pytest.mark.live_server
+def test_run_load_dotenv_false_skips_the_files(
+    run_python: t.Any, tmp_path: Path
+) -> None:
+    pytest.importorskip("dotenv")
+    (tmp_path / ".env").write_text("CITUS_DEBUG=1\n")
+    script = write_app(
+        tmp_path,
+        "import os\n"
+        '    os.environ.pop("CITUS_DEBUG", None)\n'
+        '    os.environ.pop("CITUS_ENV", None)\n'
+        '    app.run(host="127.0.0.1", port=0, load_dotenv=False)',
+    )
+    with run_python(str(script)) as proc:
+        url = proc.wait_for_url()
+        assert fetch(url)[0] == 200
+        assert " * Debug mode: off" in proc.log.text
