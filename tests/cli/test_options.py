@@ -202,6 +202,7 @@ def test_cert_and_key_errors(invoke: t.Any, tmp_path: Path) -> None:
         (["--reloader-type", "inotify"], {}, "'inotify' is not one of 'auto',"),
         ([], {"CITUS_RUN_PORT": "x"}, "(from the environment variable CITUS_RUN_PORT"),
         ([], {"CITUS_RUN_RELOAD": "maybe"}, "CITUS_RUN_RELOAD; fix or unset it)"),
+        ([], {"CITUS_DEBUG": "maybe"}, "CITUS_DEBUG='maybe' is neither on nor off"),
         (["--bogus"], {}, "No such option '--bogus'"),
     ],
 )

@@ -17,7 +17,7 @@ import click
 from click.core import ParameterSource
 
 from .. import reloader
-from .._env import get_debug_flag
+from .._env import get_debug_flag, parse_bool
 from .._log import echo
 from ..app import show_server_banner
 from .discovery import check_reference, locate_app
@@ -72,6 +72,12 @@ def resolve_debug(ctx: click.Context, run_debug: bool | None) -> bool:
         return info.debug
     if run_debug is not None:
         return run_debug
+    value = os.environ.get("CITUS_DEBUG")
+    if value is not None and parse_bool(value) is None:
+        raise click.UsageError(
+            f"CITUS_DEBUG={value!r} is neither on nor off: set it to 1 or 0 (or"
+            " true/false, yes/no), or unset it and use --debug."
+        )
     return get_debug_flag()
 
 
