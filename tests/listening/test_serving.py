@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import signal
 import socket
 import ssl
 import sys
@@ -255,6 +257,21 @@ def test_run_simple_unix_socket_banner_and_cleanup(
     proc.wait_for_log(rf"^ \* Running on unix://{path}$")
     assert http_get(str(path)).startswith(b"HTTP/1.1 200")
     proc.interrupt()
+    assert proc.wait() == 0
+    assert not path.exists()
+    assert "Traceback" not in proc.log.text
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Unix sockets and SIGTERM on POSIX")
+def test_run_simple_unix_socket_removed_on_sigterm(
+    run_python: RunPython, tmp_path: Path
+) -> None:
+    # `kill PID`, an IDE's stop button and `docker stop` send SIGTERM, not Ctrl+C.
+    path = tmp_path / "t.sock"
+    proc = run_python("-c", SERVE, f"unix://{path}", "0")
+    proc.wait_for_log(rf"^ \* Running on unix://{path}$")
+    assert http_get(str(path)).startswith(b"HTTP/1.1 200")  # serving by now
+    os.kill(proc.pid, signal.SIGTERM)
     assert proc.wait() == 0
     assert not path.exists()
     assert "Traceback" not in proc.log.text

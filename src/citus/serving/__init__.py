@@ -9,6 +9,9 @@ to, and otherwise serves with :class:`.server.Server` until Ctrl+C.
 
 from __future__ import annotations
 
+import signal
+import sys
+import threading
 import typing as t
 
 from .._log import echo
@@ -164,11 +167,26 @@ def run_simple(
             reloader_type=reloader_type,
             stop_serving=server.shutdown,
         )
+    # SIGTERM (kill, an IDE's stop button, docker stop) stops serving as Ctrl+C
+    # does, so the Unix socket file this process bound is removed. A reloader
+    # child (inherited sockets) keeps the supervisor's arrangement.
+    previous_term = None
+    if (
+        inherited is None
+        and sys.platform != "win32"
+        and threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    ):
+        previous_term = signal.signal(
+            signal.SIGTERM, lambda signum, frame: server.shutdown()
+        )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
         server.server_close()
     if use_reloader:
         from ..reloader import EXIT_RELOAD, reload_requested
