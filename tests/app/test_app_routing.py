@@ -299,6 +299,26 @@ def test_url_for_across_subdomains(hosted: API) -> None:
     assert hosted.url_for("main", _external=True) == "http://localhost:8000/"
 
 
+def test_server_name_without_a_port_keeps_the_requests_port() -> None:
+    app = API("portless")
+    app.config["SERVER_NAME"] = "localhost"
+
+    @app.route("/")
+    def main() -> str:
+        return url_for("api_root")
+
+    @app.route("/", subdomain="api")
+    def api_root() -> str:
+        return url_for("main")
+
+    client = app.test_client()
+    # Any port matches, and the URLs built during the request keep it.
+    assert client.get("http://localhost:8001/").text == "http://api.localhost:8001/"
+    assert client.get("http://api.localhost:8001/").text == "http://localhost:8001/"
+    assert client.get("http://localhost/").text == "http://api.localhost/"
+    assert app.url_for("api_root") == "http://api.localhost/"
+
+
 def test_mounted_under_a_prefix(app: API) -> None:
     @app.route("/where")
     def where() -> dict[str, str]:

@@ -143,6 +143,13 @@ class MapAdapter:
         self.server_name = normalize_host(server_name, scheme) if server_name else None
         self.subdomain = subdomain_of(self.host, self.server_name)
         self.script_name = script_name.rstrip("/")
+        # The name URLs to other subdomains are built on: SERVER_NAME, with the
+        # request's port when SERVER_NAME has none (it matches any port).
+        self._url_server_name = self.server_name
+        if self.server_name and self.host:
+            port = _split_port(self.host)[1]
+            if port is not None and _split_port(self.server_name)[1] is None:
+                self._url_server_name = f"{self.server_name}:{port}"
 
     def match(
         self, path: str, method: str = "GET", query_string: str = ""
@@ -304,9 +311,10 @@ class MapAdapter:
         if rule.host is not None:
             return where or rule.host
         if rule.subdomain is not None:
-            if not self.server_name:
+            if not self._url_server_name:
                 return self.host
-            return f"{where}.{self.server_name}" if where else self.server_name
-        if self.subdomain and self.server_name:
-            return self.server_name  # from a subdomain back to the main host
+            name = self._url_server_name
+            return f"{where}.{name}" if where else name
+        if self.subdomain and self._url_server_name:
+            return self._url_server_name  # from a subdomain back to the main host
         return self.host
