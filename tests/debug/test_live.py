@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import http.client
+import logging
 import threading
+import time
 import typing as t
 from urllib.parse import urlencode
 
@@ -140,12 +142,20 @@ def test_curl_gets_text_and_foreign_host_gets_400(
 
 
 def test_error_while_streaming_aborts_the_connection(
-    served: tuple[Served, DebuggedApplication],
+    served: tuple[Served, DebuggedApplication], caplog: pytest.LogCaptureFixture
 ) -> None:
     server, _ = served
-    with pytest.raises(http.client.IncompleteRead) as info:
-        server.request("GET", "/stream")
+    with caplog.at_level(logging.ERROR, logger="citus"):
+        with pytest.raises(http.client.IncompleteRead) as info:
+            server.request("GET", "/stream")
     assert info.value.partial == b"part one\n"
+    # Logged with its traceback, once (not by both the debugger and the server).
+    deadline = time.monotonic() + 5
+    while "failed in the middle" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.01)
+    errors = [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+    assert len(errors) == 1, caplog.text
+    assert "failed in the middle of the body" in caplog.text
 
 
 def test_without_debug_mode_nothing_of_the_debugger_exists(

@@ -214,11 +214,13 @@ class DebuggedApplication:
                     sent[0] = True
                 yield chunk
         except Exception as error:
-            self._log_error(environ, error)
             if sent[0]:
                 # The status line has gone out: only closing the connection
-                # tells the client that the body is cut short.
+                # tells the client that the body is cut short. The server logs
+                # the traceback as it does so (logging it here too would
+                # print it twice).
                 raise
+            self._log_error(environ, error)
             try:
                 status, headers, body = self._error_response(environ, error, form_body)
             except Exception as failure:  # a bug here must not hide the app's error
