@@ -17,8 +17,9 @@ then open http://localhost:8000/ and try::
         http://api.localhost:8000/notes
 
 ``*.localhost`` names resolve to your own machine in browsers and curl, with no
-hosts-file edit. Serving on another port? Set ``NOTES_SERVER_NAME`` to match,
-e.g. ``NOTES_SERVER_NAME=localhost:8001``.
+hosts-file edit. ``SERVER_NAME`` is ``localhost`` without a port, so any port
+works (``citus run --port 8001``: ``http://api.localhost:8001/notes``); set
+``NOTES_SERVER_NAME`` to serve it under another name.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from citus import API, abort, redirect, request, url_for
 from citus.exceptions import HTTPException
 
 app = API(__name__)
-# Subdomain routes match requests for <subdomain>.SERVER_NAME.
-app.config["SERVER_NAME"] = os.environ.get("NOTES_SERVER_NAME", "localhost:8000")
+# Subdomain routes match requests for <subdomain>.SERVER_NAME (on any port,
+# since this name has none).
+app.config["SERVER_NAME"] = os.environ.get("NOTES_SERVER_NAME", "localhost")
 # Refuse request bodies over 64 KiB with 413.
 app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
 

@@ -56,3 +56,14 @@ def test_notes_api_errors_are_json(notes: t.Any) -> None:
     page = client.get("/nothing-here")
     assert page.status_code == 404
     assert page.headers["Content-Type"].startswith("text/html")
+
+
+def test_notes_subdomain_works_on_any_port(notes: t.Any) -> None:
+    client = notes.app.test_client()
+    assert client.get("http://api.localhost:8001/").get_json() == {
+        "notes": "http://api.localhost:8001/notes"
+    }
+    assert (
+        client.post("http://api.localhost:8001/notes", json={"text": "x"}).status_code
+        == 201
+    )
