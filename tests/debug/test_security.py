@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -75,8 +76,11 @@ def test_wrong_pin_is_refused(client: Caller) -> None:
     result = client.post_form(PREFIX + "/pin", {"s": secret, "pin": "000-000-000"})
     assert result.status == 403
     assert result.header("Set-Cookie") is None
-    assert "Wrong PIN" in result.json()["error"]
+    assert result.json()["error"].startswith("Wrong PIN. 9 attempts left;")
     assert evaluate(client, secret, tb, "answer").status == 403
+    for _ in range(8):
+        result = client.post_form(PREFIX + "/pin", {"s": secret, "pin": "0"})
+    assert result.json()["error"].startswith("Wrong PIN. 1 attempt left;")
 
 
 def test_pin_needs_the_page_secret(
@@ -380,6 +384,19 @@ def test_pin_from_environment(
     result = client.post_form(PREFIX + "/pin", {"s": secret, "pin": "123456789"})
     assert result.status == 200
     assert evaluate(client, secret, tb, "answer").json()["output"] == "42\n"
+
+
+@pytest.mark.parametrize("value", ["   ", "--", " - "])
+def test_blank_pin_from_environment_means_a_random_one(
+    isolated_state: None, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    # A PIN nobody can type would lock the console for good; " * Debugger PIN: "
+    # with nothing after it would puzzle the user.
+    monkeypatch.setenv("CITUS_DEBUGGER_PIN", value)
+    app = DebuggedApplication(failing_app)
+    assert app.pin is not None
+    assert re.fullmatch(r"\d{3}-\d{3}-\d{3}", app.pin)
+    assert f" * Debugger PIN: {app.pin}" in app.banner_lines([])
 
 
 def test_pin_off_warns_loudly_and_still_needs_the_secret(

@@ -141,6 +141,8 @@ class DebuggedApplication:
         self._trusted = {host_name(h.replace("*.", ".", 1)) for h in configured}
         if pin is None:
             pin = os.environ.get(PIN_ENV) or None
+        if pin is not None and not normalize_pin(pin):
+            pin = None  # blank (or only dashes): nobody could type it; use a random one
         if pin is None:
             pin = t.cast(str, self._state.update(lambda data: data["pin"]))
         #: The PIN, or ``None`` when the lock is off.
@@ -553,8 +555,8 @@ class DebuggedApplication:
                 "403 FORBIDDEN",
                 {
                     "ok": False,
-                    "error": f"Wrong PIN. {value} attempts left; the PIN is printed"
-                    " in the terminal that runs the server.",
+                    "error": f"Wrong PIN. {value} attempt{'' if value == 1 else 's'}"
+                    " left; the PIN is printed in the terminal that runs the server.",
                 },
             )
         return reply(
