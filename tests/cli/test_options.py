@@ -235,7 +235,8 @@ def test_help_reads_well() -> None:
     run = runner.invoke(main, ["run", "--help"])
     assert run.exit_code == 0
     for word in ("-h, --host HOST", "-p, --port PORT", "[default: localhost]",
-                 "[default: 8000", "--cert", "--key", "--reload / --no-reload",
+                 "[default: 8000", "--cert PATH|adhoc", "--key PATH",
+                 "--reload / --no-reload",
                  "--debugger / --no-debugger", "--eager-loading / --lazy-loading",
                  "--with-threads / --without-threads", "[auto|stat|watchdog]",
                  "--extra-files", "--exclude-patterns",

@@ -61,13 +61,14 @@ def _set_debug(ctx: click.Context, param: click.Parameter, value: t.Any) -> t.An
     metavar="IMPORT",
     envvar="CITUS_APP",
     help="The app to use: 'hello', 'hello.py', 'hello:app',"
-    " 'hello:create_app(\"dev\")'. [default: wsgi.py, then app.py]",
+    " 'hello:create_app(\"dev\")'.  [default: wsgi.py, then app.py]",
 )
 @click.option(
     "--debug/--no-debug",
     default=None,
     callback=_set_debug,
-    help="Debug mode: reloader and debugger on. [default: CITUS_DEBUG/CITUS_ENV]",
+    help="Debug mode: reloader and debugger on."
+    "  [default: off, or CITUS_DEBUG/CITUS_ENV]",
 )
 @click.version_option(
     __version__,

@@ -131,33 +131,36 @@ RUN_EPILOG = (
 @run_option(
     "--cert",
     type=CertParamType(),
+    metavar="PATH|adhoc",
     help="Serve HTTPS with this certificate file, or 'adhoc' for a throwaway one.",
 )
 @run_option(
     "--key",
     type=click.Path(exists=True, dir_okay=False, resolve_path=True),
-    help="The private key file of --cert FILE.",
+    metavar="PATH",
+    help="The private key file of --cert PATH.",
 )
 @run_option(
     "--debug/--no-debug",
     default=None,
-    help="Debug mode: reloader and debugger on. [default: CITUS_DEBUG/CITUS_ENV]",
+    help="Debug mode: reloader and debugger on."
+    "  [default: off, or CITUS_DEBUG/CITUS_ENV]",
 )
 @run_option(
     "--reload/--no-reload",
     default=None,
-    help="Restart when code changes. [default: on in debug mode]",
+    help="Restart when code changes.  [default: on in debug mode]",
 )
 @run_option(
     "--debugger/--no-debugger",
     default=None,
-    help="Interactive debugger on errors. [default: on in debug mode]",
+    help="Interactive debugger on errors.  [default: on in debug mode]",
 )
 @run_option(
     "--eager-loading/--lazy-loading",
     default=None,
     help="Fail at once if the app cannot load, or serve the error."
-    " [default: eager at start, lazy after a reload]",
+    "  [default: eager at start, lazy after a reload]",
 )
 @run_option(
     "--with-threads/--without-threads",
