@@ -64,7 +64,7 @@ def test_devcert_files_key_mode_and_names(tmp_path: Path) -> None:
         assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
     cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert san.get_values_for_type(x509.DNSName)[0] == "localhost"
+    assert san.get_values_for_type(x509.DNSName) == ["localhost"]
     assert set(san.get_values_for_type(x509.IPAddress)) == {
         ipaddress.ip_address("127.0.0.1"),
         ipaddress.ip_address("::1"),
@@ -90,6 +90,7 @@ def test_devcert_for_an_ip_carries_it_as_an_address(tmp_path: Path) -> None:
     assert san.get_values_for_type(x509.IPAddress) == [
         ipaddress.ip_address("127.0.0.1")
     ]
+    assert san.get_values_for_type(x509.DNSName) == []  # not a DNS name
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")

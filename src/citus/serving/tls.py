@@ -150,7 +150,7 @@ def generate_certificate(
     """A fresh self-signed certificate and its private key, both PEM.
 
     :param host: the name or address the certificate is for; it goes in the
-        subjectAltName (as a DNS name, and as an IP address when it is one).
+        subjectAltName (as an IP address when it is one, else as a DNS name).
         ``None`` covers ``localhost``, ``127.0.0.1`` and ``::1``.
     :param cn: the subject's common name; defaults to ``host`` or ``localhost``.
     :raises TLSConfigError: when ``cryptography`` is not installed.
@@ -185,15 +185,14 @@ def _build(
             x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         ]
     )
+    # An address goes in as an IPAddress only: "::1" is not a valid DNS name,
+    # and clients match IP URLs against IPAddress entries.
     alt_names: list[x509.GeneralName] = []
     for name in names:
         try:
-            address = ipaddress.ip_address(name)
+            alt_names.append(x509.IPAddress(ipaddress.ip_address(name)))
         except ValueError:
             alt_names.append(x509.DNSName(name))
-            continue
-        alt_names.append(x509.DNSName(name))
-        alt_names.append(x509.IPAddress(address))
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (
         x509.CertificateBuilder()
