@@ -435,3 +435,39 @@ def test_child_on_a_terminal_still_sees_a_terminal(tmp_path: Path) -> None:
             proc.wait(10)
         finally:
             os.close(master)
+
+
+def test_python_dash_m_package_restarts_the_same_way(
+    run_python: Runner, tmp_path: Path
+) -> None:
+    package = tmp_path / "mypkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    write(package / "views.py", "TEXT = 'first'\n")
+    main = app_source(
+        "unused", "watchdog", imports="from mypkg import views", expression="views.TEXT"
+    )
+    (package / "__main__.py").write_text(main)
+    proc = run_python("-m", "mypkg", cwd=tmp_path)
+    url = proc.wait_for_url()
+    first = pid_of(wait_for_body(url, lambda s, b: b.startswith("first"))[1])
+
+    write(package / "views.py", "TEXT = 'second'\n")
+    proc.wait_for_log(
+        re.escape(f" * Detected change in '{os.path.join('mypkg', 'views.py')}'")
+    )
+    status, body = wait_for_body(url, lambda s, b: b.startswith("second"))
+    assert pid_of(body) != first
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is POSIX")
+def test_sigterm_stops_supervisor_and_child(run_python: Runner, tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    write(app, app_source("one", "watchdog"))
+    proc, url = start_app(run_python, app)
+    child = pid_of(get(url)[1])
+
+    os.kill(proc.pid, signal.SIGTERM)  # the supervisor only
+    assert proc.wait() == 0
+    wait_until(lambda: pid_gone(child))
+    assert "Traceback" not in proc.log.text
