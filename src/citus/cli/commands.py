@@ -298,7 +298,7 @@ def routes_command(info: AppInfo, sort: str, all_methods: bool) -> None:
         click.echo(
             f"The app {name!r} ({_type_name(app)}) is not a citus API, so citus"
             " has no route table to show for it. Its own framework lists its"
-            " routes (flask routes, django-admin show_urls, ...)."
+            " routes (for a Flask app: flask routes)."
         )
         return
     if not rows:
