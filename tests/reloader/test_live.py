@@ -471,3 +471,34 @@ def test_sigterm_stops_supervisor_and_child(run_python: Runner, tmp_path: Path) 
     assert proc.wait() == 0
     wait_until(lambda: pid_gone(child))
     assert "Traceback" not in proc.log.text
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_killed_supervisor_stops_a_child_still_importing_the_app(
+    run_citus: Runner, tmp_path: Path
+) -> None:
+    marker = tmp_path / "importing.txt"
+    (tmp_path / "slow.py").write_text(
+        "import os, time\n"
+        f"open({str(marker)!r}, 'w').write(str(os.getpid()))\n"
+        "time.sleep(60)  # an app that takes its time to import\n"
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    return [b'late']\n"
+    )
+    proc = run_citus(
+        "--app",
+        "slow",
+        "run",
+        "--debug",
+        "--port",
+        "0",
+        "--exclude-patterns",
+        CITUS_SRC + os.sep + "*",
+    )
+    proc.wait_for_url()
+    wait_until(lambda: marker.exists() and marker.read_text().isdigit())
+    child = int(marker.read_text())
+
+    os.kill(proc.pid, signal.SIGKILL)
+    wait_until(lambda: pid_gone(child), timeout=5)

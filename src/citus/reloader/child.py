@@ -53,8 +53,13 @@ _reloading = threading.Event()
 _control: socket.socket | None = None
 _control_lock = threading.Lock()
 _error_lock = threading.Lock()
-_received: list[str] | None = None
-_buffer = b""
+_reader_started = False
+#: The supervisor's first message (the files to keep watching) has arrived.
+_first_event = threading.Event()
+_first_files: list[str] = []
+#: A spare's call to serve has arrived.
+_go_event = threading.Event()
+_go_message: dict[str, t.Any] = {}
 
 
 def _float_env(name: str) -> float | None:
@@ -85,54 +90,67 @@ def _open_control() -> socket.socket | None:
         return None
 
 
-def _read_message(sock: socket.socket, timeout: float | None) -> dict[str, t.Any]:
-    """Read one JSON line from the supervisor (``{}`` at its end or on error)."""
-    global _buffer
-    sock.settimeout(timeout)
-    try:
-        while b"\n" not in _buffer:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return {}
-            _buffer += chunk
-    except OSError:
-        return {}
-    finally:
-        try:
-            sock.settimeout(None)
-        except OSError:
-            pass
-    line, _, _buffer = _buffer.partition(b"\n")
-    try:
-        message = json.loads(line)
-    except ValueError:
-        return {}
-    return message if isinstance(message, dict) else {}
-
-
 def _files_in(message: dict[str, t.Any]) -> list[str]:
     files = message.get("files")
     return [f for f in files if isinstance(f, str)] if isinstance(files, list) else []
 
 
-def _receive_watched(sock: socket.socket) -> list[str]:
-    """Read the supervisor's first message: the files watched so far.
+def _ensure_reader() -> None:
+    """Open the control socket and start reading it, once."""
+    global _control, _reader_started
+    if _reader_started:
+        return
+    if _control is None:
+        _control = _open_control()
+    if _control is None:
+        return
+    _reader_started = True
+    threading.Thread(
+        target=_read_supervisor, args=(_control,), name="citus-lifeline", daemon=True
+    ).start()
 
-    Files that a previous child watched stay watched, so that a module which
-    now fails to import (and so is missing from ``sys.modules``) is still
-    watched and its fix reloads.
+
+def _read_supervisor(sock: socket.socket) -> None:
+    """Read the supervisor's messages; exit as soon as its end closes.
+
+    End of file means the supervisor is gone (even killed with SIGKILL), so
+    the child exits at once instead of outliving it, whatever it is doing
+    (importing the app, serving, waiting as a spare).
     """
-    return _files_in(_read_message(sock, 5))
+    global _first_files, _go_message
+    buffer = b""
+    while True:
+        try:
+            data = sock.recv(65536)
+        except InterruptedError:  # pragma: no cover - retried by Python already
+            continue
+        except OSError:
+            data = b""
+        if not data:
+            os._exit(EXIT_RELOAD)
+        buffer += data
+        while b"\n" in buffer:
+            line, _, buffer = buffer.partition(b"\n")
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(message, dict):
+                continue
+            if message.get("op") == "watch" and not _first_event.is_set():
+                _first_files = _files_in(message)
+                _first_event.set()
+            elif message.get("op") == "go":
+                _go_message = message
+                _go_event.set()
 
 
 def wait_if_spare() -> None:
     """In a spare child, wait until the supervisor needs it (see
     :func:`citus.reloader.wait_if_spare`)."""
-    global _control, _received
     if os.environ.get("CITUS_RUN_MAIN") != "true":
         return
-    if _control is None:
-        _control = _open_control()
+    _ensure_reader()
     if _control is None:
         return
     _send({"op": "spare-capable"})
@@ -150,11 +168,10 @@ def wait_if_spare() -> None:
             except Exception:  # an optional warm-up: never fatal
                 continue
         _send({"op": "parked"})
-        message = _read_message(_control, None)
+        _go_event.wait()
     except KeyboardInterrupt:
         os._exit(0)
-    if message.get("op") != "go":
-        os._exit(0)  # dismissed, or the supervisor is gone
+    message = _go_message
     env = message.get("env")
     if isinstance(env, dict):
         for key, value in env.items():
@@ -164,20 +181,8 @@ def wait_if_spare() -> None:
         if isinstance(key, str):
             os.environ.pop(key, None)
     os.environ.pop(SPARE_ENV, None)
-    _received = _files_in(message)
-
-
-def _lifeline(sock: socket.socket) -> None:
-    """Exit as soon as the supervisor's end of the control socket closes."""
-    while True:
-        try:
-            data = sock.recv(4096)
-        except InterruptedError:  # pragma: no cover - retried by Python already
-            continue
-        except OSError:
-            data = b""
-        if not data:
-            os._exit(EXIT_RELOAD)
+    _first_files.extend(_files_in(message))
+    _first_event.set()
 
 
 def watch_files_of(error: BaseException) -> None:
@@ -233,14 +238,12 @@ def start(
     The backend is made in that thread, so that importing watchdog does not
     delay serving.
     """
-    global _control, _watcher
-    if _control is None:
-        _control = _open_control()
+    global _watcher
+    _ensure_reader()
     since = _float_env(SPAWNED_AT_ENV)
-    if _received is not None:
-        inherited = _received
-    else:
-        inherited = _receive_watched(_control) if _control is not None else []
+    inherited: list[str] = []
+    if _control is not None and _first_event.wait(5):
+        inherited = list(_first_files)
 
     def report(files: list[str]) -> None:
         _send({"op": "watch", "files": files})
@@ -261,10 +264,6 @@ def start(
         _reload(stale, None)
 
     def run() -> None:
-        if _control is not None:
-            threading.Thread(
-                target=_lifeline, args=(_control,), name="citus-lifeline", daemon=True
-            ).start()
         try:
             backend = make_backend()
         except Exception as error:  # watchdog found but unusable here
