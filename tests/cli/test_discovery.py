@@ -193,6 +193,19 @@ def test_no_app_in_module(cli: Runner, write: Writer) -> None:
     assert message.endswith("Use 'empty:NAME' to name it.")
 
 
+def test_no_app_in_a_package_with_a_wsgi_module(cli: Runner, write: Writer) -> None:
+    """A Django project named without '.wsgi' is pointed at its wsgi module."""
+    write("mysite/__init__.py", "")
+    write(
+        "mysite/wsgi.py", "def application(environ, start_response):\n    return []\n"
+    )
+    message = usage_error(cli("--app", "mysite", "routes"))
+    assert message.endswith(
+        "factory. Its wsgi module may hold it: --app mysite.wsgi."
+        " Use 'mysite:NAME' to name it."
+    )
+
+
 def test_factory_needs_arguments(cli: Runner, write: Writer) -> None:
     write(
         "fac.py", "from citus import API\ndef create_app(env):\n    return API(env)\n"

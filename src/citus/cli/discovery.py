@@ -407,10 +407,14 @@ def find_best_app(module: types.ModuleType) -> WSGIApplication:
                 f"'{modname}:{name}()'",
                 returned=True,
             )
+    hint = f" Use '{modname}:NAME' to name it."
+    if hasattr(module, "__path__") and module_exists(f"{modname}.wsgi"):
+        # A Django project's package: its application is in wsgi.py.
+        hint = f" Its wsgi module may hold it: --app {modname}.wsgi." + hint
     raise NoAppError(
         f"Could not find an application in module {modname!r}: no 'app' or"
         " 'application', no citus API instance, no 'create_app' or 'make_app'"
-        f" factory. Use '{modname}:NAME' to name it."
+        f" factory.{hint}"
     )
 
 
