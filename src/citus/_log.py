@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
 import typing as t
@@ -98,7 +99,9 @@ class _ConsoleHandler(_StreamHandler):
             coloured = getattr(record, "color_message", None)
             if coloured is not None:
                 return t.cast(str, coloured)
-        return super().format(record)
+        # A traceback can carry text from a request (an exception message
+        # built from a query string): it must not drive the terminal either.
+        return escape_terminal(super().format(record))
 
     def write_line(self, message: str, colour: str | None) -> None:
         """Write one request-log line as :meth:`emit` would, without a record.
@@ -159,6 +162,7 @@ def echo(message: str, err: bool = False) -> None:
     """
     if not _ready:
         _setup()
+    message = escape_terminal(message)
     if err:
         logger.error(message, extra={"color_message": _ERROR_COLOUR + message + _RESET})
     else:
@@ -177,6 +181,21 @@ def escape_control(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
+
+
+_TERMINAL_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def escape_terminal(text: str) -> str:
+    """``text`` with terminal control characters escaped, lines and tabs kept.
+
+    Like :func:`escape_control` for text of several lines (a traceback): only
+    the C0 and C1 control characters other than newline and tab are written
+    as escapes (``\\x1b``); other characters, any language, stay as they are.
+
+    :param text: the text to make safe.
+    """
+    return _TERMINAL_CONTROLS.sub(lambda match: ascii(match.group())[1:-1], text)
 
 
 _last_second = -1

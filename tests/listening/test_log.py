@@ -83,6 +83,24 @@ def test_errors_are_one_escaped_line(captured: Captured) -> None:
     )
 
 
+def test_tracebacks_and_messages_cannot_drive_the_terminal(captured: Captured) -> None:
+    # An exception message built from a query string (?x=%1b]0;...%07) reaches
+    # the terminal inside a traceback: retitling or clearing it must not work.
+    hostile = "bad value \x1b]0;PWNED\x07\x1b[2J\x9b"
+    try:
+        raise ValueError(hostile)
+    except ValueError:
+        logging.getLogger("citus").exception("Error on request GET /:")
+    _log.echo(f"Error on request GET '/':\n\tValueError: {hostile}", err=True)
+    text = captured.getvalue()
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", text), repr(text)
+    assert "ValueError: bad value \\x1b]0;PWNED\\x07\\x1b[2J\\x9b\n" in text
+    # Lines and tabs stay; so does text in any language.
+    assert "\n\tValueError: bad value" in text
+    kept = "caf\xe9 \u65e5\u672c\n\t"
+    assert _log.escape_terminal(kept) == kept
+
+
 def test_silenced_through_logging(captured: Captured) -> None:
     logging.getLogger("citus.serving").setLevel(logging.WARNING)
     try:
