@@ -206,6 +206,18 @@ def test_no_app_in_a_package_with_a_wsgi_module(cli: Runner, write: Writer) -> N
     )
 
 
+def test_package_whose_app_is_a_submodule(cli: Runner, write: Writer) -> None:
+    """``proj.app`` the module is not taken for the app; it is suggested."""
+    write("proj/__init__.py", "from . import app\n")
+    write("proj/app.py", "from citus import API\napp = API('in-submodule')\n")
+    message = usage_error(cli("--app", "proj", "routes"))
+    assert "'proj:app' is a" not in message
+    assert message.endswith(
+        "Its submodule may hold it: --app proj.app. Use 'proj:NAME' to name it."
+    )
+    assert found(cli("--app", "proj.app", "shell", input=WHO)) == "in-submodule"
+
+
 def test_factory_needs_arguments(cli: Runner, write: Writer) -> None:
     write(
         "fac.py", "from citus import API\ndef create_app(env):\n    return API(env)\n"

@@ -383,9 +383,15 @@ def find_best_app(module: types.ModuleType) -> WSGIApplication:
     from ..app import API
 
     modname = module.__name__
+    submodules = []
     for name in APP_NAMES:
         if hasattr(module, name):
-            return check_wsgi(getattr(module, name), f"'{modname}:{name}'")
+            value = getattr(module, name)
+            if isinstance(value, types.ModuleType):
+                # A package's submodule app.py, imported by its __init__.
+                submodules.append(value.__name__)
+                continue
+            return check_wsgi(value, f"'{modname}:{name}'")
     apps = [
         key
         for key, value in vars(module).items()
@@ -408,7 +414,9 @@ def find_best_app(module: types.ModuleType) -> WSGIApplication:
                 returned=True,
             )
     hint = f" Use '{modname}:NAME' to name it."
-    if hasattr(module, "__path__") and module_exists(f"{modname}.wsgi"):
+    if submodules:
+        hint = f" Its submodule may hold it: --app {submodules[0]}." + hint
+    elif hasattr(module, "__path__") and module_exists(f"{modname}.wsgi"):
         # A Django project's package: its application is in wsgi.py.
         hint = f" Its wsgi module may hold it: --app {modname}.wsgi." + hint
     raise NoAppError(
