@@ -380,6 +380,7 @@ def test_machine_address_is_not_loopback() -> None:
         ("localhost:5000", "citus run --host localhost --port 5000"),
         ("http://localhost:5000/", "citus run --host localhost --port 5000"),
         ("https://[::1]/", "citus run --host ::1 --port 8000"),
+        ("[::1]:5000", "citus run --host ::1 --port 5000"),
     ],
 )
 def test_url_or_port_given_as_host(host: str, hint: str) -> None:

@@ -392,7 +392,10 @@ def _check_not_url(host: str, name: str) -> None:
             ],
         )
     bare, sep, maybe_port = name.rpartition(":")
-    if sep and maybe_port.isdigit() and ":" not in bare:
+    bracketed = bare.startswith("[") and bare.endswith("]")  # [::1]:8000
+    if bracketed:
+        bare = bare[1:-1]
+    if sep and maybe_port.isdigit() and (bracketed or ":" not in bare):
         raise _bind_error(
             ValueError(f"the host {host!r} includes a port"),
             host,
