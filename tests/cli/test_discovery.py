@@ -163,6 +163,22 @@ def test_path_not_found(cli: Runner) -> None:
     assert "nope.py" in message and "Check the path" in message
 
 
+def test_root_folder_is_not_a_module(cli: Runner) -> None:
+    message = usage_error(cli("--app", "/", "routes"))
+    assert "is the root folder, not a module" in message
+
+
+def test_symlinked_app_file(cli: Runner, write: Writer, project: Path) -> None:
+    """A hello.py that links to another file is still the user's module."""
+    write("real_hello.py", HELLO)
+    try:
+        (project / "hello.py").symlink_to("real_hello.py")
+    except OSError:
+        pytest.skip("no symbolic links here")
+    assert found(cli("--app", "hello", "shell", input=WHO)) == "hello-app"
+    assert found(cli("--app", "hello.py", "shell", input=WHO)) == "hello-app"
+
+
 def test_bad_module_name(cli: Runner) -> None:
     message = usage_error(cli("--app", "my-app", "routes"))
     assert "'my-app' is not a module name" in message

@@ -90,6 +90,11 @@ def prepare_path(module: str) -> str:
     path = Path(os.path.realpath(path))
     if path.name == "__init__":
         path = path.parent
+    if not path.name:
+        raise NoAppError(
+            f"Could not import {module!r}: {str(path)!r} is the root folder, not"
+            " a module. Give the app's file or package: --app path/to/hello.py."
+        )
     if not (path.with_suffix(".py").is_file() or path.is_dir()):
         raise NoAppError(
             f"Could not import {module!r}: there is no file"
@@ -176,16 +181,24 @@ def _check_not_shadowed(imported: types.ModuleType, module: str) -> None:
     library module of that name that citus itself has imported already.
     """
     if is_path(module):
-        wanted = Path(os.path.realpath(Path(module).with_suffix("")))
+        base = Path(os.path.abspath(module))
+        if base.suffix == ".py":
+            base = base.with_suffix("")
     else:
-        wanted = Path(os.path.realpath(Path(os.getcwd(), *module.split("."))))
-    if not (wanted.with_suffix(".py").is_file() or wanted.is_dir()):
+        base = Path(os.getcwd(), *module.split("."))
+    if not base.name:
         return
+    # The user's file or package, symbolic links resolved on both sides.
+    wanted: set[Path] = set()
+    if base.with_suffix(".py").is_file():
+        wanted.add(Path(os.path.realpath(base.with_suffix(".py"))))
+    if base.is_dir():
+        wanted.add(Path(os.path.realpath(base)))
     found = getattr(imported, "__file__", None)
-    if found is None:
+    if not wanted or found is None:
         return
     found_path = Path(os.path.realpath(found))
-    if found_path.with_suffix("") == wanted or found_path.parent == wanted:
+    if found_path in wanted or found_path.parent in wanted:
         return
     raise NoAppError(
         f"Could not import your {module!r}: the name {imported.__name__!r} is"
