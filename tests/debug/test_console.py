@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sys
+import threading
+
+import pytest
 
 from citus.debug import DebuggedApplication
 from citus.debug.console import Console
@@ -74,6 +77,33 @@ def test_console_does_not_swallow_the_process_stdout() -> None:
     stdout, hook = sys.stdout, sys.displayhook
     frame_console().push("print('x'); 1 / 0")
     assert sys.stdout is stdout and sys.displayhook is hook
+
+
+def test_other_threads_keep_writing_to_the_terminal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # While a console input runs, the app goes on serving other requests on
+    # other threads: their prints must reach the terminal, not the browser.
+    started, done = threading.Event(), threading.Event()
+
+    def other_request() -> None:
+        if started.wait(10):
+            print("printed by another request")
+            sys.stderr.write("logged by another request\n")
+        done.set()
+
+    thread = threading.Thread(target=other_request)
+    thread.start()
+    console = Console({"started": started, "done": done})
+    try:
+        output = console.push("started.set(); ok = done.wait(10); print('mine')")
+    finally:
+        started.set()
+        thread.join(10)
+    assert output == "mine\n"
+    captured = capsys.readouterr()
+    assert "printed by another request" in captured.out
+    assert "logged by another request" in captured.err
 
 
 def test_dump() -> None:

@@ -31,6 +31,37 @@ PROMPT_MORE = "... "
 
 # sys.stdout and sys.displayhook are process-wide: one evaluation at a time.
 _io_lock = threading.Lock()
+# The output buffer of the evaluation running on this thread, if any.
+_local = threading.local()
+
+
+class _Routed:
+    """Stands in for ``sys.stdout`` or ``sys.stderr`` while a console runs.
+
+    The console's own thread writes to its buffer; every other thread (the app
+    serving other requests, the request log) still writes to the real stream,
+    so their output neither lands in the browser nor goes missing from the
+    terminal.
+    """
+
+    def __init__(self, real: t.TextIO | None) -> None:
+        self._real = real  # None under pythonw: writes go nowhere, as before
+
+    def _target(self) -> t.TextIO | None:
+        out: t.TextIO | None = getattr(_local, "out", None)
+        return self._real if out is None else out
+
+    def write(self, text: str) -> int:
+        target = self._target()
+        return len(text) if target is None else target.write(text)
+
+    def flush(self) -> None:
+        target = self._target()
+        if target is not None:
+            target.flush()
+
+    def __getattr__(self, name: str) -> t.Any:
+        return getattr(self._target(), name)
 
 
 class Console:
@@ -121,7 +152,7 @@ class Console:
         saved_hook = sys.displayhook
         sys.displayhook = displayhook
         try:
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            with _routed_to(out):
                 exec(code, namespace)
         except SystemExit:
             out.write("SystemExit is ignored: the console cannot stop the server.\n")
@@ -137,6 +168,20 @@ class Console:
         finally:
             sys.displayhook = saved_hook
         return True
+
+
+@contextlib.contextmanager
+def _routed_to(out: io.StringIO) -> t.Iterator[None]:
+    """Send this thread's standard output and error to ``out``, and only its."""
+    saved_out, saved_err = sys.stdout, sys.stderr
+    sys.stdout = t.cast(t.TextIO, _Routed(saved_out))
+    sys.stderr = t.cast(t.TextIO, _Routed(saved_err))
+    _local.out = out
+    try:
+        yield
+    finally:
+        _local.out = None
+        sys.stdout, sys.stderr = saved_out, saved_err
 
 
 def _format_syntax_error(error: BaseException) -> str:
