@@ -157,6 +157,18 @@ def test_module_not_found(cli: Runner) -> None:
     assert "no module named 'pkgnope'" in message
 
 
+def test_dot_instead_of_colon(cli: Runner, write: Writer) -> None:
+    write("hello.py", HELLO)
+    expected = (
+        "Error: Could not import 'hello.app': 'hello' is a module, not a package,"
+        " so it has no submodule 'app'. To name its app, put a colon before the"
+        " name: --app 'hello:app'."
+    )
+    assert usage_error(cli("--app", "hello.app", "routes")) == expected
+    # The reloader's supervisor, which imports nothing, says the same.
+    assert usage_error(cli("--app", "hello.app", "run", "--debug")) == expected
+
+
 def test_path_not_found(cli: Runner) -> None:
     message = usage_error(cli("--app", "src/nope.py", "routes"))
     assert message.startswith("Error: Could not import 'src/nope.py': there is no file")

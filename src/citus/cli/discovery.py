@@ -141,6 +141,32 @@ def module_exists(name: str) -> bool:
     return True
 
 
+def _not_found(module: str, missing: str) -> str:
+    """The message for a module ``module`` that cannot be found.
+
+    ``hello.app``, where ``hello`` is a plain module (not a package), is most
+    likely ``hello:app`` misspelt: the message says so (found without running
+    ``hello``).
+    """
+    where = f"Could not import {module!r}: no module named {missing!r}"
+    parent, dot, last = module.rpartition(".")
+    if dot and "." not in parent and parent.isidentifier():
+        try:
+            spec = importlib.machinery.PathFinder.find_spec(parent)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is not None and spec.submodule_search_locations is None:
+            return (
+                f"Could not import {module!r}: {parent!r} is a module, not a"
+                f" package, so it has no submodule {last!r}. To name its app, put"
+                f" a colon before the name: --app '{parent}:{last}'."
+            )
+    return (
+        f"{where} in the current folder ({os.getcwd()!r}) or on sys.path."
+        " Check the name, or give the file's path: --app path/to/hello.py."
+    )
+
+
 def _is_module_missing(error: ModuleNotFoundError, name: str) -> bool:
     """Whether ``error`` is about ``name`` (or a parent) itself, not its imports."""
     missing = error.name or ""
@@ -165,11 +191,7 @@ def import_module(module: str, reference: str) -> types.ModuleType:
     except ModuleNotFoundError as error:
         if not _is_module_missing(error, name):
             raise
-        raise NoAppError(
-            f"Could not import {module!r}: no module named {error.name!r} in the"
-            f" current folder ({os.getcwd()!r}) or on sys.path. Check the"
-            " name, or give the file's path: --app path/to/hello.py."
-        ) from None
+        raise NoAppError(_not_found(module, error.name or name)) from None
     _check_not_shadowed(imported, module)
     return imported
 
@@ -471,11 +493,7 @@ def check_reference(reference: str | None) -> str:
         return app_name(prepare_path(module), attribute)
     if module and all(part.isidentifier() for part in module.split(".")):
         if not module_exists(module):
-            raise NoAppError(
-                f"Could not import {module!r}: no module named {module!r} in the"
-                f" current folder ({os.getcwd()!r}) or on sys.path. Check the"
-                " name, or give the file's path: --app path/to/hello.py."
-            )
+            raise NoAppError(_not_found(module, module))
     return app_name(module, attribute)
 
 
