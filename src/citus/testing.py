@@ -337,7 +337,10 @@ class Client:
         elif isinstance(data, (bytes, bytearray)):
             body = bytes(data)
         elif data is not None:
-            if any(_is_file(v) for v in data.values()):
+            if any(
+                _is_file(v) or (isinstance(v, list) and any(map(_is_file, v)))
+                for v in data.values()
+            ):
                 body, content_type = _multipart(data)
             else:
                 body = urlencode(

@@ -159,6 +159,21 @@ def test_multipart_form_with_files(app: API) -> None:
     }
 
 
+def test_client_sends_a_list_of_files_under_one_name() -> None:
+    app = API("many_files")
+
+    @app.route("/up", methods=["POST"])
+    def up() -> dict[str, list[str]]:
+        return {
+            "files": [f.filename or "" for f in request.files.getlist("f")],
+            "tags": request.form.getlist("tag"),
+        }
+
+    files = [(io.BytesIO(b"1"), "a.txt"), (io.BytesIO(b"2"), "b.txt")]
+    response = app.test_client().post("/up", data={"f": files, "tag": ["x", "y"]})
+    assert response.get_json() == {"files": ["a.txt", "b.txt"], "tags": ["x", "y"]}
+
+
 def test_large_upload_goes_to_a_temporary_file() -> None:
     app = API("upload_app")
     app.config["FORM_MEMORY_THRESHOLD"] = 1024
