@@ -106,6 +106,14 @@ def test_other_threads_keep_writing_to_the_terminal(
     assert "logged by another request" in captured.err
 
 
+def test_input_does_not_wait_on_the_servers_terminal() -> None:
+    stdin = sys.stdin
+    output = frame_console().push("input('name? ')")
+    assert output.startswith("name? Traceback")
+    assert output.endswith("EOFError: EOF when reading a line\n")
+    assert sys.stdin is stdin
+
+
 def test_dump() -> None:
     class Thing:
         """A thing with parts."""

@@ -36,20 +36,23 @@ _local = threading.local()
 
 
 class _Routed:
-    """Stands in for ``sys.stdout`` or ``sys.stderr`` while a console runs.
+    """Stands in for ``sys.stdout``, ``sys.stderr`` or ``sys.stdin`` while a
+    console runs.
 
-    The console's own thread writes to its buffer; every other thread (the app
-    serving other requests, the request log) still writes to the real stream,
-    so their output neither lands in the browser nor goes missing from the
-    terminal.
+    The console's own thread writes to its buffer (and reads an empty input, so
+    ``input()`` or ``breakpoint()`` ends with EOFError instead of waiting on the
+    server's terminal); every other thread (the app serving other requests, the
+    request log) still uses the real stream, so their output neither lands in
+    the browser nor goes missing from the terminal.
     """
 
-    def __init__(self, real: t.TextIO | None) -> None:
+    def __init__(self, real: t.TextIO | None, name: str = "out") -> None:
         self._real = real  # None under pythonw: writes go nowhere, as before
+        self._name = name
 
     def _target(self) -> t.TextIO | None:
-        out: t.TextIO | None = getattr(_local, "out", None)
-        return self._real if out is None else out
+        mine: t.TextIO | None = getattr(_local, self._name, None)
+        return self._real if mine is None else mine
 
     def write(self, text: str) -> int:
         target = self._target()
@@ -172,16 +175,19 @@ class Console:
 
 @contextlib.contextmanager
 def _routed_to(out: io.StringIO) -> t.Iterator[None]:
-    """Send this thread's standard output and error to ``out``, and only its."""
-    saved_out, saved_err = sys.stdout, sys.stderr
+    """Send this thread's standard output and error to ``out``, and only its;
+    give it an empty standard input."""
+    saved_out, saved_err, saved_in = sys.stdout, sys.stderr, sys.stdin
     sys.stdout = t.cast(t.TextIO, _Routed(saved_out))
     sys.stderr = t.cast(t.TextIO, _Routed(saved_err))
+    sys.stdin = t.cast(t.TextIO, _Routed(saved_in, "stdin"))
     _local.out = out
+    _local.stdin = io.StringIO()
     try:
         yield
     finally:
-        _local.out = None
-        sys.stdout, sys.stderr = saved_out, saved_err
+        _local.out = _local.stdin = None
+        sys.stdout, sys.stderr, sys.stdin = saved_out, saved_err, saved_in
 
 
 def _format_syntax_error(error: BaseException) -> str:
