@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import http.client
 import logging
+import os
 import threading
 import time
 import typing as t
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -18,6 +20,8 @@ from .conftest import BROWSER_ACCEPT, failing_app, page_secret
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from conftest import CitusProcess
 
 pytestmark = pytest.mark.live_server
 
@@ -173,3 +177,32 @@ def test_without_debug_mode_nothing_of_the_debugger_exists(
         assert b"citus debugger" not in body
     finally:
         server.close()
+
+
+LOUD = """
+from citus.serving import run_simple
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Length", "2")])
+    return [b"ok"]
+
+run_simple("0.0.0.0", 0, app, use_debugger=True)
+"""
+
+
+def test_start_warnings_are_loud(
+    run_python: t.Callable[..., CitusProcess], tmp_path: Path
+) -> None:
+    # PIN off and reachable from the network: both warnings stand out in red.
+    env = {**os.environ, "CITUS_DEBUGGER_PIN": "off", "FORCE_COLOR": "1"}
+    env["NO_COLOR"] = ""  # the fixture sets it otherwise; empty means unset
+    env["CITUS_DEBUGGER_STATE"] = ""  # its own state, not one this run left
+    proc = run_python("-c", LOUD, env=env)
+    proc.wait_for_log(r"Debugger is active!")
+    proc.wait_for_log(r"WARNING: The debugger is on and the server listens on")
+    text = proc.log.text
+    assert "\x1b[31mWARNING: The debugger PIN is off (CITUS_DEBUGGER_PIN=off)" in text
+    assert (
+        "\x1b[31mWARNING: The debugger is on and the server listens on 0.0.0.0" in text
+    )
+    assert "\x1b[31m * Debugger is active!" not in text

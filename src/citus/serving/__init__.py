@@ -147,7 +147,8 @@ def run_simple(
 
     if debugger is not None:
         for line in debugger.banner_lines(sockets):
-            echo(line, err=False)
+            # The warnings (PIN off, reachable from the network) are red.
+            echo(line, err=line.startswith("WARNING:"))
 
     server = Server(
         sockets,
