@@ -160,6 +160,26 @@ def test_key_that_does_not_match(tmp_path: Path) -> None:
         load_ssl_context((cert_file, other_key))
 
 
+def test_key_with_a_passphrase_is_one_sentence(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    cert_file, key_file = make_ssl_devcert(tmp_path / "dev")
+    key = serialization.load_pem_private_key(Path(key_file).read_bytes(), None)
+    locked = tmp_path / "locked.key"
+    locked.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"hunter2"),
+        )
+    )
+    # OpenSSL would prompt on the terminal, or fail with a bare EINVAL.
+    with pytest.raises(TLSConfigError, match="protected by a passphrase") as info:
+        load_ssl_context((cert_file, str(locked)))
+    assert str(locked) in str(info.value)
+    assert "openssl pkey -in" in str(info.value)
+
+
 def test_not_pem(tmp_path: Path) -> None:
     junk = tmp_path / "junk.pem"
     junk.write_text("not a certificate")

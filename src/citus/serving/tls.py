@@ -101,8 +101,19 @@ def _files_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     _check_readable(cert_file, "certificate", "--cert")
     _check_readable(key_file, "key", "--key")
     context = server_context()
+
+    def no_passphrase() -> bytes:
+        # OpenSSL would ask on the terminal (again in every reloader child),
+        # or fail with a bare EINVAL when there is none.
+        raise TLSConfigError(
+            f"The key file {key_file!r} is protected by a passphrase, which"
+            " citus does not ask for. Write an unprotected copy for development"
+            f" (openssl pkey -in {key_file} -out dev.key) and use that, or pass"
+            " an ssl.SSLContext that you loaded with the passphrase."
+        )
+
     try:
-        context.load_cert_chain(cert_file, key_file)
+        context.load_cert_chain(cert_file, key_file, password=no_passphrase)
     except ssl.SSLError as error:
         raise TLSConfigError(
             f"Could not use the certificate {cert_file!r} with the key"
