@@ -94,7 +94,11 @@ def test_request_section_shows_and_redacts(client: Caller) -> None:
 def test_app_config_section_redacts_secret_keys(isolated_state: None) -> None:
     class ConfiguredApp:
         # built at run time so that the source shown on the page doesn't hold it
-        config = {"SECRET_KEY": "-".join(["very", "secret", "config"]), "NAME": "demo"}
+        config = {
+            "SECRET_KEY": "-".join(["very", "secret", "config"]),
+            "NAME": "demo",
+            "DATABASE_URL": "postgres://app:" + "db-pass-word" + "@db:5432/shop",
+        }
 
         def __call__(
             self, environ: WSGIEnvironment, start_response: StartResponse
@@ -106,6 +110,9 @@ def test_app_config_section_redacts_secret_keys(isolated_state: None) -> None:
     assert "<th>NAME</th><td>&#x27;demo&#x27;</td>" in html
     assert "<th>SECRET_KEY</th><td>********</td>" in html
     assert "very-secret-config" not in html
+    # A password inside a URL is redacted whatever the key is called.
+    assert "db-pass-word" not in html
+    assert "postgres://app:********@db:5432/shop" in html
 
 
 def test_library_frames_are_folded(isolated_state: None) -> None:

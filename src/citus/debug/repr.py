@@ -85,8 +85,15 @@ def _redacted_dict_repr(value: dict[t.Any, t.Any]) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
+# The password of a URL (postgres://user:PASSWORD@host/db), wherever it appears.
+_URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.-]*://[^\s/:@'\"]*:)[^\s/@'\"]+@", re.I)
+
+
 def redact(name: object, value: object, limit: int = MAX_REPR) -> str:
     """The text to show for ``value`` stored under ``name``: redacted or a repr.
+
+    Passwords inside URLs (``DATABASE_URL = "postgres://me:pw@db/app"``) are
+    redacted whatever the name.
 
     :param name: the variable, key or header name.
     :param value: its value.
@@ -94,7 +101,7 @@ def redact(name: object, value: object, limit: int = MAX_REPR) -> str:
     """
     if is_secret_name(name):
         return REDACTED
-    return safe_repr(value, limit)
+    return _URL_PASSWORD.sub(rf"\1{REDACTED}@", safe_repr(value, limit))
 
 
 def dump_text(obj: object = None, namespace: dict[str, t.Any] | None = None) -> str:
