@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from citus.debug import DebuggedApplication
+from citus.debug import console as console_module
 from citus.debug.console import Console
 from citus.debug.repr import dump_text, is_secret_name, safe_repr
 
@@ -104,6 +105,26 @@ def test_other_threads_keep_writing_to_the_terminal(
     captured = capsys.readouterr()
     assert "printed by another request" in captured.out
     assert "logged by another request" in captured.err
+
+
+def test_a_stuck_input_does_not_hang_the_next_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(console_module, "BUSY_TIMEOUT", 0.2)
+    started, release = threading.Event(), threading.Event()
+    stuck = Console({"started": started, "release": release})
+    thread = threading.Thread(
+        target=stuck.push, args=("started.set(); ok = release.wait(10)",)
+    )
+    thread.start()
+    try:
+        assert started.wait(10)
+        output = frame_console().push("answer")
+    finally:
+        release.set()
+        thread.join(10)
+    assert output.startswith("The console is busy: another input is still running")
+    assert frame_console().push("answer") == "42\n"
 
 
 def test_input_does_not_wait_on_the_servers_terminal() -> None:

@@ -28,6 +28,13 @@ MAX_OUTPUT = 100_000
 #: The prompts the page shows.
 PROMPT = ">>> "
 PROMPT_MORE = "... "
+#: Seconds an input waits for another one still running before giving up.
+BUSY_TIMEOUT = 10.0
+#: What an input that gave up waiting answers, instead of hanging.
+BUSY_MESSAGE = (
+    "The console is busy: another input is still running (an endless loop?)."
+    " Wait for it to finish, or restart the server to stop it.\n"
+)
 
 # sys.stdout and sys.displayhook are process-wide: one evaluation at a time.
 _io_lock = threading.Lock()
@@ -100,12 +107,17 @@ class Console:
         """
         source = source.replace("\r\n", "\n").replace("\r", "\n")
         out = io.StringIO()
-        with self._lock, _io_lock:
-            if "\n" in source.strip("\n") and not self._buffer:
-                self._run_block(source, out)
-            else:
-                for line in source.split("\n") if source else [""]:
-                    self._push_line(line, out)
+        if not _io_lock.acquire(timeout=BUSY_TIMEOUT):
+            return BUSY_MESSAGE
+        try:
+            with self._lock:
+                if "\n" in source.strip("\n") and not self._buffer:
+                    self._run_block(source, out)
+                else:
+                    for line in source.split("\n") if source else [""]:
+                        self._push_line(line, out)
+        finally:
+            _io_lock.release()
         text = out.getvalue()
         if len(text) > MAX_OUTPUT:
             text = (
