@@ -1,1 +1,10 @@
-requests = [{"method": "GET", "target": "/", "version": "1.1", "headers": [("Host", "example.com")], "body": b"", "keep_alive": True}]
+requests = [
+    {
+        "method": "GET",
+        "target": "/",
+        "version": "1.1",
+        "headers": [("Host", "example.com")],
+        "body": b"",
+        "keep_alive": True,
+    }
+]

@@ -1,1 +1,3 @@
-requests = [{"method": "POST", "target": "/up", "body": b"hello world", "chunked": True}]
+requests = [
+    {"method": "POST", "target": "/up", "body": b"hello world", "chunked": True}
+]

@@ -1,1 +1,5 @@
-requests = [{"target": "/1", "keep_alive": True}, {"target": "/2", "body": b"abc"}, {"target": "/3", "keep_alive": False}]
+requests = [
+    {"target": "/1", "keep_alive": True},
+    {"target": "/2", "body": b"abc"},
+    {"target": "/3", "keep_alive": False},
+]
