@@ -378,12 +378,20 @@ class Client:
             environ["CONTENT_LENGTH"] = str(len(body))
         if content_type:
             environ["CONTENT_TYPE"] = content_type
+        given: set[str] = set()
         for key, value in Headers(headers).items():
             upper = key.upper().replace("-", "_")
             if upper in ("CONTENT_TYPE", "CONTENT_LENGTH"):
                 environ[upper] = value
+                continue
+            upper = "HTTP_" + upper
+            if upper in given:
+                # A header sent twice reaches the app joined, as servers do.
+                separator = "; " if upper == "HTTP_COOKIE" else ", "
+                environ[upper] = f"{environ[upper]}{separator}{value}"
             else:
-                environ["HTTP_" + upper] = value
+                environ[upper] = value
+                given.add(upper)
         if self.use_cookies and "HTTP_COOKIE" not in environ:
             cookie = self._cookie_header(environ["HTTP_HOST"], url.path or "/")
             if cookie:

@@ -227,3 +227,48 @@ def test_chunked_request_bodies_over_http(live_server: t.Any) -> None:
     assert status == 200 and json.loads(body) == {"got": {"a": [1, 2]}}
     status, body = post_chunked([b'{"a": "', b"x" * 600, b"x" * 600, b'"}'])
     assert status == 413
+
+
+def test_repeated_request_headers_over_http(live_server: t.Any) -> None:
+    """The test client joins a repeated header exactly as the real server does."""
+    app = API("live_headers")
+
+    @app.route("/")
+    def show() -> dict[str, t.Any]:
+        return {
+            "accept": request.headers.getlist("accept"),
+            "cookies": request.cookies.to_dict(),
+        }
+
+    server = live_server(app)
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        connection.putrequest("GET", "/")
+        for name, value in [
+            ("Accept", "text/html"),
+            ("Accept", "*/*"),
+            ("Cookie", "a=1"),
+            ("Cookie", "b=2"),
+        ]:
+            connection.putheader(name, value)
+        connection.endheaders()
+        over_http = json.loads(connection.getresponse().read())
+    finally:
+        connection.close()
+    in_process = (
+        app.test_client()
+        .get(
+            "/",
+            headers=[
+                ("Accept", "text/html"),
+                ("Accept", "*/*"),
+                ("Cookie", "a=1"),
+                ("Cookie", "b=2"),
+            ],
+        )
+        .get_json()
+    )
+    assert over_http == in_process
+    assert over_http == {"accept": ["text/html, */*"], "cookies": {"a": "1", "b": "2"}}

@@ -120,6 +120,17 @@ def test_headers_are_case_insensitive_and_multi_valued(app: API) -> None:
     assert data["x_token"] == "abc"
     assert data["X_TOKEN"] == "abc"
     assert data["has"] is True
+    # A header sent twice reaches WSGI joined by a comma (RFC 9110, 5.3), as
+    # every server does; the test client does the same (test_app_live checks
+    # the server's side).
+    assert data["accept"] == ["text/html, */*"]
+
+
+def test_repeated_cookie_headers_are_joined_with_semicolons(app: API) -> None:
+    response = app.test_client().get(
+        "/cookies", headers=[("Cookie", "a=1"), ("Cookie", "b=2")]
+    )
+    assert response.get_json() == {"a": "1", "b": "2"}
 
 
 def test_cookies(app: API) -> None:
