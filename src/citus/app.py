@@ -11,7 +11,6 @@ debugger to show, and otherwise logged and answered with a bare 500 page.
 
 from __future__ import annotations
 
-import collections.abc as cabc
 import contextvars
 import logging
 import os
@@ -32,7 +31,7 @@ from .routing import Map, MapAdapter, Rule
 from .routing.map import _split_port
 from .wrappers.datastructures import Headers
 from .wrappers.request import Request
-from .wrappers.response import Response, jsonify
+from .wrappers.response import Response, to_response
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -62,11 +61,6 @@ DEFAULT_CONFIG: dict[str, t.Any] = {
     # Path the app is mounted at, for URLs built outside of a request.
     "APPLICATION_ROOT": "/",
 }
-
-_VALID_RETURN = (
-    "Return a string, bytes, a dict or list (sent as JSON), a Response, or a"
-    " (body, status) or (body, status, headers) tuple."
-)
 
 _ran_from_cli_warned = False
 
@@ -540,59 +534,7 @@ class API:
         :param view: the function that returned it, named in errors.
         :raises TypeError: ``value`` is none of those.
         """
-        name = getattr(view, "__name__", "?")
-        status: t.Any = None
-        headers: t.Any = None
-        if isinstance(value, tuple):
-            if len(value) == 3:
-                value, status, headers = value
-            elif len(value) == 2:
-                value, second = value
-                if isinstance(second, (Headers, dict, list)):
-                    headers = second
-                else:
-                    status = second
-            else:
-                raise TypeError(
-                    f"The view function {name!r} returned a tuple of"
-                    f" {len(value)} items. {_VALID_RETURN}"
-                )
-        if value is None:
-            raise TypeError(
-                f"The view function {name!r} did not return a valid response: it"
-                f" returned None (or ended without a return statement). {_VALID_RETURN}"
-            )
-        if isinstance(value, Response):
-            response = value
-        elif isinstance(value, (str, bytes, bytearray)):
-            response = self.response_class(value)
-        elif isinstance(value, (dict, list)):
-            response = jsonify(value)
-        elif isinstance(value, cabc.Iterator):
-            response = self.response_class(value)
-        else:
-            raise TypeError(
-                f"The view function {name!r} returned an object of type"
-                f" {type(value).__name__!r}, which is not a valid response."
-                f" {_VALID_RETURN}"
-            )
-        if status is not None:
-            try:
-                response.status = status
-            except (TypeError, ValueError) as error:
-                raise TypeError(
-                    f"The view function {name!r} returned an invalid status: {error}"
-                ) from None
-        if headers:
-            pairs = headers.items() if isinstance(headers, (dict, Headers)) else headers
-            seen: set[str] = set()
-            for key, item in pairs:
-                if key.lower() in seen:
-                    response.headers.add(key, item)
-                else:
-                    response.headers.set(key, item)
-                    seen.add(key.lower())
-        return response
+        return to_response(value, view, self.response_class)
 
     def _find_handler(self, error: BaseException) -> ErrorHandler | None:
         if isinstance(error, HTTPException):

@@ -321,6 +321,25 @@ def test_request_application_decorator() -> None:
     assert client.get("/?fail=1").status_code == 418
 
 
+def test_request_application_takes_view_return_values() -> None:
+    from citus.testing import Client
+
+    @Request.application
+    def wsgi(req: Request) -> t.Any:
+        if req.path == "/text":
+            return "plain"
+        if req.path == "/json":
+            return {"ok": True}, 201
+        return 42
+
+    client = Client(wsgi)
+    assert client.get("/text").text == "plain"
+    created = client.get("/json")
+    assert created.status_code == 201 and created.get_json() == {"ok": True}
+    with pytest.raises(TypeError, match="'wsgi' returned an object of type 'int'"):
+        client.get("/other")
+
+
 def test_request_proxy_looks_like_a_request() -> None:
     app = API("proxy_app")
 

@@ -136,6 +136,27 @@ def test_tuples(client: Client) -> None:
     assert client.get("/headers-only").headers.getlist("X-A") == ["1", "2"]
 
 
+def test_custom_response_class_is_used_for_every_return_type() -> None:
+    class MyResponse(Response):
+        pass
+
+    class MyAPI(API):
+        response_class = MyResponse
+
+    app = MyAPI("custom_response")
+
+    @app.route("/dict")
+    def as_dict() -> dict[str, int]:
+        return {"a": 1}
+
+    @app.route("/text")
+    def as_text() -> str:
+        return "x"
+
+    for view in (as_dict, as_text):
+        assert type(app.make_response(view(), view)) is MyResponse, view
+
+
 def test_response_object(client: Client) -> None:
     response = client.get("/response")
     assert response.status_code == 203

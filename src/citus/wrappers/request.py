@@ -28,7 +28,6 @@ from .datastructures import FileStorage, Headers, MultiDict
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from .response import Response
 
 __all__ = ["Request"]
 
@@ -452,7 +451,7 @@ class Request:
     # -- as a WSGI application ---------------------------------------------------
 
     @classmethod
-    def application(cls, view: t.Callable[..., Response]) -> WSGIApplication:
+    def application(cls, view: t.Callable[..., t.Any]) -> WSGIApplication:
         """Turn ``view(request) -> Response`` into a WSGI application.
 
         ::
@@ -461,9 +460,13 @@ class Request:
             def app(request):
                 return Response(f"Hello {request.args.get('name', 'World')}!")
 
-        An :class:`~citus.exceptions.HTTPException` raised by the view becomes
-        its error page. Methods work too (``view(self, request)``).
+        The view may also return anything an ``API`` view may (``str``,
+        ``dict``, a ``(body, status)`` tuple ...); anything else is a
+        ``TypeError`` naming it. An :class:`~citus.exceptions.HTTPException`
+        raised by the view becomes its error page. Methods work too
+        (``view(self, request)``).
         """
+        from .response import to_response
 
         @functools.wraps(view)
         def wsgi_app(*args: t.Any) -> t.Iterable[bytes]:
@@ -471,7 +474,7 @@ class Request:
             start_response: StartResponse = args[-1]
             with cls(environ) as request:
                 try:
-                    response = view(*args[:-2], request)
+                    response = to_response(view(*args[:-2], request), view)
                 except HTTPException as error:
                     response = error.get_response()
                 return response(environ, start_response)

@@ -9,6 +9,7 @@ WSGI application, so it can be returned from any WSGI callable.
 
 from __future__ import annotations
 
+import collections.abc as cabc
 import datetime as _dt
 import json as _json
 import typing as t
@@ -21,7 +22,7 @@ from .datastructures import Headers
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-__all__ = ["Response", "jsonify", "redirect"]
+__all__ = ["Response", "jsonify", "redirect", "to_response"]
 
 #: Body types a response accepts.
 BodyType = str | bytes | bytearray | t.Iterable[bytes] | t.Iterable[str] | None
@@ -432,6 +433,82 @@ def _cookie_date(value: _dt.datetime | int | float | str) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=_dt.timezone.utc)
     return format_datetime(value.astimezone(_dt.timezone.utc), usegmt=True)
+
+
+_VALID_RETURN = (
+    "Return a string, bytes, a dict or list (sent as JSON), a Response, or a"
+    " (body, status) or (body, status, headers) tuple."
+)
+
+
+def to_response(
+    value: t.Any,
+    view: t.Callable[..., t.Any] | None = None,
+    response_class: type[Response] | None = None,
+) -> Response:
+    """Turn what a view returned into a :class:`Response`.
+
+    :param value: ``str``/``bytes`` (HTML), ``dict``/``list`` (JSON), a
+        ``Response``, an iterator of chunks (streamed), or a tuple
+        ``(body, status)``, ``(body, headers)`` or ``(body, status, headers)``.
+    :param view: the function that returned it, named in errors.
+    :param response_class: the class of new responses (:class:`Response`).
+    :raises TypeError: ``value`` is none of those.
+    """
+    response_class = response_class or Response
+    name = getattr(view, "__name__", "?")
+    status: t.Any = None
+    headers: t.Any = None
+    if isinstance(value, tuple):
+        if len(value) == 3:
+            value, status, headers = value
+        elif len(value) == 2:
+            value, second = value
+            if isinstance(second, (Headers, dict, list)):
+                headers = second
+            else:
+                status = second
+        else:
+            raise TypeError(
+                f"The view function {name!r} returned a tuple of"
+                f" {len(value)} items. {_VALID_RETURN}"
+            )
+    if value is None:
+        raise TypeError(
+            f"The view function {name!r} did not return a valid response: it"
+            f" returned None (or ended without a return statement). {_VALID_RETURN}"
+        )
+    if isinstance(value, Response):
+        response = value
+    elif isinstance(value, (str, bytes, bytearray)):
+        response = response_class(value)
+    elif isinstance(value, (dict, list)):
+        response = jsonify(value, _response_class=response_class)
+    elif isinstance(value, cabc.Iterator):
+        response = response_class(value)
+    else:
+        raise TypeError(
+            f"The view function {name!r} returned an object of type"
+            f" {type(value).__name__!r}, which is not a valid response."
+            f" {_VALID_RETURN}"
+        )
+    if status is not None:
+        try:
+            response.status = status
+        except (TypeError, ValueError) as error:
+            raise TypeError(
+                f"The view function {name!r} returned an invalid status: {error}"
+            ) from None
+    if headers:
+        pairs = headers.items() if isinstance(headers, (dict, Headers)) else headers
+        seen: set[str] = set()
+        for key, item in pairs:
+            if key.lower() in seen:
+                response.headers.add(key, item)
+            else:
+                response.headers.set(key, item)
+                seen.add(key.lower())
+    return response
 
 
 def jsonify(
