@@ -22,6 +22,7 @@ from ._log import echo
 from .exceptions import (
     HTTPException,
     InternalServerError,
+    RequestedRangeNotSatisfiable,
     RequestEntityTooLarge,
     RequestRedirect,
     default_exceptions,
@@ -555,6 +556,12 @@ class API:
         if handler is None:
             return error.get_response()
         response = self.make_response(handler(error), handler)
+        if response.status_code == error.code:
+            # Keep the headers the status needs (a 405's Allow, a 416's
+            # Content-Range) unless the handler set its own.
+            for name, value in error.get_headers():
+                if name.lower() != "content-type" and name not in response.headers:
+                    response.headers.add(name, value)
         return response
 
     def handle_user_exception(self, error: Exception) -> Response:
@@ -607,6 +614,16 @@ class API:
         if path is None:
             abort(404)
         status, headers, body = serve_file(request.environ, path)
+        if status >= 400:  # 404 (gone meanwhile) or 416: the app's error pages
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+            if status == 416:
+                size = dict(headers).get("Content-Range", "").rpartition("/")[2]
+                raise RequestedRangeNotSatisfiable(
+                    int(size) if size.isdigit() else None
+                )
+            abort(status)
         response = self.response_class(body, status=status)
         response.headers = Headers(headers)  # exactly as computed (Content-Length)
         response.direct_passthrough = True

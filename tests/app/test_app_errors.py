@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import typing as t
 
 import pytest
 
-from citus import API, abort
+from citus import API, abort, request
 from citus.exceptions import (
     HTTPException,
     InternalServerError,
@@ -103,6 +104,23 @@ def test_errorhandler_for_every_http_error() -> None:
     assert client.get("/abort/410").text == "http 410"
     response = client.post("/boom")
     assert (response.status_code, response.text) == (405, "http 405")
+    # A 405 must say what works: the handler's answer keeps the Allow header.
+    assert response.headers["Allow"] == "GET, HEAD, OPTIONS"
+    assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+
+
+def test_handler_headers_win_and_other_statuses_get_none() -> None:
+    app = make_app()
+
+    @app.errorhandler(405)
+    def not_allowed(error: HTTPException) -> t.Any:
+        if request.args.get("own"):
+            return "own", 405, {"Allow": "GET"}
+        return "moved on", 400
+
+    client = app.test_client()
+    assert client.post("/boom?own=1").headers.getlist("Allow") == ["GET"]
+    assert "Allow" not in client.post("/boom").headers
 
 
 def test_unhandled_exception_is_a_bare_500_and_is_logged(

@@ -271,3 +271,20 @@ def test_app_errorhandlers_answer_static_errors(site: Path) -> None:
     client = app.test_client()
     assert client.get("/static/missing.css").text == "custom 404"
     assert client.get("/static/%2e%2e/secret-in-project.txt").text == "custom 404"
+
+
+def test_unsatisfiable_range_is_the_apps_416(site: Path) -> None:
+    app = API("static_app", root_path=str(site))
+    client = app.test_client()
+    page = client.get("/static/data.txt", headers={"Range": "bytes=500-"})
+    assert page.status_code == 416
+    assert page.headers["Content-Range"] == f"bytes */{len(CONTENT)}"
+    assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+
+    @app.errorhandler(416)
+    def bad_range(error: Exception) -> tuple[dict[str, str], int]:
+        return {"error": "range"}, 416
+
+    handled = client.get("/static/data.txt", headers={"Range": "bytes=500-"})
+    assert handled.get_json() == {"error": "range"}
+    assert handled.headers["Content-Range"] == f"bytes */{len(CONTENT)}"
