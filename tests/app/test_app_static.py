@@ -145,6 +145,26 @@ def test_if_range_with_a_stale_etag_sends_everything(any_client) -> None:  # typ
     assert stale.status_code == 200 and stale.data == CONTENT
 
 
+def test_if_range_with_a_date_or_a_weak_etag(any_client) -> None:  # type: ignore[no-untyped-def]
+    client, prefix = any_client
+    first = client.get(f"{prefix}/data.txt")
+    etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
+    same_date = client.get(
+        f"{prefix}/data.txt", headers={"Range": "bytes=0-1", "If-Range": modified}
+    )
+    assert same_date.status_code == 206 and same_date.data == CONTENT[:2]
+    other_date = formatdate(1_600_000_000, usegmt=True)
+    old = client.get(
+        f"{prefix}/data.txt", headers={"Range": "bytes=0-1", "If-Range": other_date}
+    )
+    assert old.status_code == 200 and old.data == CONTENT
+    # If-Range compares strongly: a weak validator never matches.
+    weak = client.get(
+        f"{prefix}/data.txt", headers={"Range": "bytes=0-1", "If-Range": "W/" + etag}
+    )
+    assert weak.status_code == 200 and weak.data == CONTENT
+
+
 TRAVERSALS = [
     "/../secret.txt",
     "/%2e%2e/secret.txt",
@@ -155,6 +175,10 @@ TRAVERSALS = [
     "/..\\secret-in-project.txt",
     "/C:/Windows/win.ini",
     "/%2e%2e%2f%2e%2e%2fsecret.txt",
+    "/css/%2e%2e%2f%2e%2e%2fsecret-in-project.txt",
+    "/%5c..%5csecret-in-project.txt",
+    "/.%2e/secret.txt",
+    "/%2fetc%2fpasswd",
 ]
 
 
