@@ -178,7 +178,6 @@ TRAVERSALS = [
     "/css/%2e%2e%2f%2e%2e%2fsecret-in-project.txt",
     "/%5c..%5csecret-in-project.txt",
     "/.%2e/secret.txt",
-    "/%2fetc%2fpasswd",
 ]
 
 
