@@ -194,6 +194,18 @@ def test_set_cookie_attributes(client: Client) -> None:
     assert plain == "plain=1; Path=/"
 
 
+def test_samesite_none_and_partitioned_cookies_are_secure() -> None:
+    response = Response()
+    response.set_cookie("cross", "1", samesite="none")
+    response.set_cookie("chip", "2", samesite="None", partitioned=True)
+    response.delete_cookie("gone", samesite="None", partitioned=True)
+    cross, chip, gone = response.headers.getlist("Set-Cookie")
+    assert cross == "cross=1; Path=/; Secure; SameSite=None"
+    assert chip == "chip=2; Path=/; Secure; SameSite=None; Partitioned"
+    assert gone.startswith("gone=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT")
+    assert gone.endswith("; Path=/; Secure; SameSite=None; Partitioned")
+
+
 def test_client_keeps_and_forgets_cookies(client: Client) -> None:
     client.get("/cookie")
     assert client.get("/read-cookie").get_json() == {"session": "a b;c", "plain": "1"}

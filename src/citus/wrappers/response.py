@@ -315,13 +315,23 @@ class Response:
             it with subdomains); the current host only when ``None``.
         :param secure: only over HTTPS.
         :param httponly: hidden from JavaScript.
-        :param samesite: ``"Strict"``, ``"Lax"`` or ``"None"``.
+        :param samesite: ``"Strict"``, ``"Lax"`` or ``"None"``; ``"None"``
+            implies ``secure``, as browsers drop such cookies without it.
         :param partitioned: CHIPS partitioned cookie (implies ``secure``).
+        :raises ValueError: a bad name or ``samesite`` value.
         """
         if not key or any(c in key for c in ' \t\r\n;,="()<>@:\\/[]?{}'):
             raise ValueError(
                 f"Invalid cookie name {key!r}: use letters, digits and !#$%&'*+-.^_`|~."
             )
+        normal = None
+        if samesite is not None:
+            normal = _SAMESITE.get(str(samesite).lower())
+            if normal is None:
+                raise ValueError(
+                    f"Invalid samesite {samesite!r}: use 'Strict', 'Lax' or 'None'."
+                )
+            secure = secure or normal == "None"
         parts = [f"{key}={quote(value, safe=_COOKIE_SAFE)}"]
         if max_age is not None:
             if isinstance(max_age, _dt.timedelta):
@@ -341,12 +351,7 @@ class Response:
             parts.append("Secure")
         if httponly:
             parts.append("HttpOnly")
-        if samesite is not None:
-            normal = _SAMESITE.get(samesite.lower())
-            if normal is None:
-                raise ValueError(
-                    f"Invalid samesite {samesite!r}: use 'Strict', 'Lax' or 'None'."
-                )
+        if normal is not None:
             parts.append(f"SameSite={normal}")
         if partitioned:
             parts.append("Partitioned")
