@@ -1,9 +1,3 @@
-"""The smallest citus application.
-
-Run it with ``python examples/hello.py`` or
-``citus --app examples/hello.py run --debug`` and open http://localhost:8000/.
-"""
-
 from citus import API
 
 app = API(__name__)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import typing as t
+from pathlib import Path
 
 from appkit import load_example  # type: ignore[import-not-found]
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_hello_example() -> None:
@@ -12,6 +16,20 @@ def test_hello_example() -> None:
     response = hello.app.test_client().get("/")
     assert response.status_code == 200
     assert response.text == "Hello, World!"
+
+
+def _code_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def test_hello_example_is_the_documented_app_line_for_line() -> None:
+    """examples/hello.py is the hello app of the docs, nothing more (only the
+    blank lines differ, as ruff format wants two around functions)."""
+    docs = (ROOT / "docs" / "framework.md").read_text(encoding="utf-8")
+    block = re.search(r"```python\n(.*?)```", docs, re.DOTALL)
+    assert block is not None
+    example = (ROOT / "examples" / "hello.py").read_text(encoding="utf-8")
+    assert _code_lines(example) == _code_lines(block.group(1))
 
 
 def test_notes_form_flow_keeps_the_author_cookie(notes: t.Any) -> None:
