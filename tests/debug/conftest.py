@@ -9,8 +9,10 @@ from __future__ import annotations
 import io
 import json
 import re
+import tempfile
 import typing as t
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -179,8 +181,12 @@ def failing_app(environ: WSGIEnvironment, start_response: StartResponse) -> list
 
 
 @pytest.fixture
-def isolated_state(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts without inherited debugger state or PIN."""
+def isolated_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Each test starts without inherited debugger state or PIN, and keeps its
+    state files in its own temporary folder (not the user's shared one)."""
+    state_tmp = tmp_path / "tmp"
+    state_tmp.mkdir(mode=0o700)
+    monkeypatch.setattr(tempfile, "tempdir", str(state_tmp))
     monkeypatch.delenv("CITUS_DEBUGGER_STATE", raising=False)
     monkeypatch.delenv("CITUS_DEBUGGER_PIN", raising=False)
     monkeypatch.delenv("CITUS_DEBUGGER_TRUSTED_HOSTS", raising=False)

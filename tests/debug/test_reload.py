@@ -157,3 +157,33 @@ def test_import_error_after_a_reload_is_shown_until_fixed(
     mark = save(good)
     proc.wait_for_log(r" \* Debugger PIN: ", start=mark)
     assert fetch(url + "/") == (200, b"0")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the sweep of stale files is POSIX only")
+def test_state_of_a_killed_run_is_removed_by_the_next(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    (tmp_path / "app.py").write_text(APP)
+    temp = tmp_path / "tmp"
+    temp.mkdir(mode=0o700)
+    folder = temp / f"citus-debugger-{os.getuid()}"
+    env = {"CITUS_DEBUGGER_STATE": "", "CITUS_DEBUGGER_PIN": "", "TMPDIR": str(temp)}
+    args = ("run", "--debug", "--host", "127.0.0.1", "--port", "0")
+
+    killed = run_citus(*args, env=env)
+    killed.wait_for_log(r" \* Debugger PIN: ")
+    left = sorted(folder.iterdir())
+    assert [p.name.split("-")[0] for p in left] == [str(killed.pid)]
+    killed.stop()  # SIGKILL: no chance to clean up
+    assert left[0].exists()
+
+    second = run_citus(*args, env=env)
+    second.wait_for_log(r" \* Debugger PIN: ")
+    now = sorted(folder.iterdir())
+    assert [p.name.split("-")[0] for p in now] == [str(second.pid)]
+    assert folder.stat().st_mode & 0o077 == 0
+
+    # A run stopped with Ctrl+C removes its own file.
+    second.interrupt()
+    assert second.wait() == 0
+    assert list(folder.iterdir()) == []

@@ -7,9 +7,13 @@ import logging
 import os
 import re
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import typing as t
+from pathlib import Path
 
 import pytest
 
@@ -438,4 +442,108 @@ def test_state_file_removed_under_the_server(
     secret, tb = open_page(client)
     assert unlock(client, debugged, secret).status == 200
     assert evaluate(client, secret, tb, "answer").json()["output"] == "42\n"
-    assert os.stat(path).st_mode & 0o077 == 0 or os.name != "posix"
+    # Made again in the same place, private, with the PIN already printed (a
+    # reloaded child reads it from there).
+    assert os.environ["CITUS_DEBUGGER_STATE"] == path
+    with open(path) as file:
+        assert json.load(file)["pin"] == debugged.pin
+    if os.name == "posix":
+        assert os.stat(path).st_mode & 0o077 == 0
+        assert os.stat(os.path.dirname(path)).st_mode & 0o077 == 0
+
+
+def state_folder() -> Path:
+    name = "citus-debugger" if os.name == "nt" else f"citus-debugger-{os.getuid()}"
+    return Path(tempfile.gettempdir(), name)
+
+
+def dead_pid() -> int:
+    """The id of a process that has ended (and was reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait(30)
+    return proc.pid
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the sweep is POSIX only")
+def test_files_of_dead_processes_are_swept_and_nothing_else(
+    isolated_state: None,
+) -> None:
+    folder = state_folder()
+    folder.mkdir(mode=0o700)
+    gone = dead_pid()
+    stale = folder / f"{gone}-0123abcd.json"
+    alive = folder / f"{os.getppid()}-0123abcd.json"  # pytest's parent runs on
+    loose = folder / f"{gone}-loose.json"  # readable by others: not ours to judge
+    other = folder / "notes.txt"
+    for path in (stale, alive, loose, other):
+        path.write_text("{}")
+        path.chmod(0o600)
+    loose.chmod(0o644)
+    link = folder / f"{gone}-link.json"
+    link.symlink_to(other)
+    app = DebuggedApplication(failing_app)
+    assert not stale.exists()
+    for kept in (alive, loose, other, link):
+        assert os.path.lexists(kept), kept
+    # The new file is named after this process, in the same private folder.
+    path = Path(os.environ["CITUS_DEBUGGER_STATE"])
+    assert path.parent == folder
+    assert path.name.startswith(f"{os.getpid()}-")
+    assert path.stat().st_mode & 0o077 == 0
+    assert app.pin is not None
+
+
+@pytest.mark.skipif(os.name != "posix", reason="owners and modes are POSIX")
+@pytest.mark.parametrize("attack", ["world-writable", "symlink"])
+def test_a_shared_folder_that_is_not_private_is_not_used(
+    isolated_state: None, tmp_path: Path, attack: str
+) -> None:
+    folder = state_folder()
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    if attack == "symlink":
+        folder.symlink_to(planted, target_is_directory=True)
+    else:
+        folder.mkdir()
+        folder.chmod(0o777)
+    bait = (folder / f"{dead_pid()}-0123abcd.json").resolve()
+    bait.write_text("{}")
+    bait.chmod(0o600)
+    DebuggedApplication(failing_app)
+    path = Path(os.environ["CITUS_DEBUGGER_STATE"])
+    assert path.parent.resolve() not in (folder.resolve(), planted.resolve())
+    assert path.stat().st_mode & 0o077 == 0
+    assert path.parent.stat().st_mode & 0o077 == 0
+    assert bait.exists()  # nothing is removed from a folder others control
+
+
+@pytest.mark.skipif(os.name != "posix", reason="owners and modes are POSIX")
+def test_an_inherited_state_file_in_an_open_folder_is_not_trusted(
+    isolated_state: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file this user owns, mode 0600, but in a folder anyone can write to:
+    # someone else could swap it for one holding their own PIN and tokens.
+    open_folder = tmp_path / "open"
+    open_folder.mkdir()
+    open_folder.chmod(0o777)
+    planted = open_folder / "state.json"
+    known = {"pin": "111-111-111", "failures": 0, "locked_until": 0, "tokens": {}}
+    planted.write_text(json.dumps(known))
+    planted.chmod(0o600)
+    monkeypatch.setenv("CITUS_DEBUGGER_STATE", str(planted))
+    app = DebuggedApplication(failing_app)
+    assert app.pin != "111-111-111"
+    assert os.environ["CITUS_DEBUGGER_STATE"] != str(planted)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="owners and modes are POSIX")
+def test_a_state_file_made_public_is_replaced(
+    client: Caller, debugged: DebuggedApplication
+) -> None:
+    path = os.environ["CITUS_DEBUGGER_STATE"]
+    os.chmod(path, 0o666)
+    secret, tb = open_page(client)
+    assert unlock(client, debugged, secret).status == 200
+    now = os.environ["CITUS_DEBUGGER_STATE"]
+    assert os.stat(now).st_mode & 0o077 == 0
+    assert evaluate(client, secret, tb, "answer").json()["output"] == "42\n"

@@ -1,21 +1,26 @@
 """The debugger's state shared across the reloader's processes: the PIN, the
 count of wrong PINs, the lockout and the tokens of unlocked browsers.
 
-The first process creates a private folder holding ``state.json`` and names it
+The first process creates a private file, ``<pid>-<random>.json`` in the
+per-user folder ``citus-debugger-<uid>`` of the temporary folder, and names it
 in ``CITUS_DEBUGGER_STATE``; children inherit the variable and reuse the file.
-Every change happens under a thread lock and an exclusive file lock
-(:func:`citus._compat.lock_file`), so counting is atomic across threads and
-processes.
+Files left by processes that were killed are removed by the next one to start,
+so they don't pile up. Every change happens under a thread lock and an
+exclusive file lock (:func:`citus._compat.lock_file`), so counting is atomic
+across threads and processes.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
+import stat
 import sys
 import tempfile
 import threading
@@ -43,64 +48,199 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+#: Name of the per-user folder, in the temporary folder, that holds the state
+#: files of every ``citus run`` of this user (POSIX adds the user id).
+BASE_NAME = "citus-debugger"
+# A state file is named after the process that created it: ``<pid>-<random>.json``.
+_STATE_FILE = re.compile(r"(\d+)-[A-Za-z0-9_-]+\.json")
+
+
+def _is_private(info: os.stat_result) -> bool:
+    """Whether a file or folder belongs to this user and nobody else may use it."""
+    if sys.platform == "win32":
+        return True  # the user's own temporary folder; st_uid means nothing here
+    return info.st_uid == os.getuid() and not info.st_mode & 0o077
+
+
+def _private_folder(path: str) -> bool:
+    """Create ``path`` as a private folder if missing; whether it is one now.
+
+    A symbolic link, another user's folder or one others may write to is
+    refused: whoever controls the folder could swap the state file.
+    """
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return False
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and _is_private(info)
+
+
+def _base_folder() -> str | None:
+    """The per-user folder for state files, or ``None`` when it can't be trusted."""
+    if sys.platform == "win32":
+        name = BASE_NAME  # the temporary folder is already per user
+    else:
+        name = f"{BASE_NAME}-{os.getuid()}"
+    path = os.path.join(tempfile.gettempdir(), name)
+    return path if _private_folder(path) else None
+
+
+def _process_alive(pid: int) -> bool:
+    if sys.platform == "win32":
+        return True  # no safe probe without extra code; never sweep there
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: alive, and someone else's
+        return True
+    return True
+
+
+def sweep_stale(folder: str) -> list[str]:
+    """Remove the state files in ``folder`` whose creating process has ended.
+
+    A ``citus run`` killed with SIGKILL (or a crash) cannot remove its file; the
+    next one to start does. Only files named ``<pid>-<random>.json``, owned by
+    this user and private, are considered, and only when no process ``pid``
+    exists. Returns the removed paths.
+
+    :param folder: the per-user state folder (already checked to be private).
+    """
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _STATE_FILE.fullmatch(entry.name)
+        if match is None or int(match.group(1)) == os.getpid():
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISREG(info.st_mode) or not _is_private(info):
+            continue
+        if _process_alive(int(match.group(1))):
+            continue
+        try:
+            os.remove(entry.path)
+        except OSError:
+            continue
+        removed.append(entry.path)
+    return removed
+
+
+def _write_new(path: str, data: dict[str, t.Any]) -> bool:
+    """Create ``path`` (mode 0600) holding ``data``; False if it already exists."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as file:
+        json.dump(data, file)
+    return True
+
+
 class SharedState:
     """The PIN and the failed-attempt count, in a file shared across processes.
 
-    The first process creates a private folder and the file and puts its path
-    in ``CITUS_DEBUGGER_STATE``; the reloader's children inherit the variable
-    and reuse the file, so a reload keeps the PIN, the count and the unlocked
-    browsers. Every update takes a thread lock and an exclusive file lock.
+    The first process creates ``<pid>-<random>.json`` in a private per-user
+    folder (``citus-debugger-<uid>`` in the temporary folder, mode 0700, checked
+    to be this user's), removes the files left there by processes that no
+    longer exist, and puts the file's path in ``CITUS_DEBUGGER_STATE``; the
+    reloader's children inherit the variable and reuse the file, so a reload
+    keeps the PIN, the count and the unlocked browsers. The first process
+    removes the file when it exits. Every update takes a thread lock and an
+    exclusive file lock.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        #: The PIN last read from the file: kept if the file has to be made again.
+        self._pin: str | None = None
         path = os.environ.get(STATE_ENV)
         if path and self._usable(path):
             self.path = path
             return
-        folder = tempfile.mkdtemp(prefix="citus-debugger-")
-        self.path = os.path.join(folder, "state.json")
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as file:
-            json.dump(self._fresh(), file)
+        self.path, own_folder = self._create(self._fresh())
         os.environ[STATE_ENV] = self.path
         owner = os.getpid()
 
         def cleanup() -> None:
             if os.getpid() == owner:
-                shutil.rmtree(folder, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    os.remove(self.path)
+                if own_folder is not None:
+                    shutil.rmtree(own_folder, ignore_errors=True)
 
         atexit.register(cleanup)
 
     @staticmethod
-    def _fresh() -> dict[str, t.Any]:
-        return {"pin": generate_pin(), "failures": 0, "locked_until": 0, "tokens": {}}
+    def _create(data: dict[str, t.Any]) -> tuple[str, str | None]:
+        """Write ``data`` to a new private state file.
+
+        Returns its path and, when it needed a folder of its own, that folder.
+        """
+        base = _base_folder()
+        if base is not None:
+            sweep_stale(base)
+            while True:
+                name = f"{os.getpid()}-{secrets.token_hex(6)}.json"
+                path = os.path.join(base, name)
+                if _write_new(path, data):
+                    return path, None
+        # The shared folder is not ours (someone else made it): a folder of our
+        # own, as private, that nobody sweeps.
+        folder = tempfile.mkdtemp(prefix=f"{BASE_NAME}-")
+        path = os.path.join(folder, f"{os.getpid()}-state.json")
+        _write_new(path, data)
+        return path, folder
+
+    def _fresh(self) -> dict[str, t.Any]:
+        pin = self._pin or generate_pin()
+        return {"pin": pin, "failures": 0, "locked_until": 0, "tokens": {}}
 
     @staticmethod
     def _usable(path: str) -> bool:
         try:
-            info = os.stat(path)
+            info = os.lstat(path)
+            folder = os.lstat(os.path.dirname(path) or ".")
         except OSError:
             return False
-        if sys.platform != "win32":
-            if info.st_uid != os.getuid() or info.st_mode & 0o077:
-                return False
-        return os.path.isfile(path)
+        return (
+            stat.S_ISREG(info.st_mode)
+            and _is_private(info)
+            and stat.S_ISDIR(folder.st_mode)
+            and _is_private(folder)
+        )
 
     def _open(self) -> t.IO[str]:
         try:
-            return open(self.path, "r+", encoding="utf-8")
+            file = open(self.path, "r+", encoding="utf-8")
         except FileNotFoundError:
-            # Removed under us (a temp-folder cleaner): start a fresh state
-            # rather than failing every debugger request from now on.
-            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w") as file:
-                    json.dump(self._fresh(), file)
-            except FileExistsError:
-                pass
-            return open(self.path, "r+", encoding="utf-8")
+            pass
+        else:
+            if _is_private(os.fstat(file.fileno())):
+                return file
+            file.close()
+        # Removed under us (a temporary-folder cleaner) or no longer private:
+        # make it again, with the same PIN, in its folder if that is still a
+        # private one of ours, else somewhere new.
+        folder = os.path.dirname(self.path)
+        if not _private_folder(folder) or not (
+            _write_new(self.path, self._fresh()) or self._usable(self.path)
+        ):
+            self.path = self._create(self._fresh())[0]
+            os.environ[STATE_ENV] = self.path
+        return open(self.path, "r+", encoding="utf-8")
 
     def update(self, change: t.Callable[[dict[str, t.Any]], t.Any]) -> t.Any:
         """Apply ``change`` to the state under both locks and return its result."""
@@ -114,6 +254,7 @@ class SharedState:
                     data = {}
                 if not isinstance(data, dict) or "pin" not in data:
                     data = self._fresh()
+                self._pin = str(data["pin"])
                 before = json.dumps(data, sort_keys=True)
                 result = change(data)
                 after = json.dumps(data, sort_keys=True)
