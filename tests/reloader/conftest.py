@@ -52,6 +52,7 @@ if __name__ == "__main__":
         extra_files={extra_files!r},
         exclude_patterns={exclude!r},
         threaded={threaded!r},
+        use_debugger={debugger!r},
     )
 """
 
@@ -65,6 +66,7 @@ def app_source(
     extra_files: list[str] | None = None,
     exclude: list[str] | None = None,
     threaded: bool = False,
+    debugger: bool = False,
 ) -> str:
     """The source of an app script (see :data:`APP_TEMPLATE`)."""
     return APP_TEMPLATE.format(
@@ -75,6 +77,7 @@ def app_source(
         extra_files=extra_files or [],
         exclude=[CITUS_SRC + os.sep + "*", *(exclude or [])],
         threaded=threaded,
+        debugger=debugger,
     )
 
 
@@ -146,6 +149,25 @@ def pid_gone(pid: int) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def spare_children(parent: int) -> list[int]:
+    """The supervisor's children that wait as spares (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as file:
+                ppid = int(file.read().rsplit(")", 1)[1].split()[1])
+            if ppid != parent:
+                continue
+            with open(f"/proc/{entry}/environ", "rb") as file:
+                if b"CITUS_RELOADER_SPARE=1\0" in file.read():
+                    found.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
 
 
 def wait_until(condition: t.Callable[[], bool], timeout: float = 10.0) -> None:

@@ -28,6 +28,7 @@ from .conftest import (
     get,
     pid_gone,
     pid_of,
+    spare_children,
     wait_for_body,
     wait_until,
     write,
@@ -124,19 +125,21 @@ def test_syntax_error_then_fix(
     run_python: Runner, tmp_path: Path, backend: str
 ) -> None:
     app = tmp_path / "app.py"
-    write(app, app_source("one", backend))
+    write(app, app_source("one", backend, debugger=True))
     proc, url = start_app(run_python, app)
 
-    broken = app_source("one", backend).replace("MESSAGE = 'one'", "MESSAGE = 'one")
+    broken = app_source("one", backend, debugger=True).replace(
+        "MESSAGE = 'one'", "MESSAGE = 'one"
+    )
     write(app, broken)
     # The child cannot even compile the script: the supervisor answers with
-    # its error, at once, for every request.
+    # its error (debug mode, a local Host), at once, for every request.
     status, body = wait_for_body(url, lambda s, b: s == 500)
     assert "SyntaxError" in body and "app.py" in body
     assert get(url)[0] == 500
     assert "text/html" not in body
 
-    write(app, app_source("fixed", backend))
+    write(app, app_source("fixed", backend, debugger=True))
     wait_for_body(url, lambda s, b: s == 200 and b.startswith("fixed"))
     proc.wait_for_log(r" \* Reloaded in")
 
@@ -302,25 +305,6 @@ def test_citus_run_debug_reloads_and_recovers(
     write(app, CITUS_APP.format(message="hello two"))
     wait_for_body(url, lambda s, b: b == "hello two")
     assert count(proc.log.lines, "Detected change in 'hello.py'") == 2
-
-
-def spare_children(parent: int) -> list[int]:
-    """The supervisor's children that wait as spares (Linux /proc)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as file:
-                ppid = int(file.read().rsplit(")", 1)[1].split()[1])
-            if ppid != parent:
-                continue
-            with open(f"/proc/{entry}/environ", "rb") as file:
-                if b"CITUS_RELOADER_SPARE=1\0" in file.read():
-                    found.append(int(entry))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
 
 
 def cpu_ns(pid: int) -> int:

@@ -75,7 +75,11 @@ def run_supervisor(
     listener = socket.create_server(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     supervisor = Supervisor(
-        [listener], lambda: StatBackend(0.05), "stat", exclude_patterns=["*/citus/*"]
+        [listener],
+        lambda: StatBackend(0.05),
+        "stat",
+        exclude_patterns=["*/citus/*"],
+        trust=lambda environ: True,  # the debugger's check, which trusts all here
     )
     result: list[int] = []
     thread = threading.Thread(target=lambda: result.append(supervisor.run()))

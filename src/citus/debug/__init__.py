@@ -322,6 +322,19 @@ class DebuggedApplication:
 
     # --- who may use the debugger --------------------------------------------
 
+    def trusts_request(self, environ: WSGIEnvironment) -> bool:
+        """Whether a request may see tracebacks: its ``Host`` is trusted and its
+        ``Origin`` / ``Sec-Fetch-Site``, when sent, are same-origin.
+
+        The rule the debugger applies to its own endpoints, for other pages that
+        show code (the reloader's page while the server process is down).
+
+        :param environ: a WSGI environ; ``HTTP_HOST``, ``HTTP_ORIGIN``,
+            ``HTTP_SEC_FETCH_SITE``, ``REQUEST_METHOD`` and ``wsgi.url_scheme``
+            are read.
+        """
+        return self._host_trusted(environ) and self._same_origin(environ)
+
     def _host_trusted(self, environ: WSGIEnvironment) -> bool:
         name = host_name(environ.get("HTTP_HOST", ""))
         if not name:

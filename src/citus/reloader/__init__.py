@@ -23,6 +23,8 @@ from .base import Backend
 if t.TYPE_CHECKING:
     import ssl
 
+    from ..debug import DebuggedApplication
+
 __all__ = [
     "BACKENDS",
     "EXIT_FATAL",
@@ -143,6 +145,7 @@ def run_with_reloader(
     interval: float = 1,
     reloader_type: str = "auto",
     ssl_context: ssl.SSLContext | None = None,
+    debugger: DebuggedApplication | None = None,
 ) -> int:
     """Supervise serving children on ``sockets`` until Ctrl+C.
 
@@ -151,7 +154,8 @@ def run_with_reloader(
     ``CITUS_SERVER_FDS`` and the reloader's control variables), restarts it
     when it reports a change, and while a crashed child is down answers
     requests itself with a page showing its error, until a watched file
-    changes. Prints `` * Restarting with <backend>`` first.
+    changes (its error output is shown only in debug mode, to trusted
+    requests). Prints `` * Restarting with <backend>`` first.
 
     :param sockets: the bound, listening sockets, kept open across restarts.
     :param extra_files: more files to watch.
@@ -159,6 +163,9 @@ def run_with_reloader(
     :param interval: seconds between polls of the ``stat`` backend.
     :param reloader_type: ``"auto"``, ``"stat"`` or ``"watchdog"``.
     :param ssl_context: the server's TLS context, for the error page.
+    :param debugger: the debugger, when it is on: the error page then shows
+        the crash to the requests it trusts (a local ``Host``, same origin).
+        Without it the page only says that the app failed to load.
     :returns: the status to exit with: 0 after Ctrl+C or a child's exit 0,
         1 when a child exited with :data:`EXIT_FATAL`.
     :raises ValueError: for an unknown ``reloader_type`` or a bad ``interval``.
@@ -185,6 +192,7 @@ def run_with_reloader(
         exclude_patterns=list(exclude_patterns or ()),
         ssl_context=ssl_context,
         child_env={BACKEND_ENV: name},
+        trust=debugger.trusts_request if debugger is not None else None,
     )
     return supervisor.run()
 

@@ -1,16 +1,23 @@
 """The page the supervisor serves while no child can: after a crash.
 
 :class:`ErrorServer` accepts on the listening sockets the children share and
-answers every request with a 500 that shows the end of the crashed child's
-error output (HTML for browsers, plain text for the rest), until the next
-change starts a new child. It is deliberately tiny: one thread accepting, one
-short-lived thread per connection, ``Connection: close``.
+answers every request with a 500 until the next change starts a new child. It
+is deliberately tiny: one thread accepting, one short-lived thread per
+connection, ``Connection: close``.
+
+What the page shows follows the debugger's rules (:mod:`citus.debug`): the end
+of the crashed child's error output only in debug mode and only to a request
+the debugger trusts (a local ``Host``, same-origin ``Origin`` and
+``Sec-Fetch-Site``); anyone else learns only that the app failed to load and
+that the terminal has the details. Pages carry a strict Content-Security-Policy
+whose only allowance is a per-response nonce for the page's own style.
 """
 
 from __future__ import annotations
 
 import html
 import os
+import secrets
 import select
 import socket
 import sys
@@ -22,34 +29,137 @@ from .._log import log_request
 if t.TYPE_CHECKING:
     import ssl
 
+#: Decides whether a request (a small WSGI environ) may see the error output;
+#: ``None`` when the debugger is off, and then nobody may.
+TrustCheck = t.Callable[[dict[str, t.Any]], bool]
 
-def error_page(tail: str, status: str) -> t.Callable[[bool], bytes]:
-    """The body to answer with, as HTML (``page(True)``) or plain text.
+#: Largest request head read before answering.
+MAX_HEAD = 64 * 1024
+#: Seconds a client has to send its request head.
+HEAD_TIMEOUT = 5.0
+
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:2em}"
+    "pre{background:#f6f6f6;padding:1em;overflow:auto}"
+)
+
+
+def _csp(nonce: str | None) -> str:
+    style = f"style-src 'nonce-{nonce}'; " if nonce is not None else ""
+    return (
+        f"default-src 'none'; {style}base-uri 'none'; form-action 'none';"
+        " frame-ancestors 'none'"
+    )
+
+
+class ErrorPage:
+    """What to answer while the server process is down.
 
     :param tail: the end of the crashed child's error output.
     :param status: how it ended, e.g. ``exit status 1``.
+    :param trust: the debugger's check of a request
+        (:meth:`citus.debug.DebuggedApplication.trusts_request`), or ``None``
+        outside debug mode: then the output is never shown.
     """
-    tail = tail or "(the server wrote nothing to standard error)"
-    title = f"The development server stopped: {status}"
-    advice = (
-        "citus starts it again as soon as you save a change to one of the"
-        " files it watches (those of the traceback included)."
-    )
 
-    def page(wants_html: bool) -> bytes:
+    def __init__(self, tail: str, status: str, trust: TrustCheck | None) -> None:
+        self.tail = tail or "(the server wrote nothing to standard error)"
+        self.status = status
+        self.trust = trust
+
+    def reveals(self, environ: dict[str, t.Any]) -> bool:
+        """Whether the request described by ``environ`` may see the output."""
+        if self.trust is None:
+            return False
+        try:
+            return bool(self.trust(environ))
+        except Exception:  # a bug in the check must not open the page
+            return False
+
+    def render(self, environ: dict[str, t.Any]) -> tuple[str, bytes, list[str]]:
+        """``(content_type, body, extra_headers)`` for one request."""
+        wants_html = "html" in str(environ.get("HTTP_ACCEPT", "")).lower()
+        if self.reveals(environ):
+            title = f"The development server stopped: {self.status}"
+            paragraphs = [
+                "citus starts it again as soon as you save a change to one of"
+                " the files it watches (those of the traceback included).",
+            ]
+            detail: str | None = self.tail
+        else:
+            title = "The application failed to load"
+            paragraphs = [
+                "The development server is waiting for a fix; the error is in"
+                " the terminal where it runs."
+            ]
+            if self.trust is not None:
+                host = str(environ.get("HTTP_HOST", ""))
+                paragraphs.append(
+                    "Details are shown only to requests for a trusted host from"
+                    f" the same origin, and this one was for {host!r}. Set"
+                    " CITUS_DEBUGGER_TRUSTED_HOSTS=name if that is how you reach"
+                    " this server."
+                )
+            detail = None
         if not wants_html:
-            return f"{title}.\n{advice}\n\n{tail}\n".encode()
-        return (
-            "<!doctype html>\n<html><head><meta charset='utf-8'>"
+            text = "\n".join([f"{title}.", *paragraphs])
+            if detail is not None:
+                text += f"\n\n{detail}"
+            return "text/plain; charset=utf-8", (text + "\n").encode(), [_csp(None)]
+        nonce = secrets.token_urlsafe(16)
+        body = (
+            '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>{html.escape(title)}</title>"
-            "<style>body{font-family:system-ui,sans-serif;margin:2em}"
-            "pre{background:#f6f6f6;padding:1em;overflow:auto}</style>"
+            f'<style nonce="{nonce}">{_STYLE}</style>'
             f"</head><body><h1>{html.escape(title)}</h1>"
-            f"<p>{html.escape(advice)}</p><pre>{html.escape(tail)}</pre>"
-            "</body></html>\n"
-        ).encode()
+            + "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+            + (f"<pre>{html.escape(detail)}</pre>" if detail is not None else "")
+            + "</body></html>\n"
+        )
+        return "text/html; charset=utf-8", body.encode(), [_csp(nonce)]
 
-    return page
+
+def parse_head(head: bytes) -> tuple[str, dict[str, str]] | None:
+    """The request line and a header dict (lower-case names) of a request head,
+    or ``None`` when there is no request line.
+
+    A header sent twice keeps no value at all, so that two ``Host`` headers
+    are never trusted.
+    """
+    lines = head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    request_line = lines[0].decode("latin-1").strip()
+    if not request_line:
+        return None
+    headers: dict[str, str] = {}
+    repeated: set[str] = set()
+    for raw in lines[1:]:
+        name, sep, value = raw.decode("latin-1").partition(":")
+        if not sep:
+            continue
+        key = name.strip().lower()
+        if key in headers:
+            repeated.add(key)
+        headers[key] = value.strip()
+    for key in repeated:
+        headers[key] = ""
+    return request_line, headers
+
+
+def request_environ(
+    request_line: str, headers: dict[str, str], scheme: str, client: str
+) -> dict[str, t.Any]:
+    """The part of a WSGI environ the trust check and the page read."""
+    environ: dict[str, t.Any] = {
+        "REQUEST_METHOD": request_line.split(" ", 1)[0],
+        "wsgi.url_scheme": scheme,
+        "REMOTE_ADDR": client,
+        "HTTP_HOST": headers.get("host", ""),
+        "HTTP_ACCEPT": headers.get("accept", ""),
+    }
+    for name in ("origin", "sec-fetch-site"):
+        if name in headers:
+            environ["HTTP_" + name.upper().replace("-", "_")] = headers[name]
+    return environ
 
 
 class ErrorServer:
@@ -58,12 +168,14 @@ class ErrorServer:
     It accepts on the same listening sockets as the children. Their file status
     flags are shared with the children, so it puts them in non-blocking mode
     only while it runs and restores them before the next child starts.
+    Another process may take a connection first (an old child in its grace
+    period): the accept that loses the race is simply skipped.
     """
 
     def __init__(
         self,
         sockets: list[socket.socket],
-        page: t.Callable[[bool], bytes],
+        page: ErrorPage,
         ssl_context: ssl.SSLContext | None,
     ) -> None:
         self.sockets = sockets
@@ -104,7 +216,7 @@ class ErrorServer:
                 try:
                     conn, addr = sock.accept()
                 except (BlockingIOError, InterruptedError):
-                    continue
+                    continue  # another process took it
                 except OSError:
                     continue
                 threading.Thread(
@@ -114,38 +226,55 @@ class ErrorServer:
     def _answer(self, conn: socket.socket, addr: t.Any) -> None:
         try:
             conn.setblocking(True)
-            conn.settimeout(5)
+            conn.settimeout(HEAD_TIMEOUT)
             if self.ssl_context is not None:
                 conn = self.ssl_context.wrap_socket(conn, server_side=True)
             head = b""
-            while b"\r\n\r\n" not in head and len(head) < 65536:
+            while b"\r\n\r\n" not in head and len(head) < MAX_HEAD:
                 chunk = conn.recv(65536)
                 if not chunk:
                     break
                 head += chunk
-            lines = head.split(b"\r\n")
-            request_line = lines[0].decode("latin-1", "replace")
-            wants_html = any(
-                line.lower().startswith(b"accept:") and b"html" in line.lower()
-                for line in lines[1:]
-            )
-            body = self.page(wants_html)
-            ctype = "text/html" if wants_html else "text/plain"
-            header = (
-                "HTTP/1.1 500 Internal Server Error\r\n"
-                f"Content-Type: {ctype}; charset=utf-8\r\n"
-                f"Content-Length: {len(body)}\r\n"
-                "Cache-Control: no-store\r\n"
-                "Connection: close\r\n\r\n"
-            ).encode("ascii")
-            is_head = request_line.startswith("HEAD ")
+            parsed = parse_head(head)
+            if parsed is None:
+                return
+            request_line, headers = parsed
+            client = addr[0] if isinstance(addr, tuple) else str(addr or "")
+            scheme = "https" if self.ssl_context is not None else "http"
+            environ = request_environ(request_line, headers, scheme, client)
+            ctype, body, csp = self.page.render(environ)
+            lines = [
+                "HTTP/1.1 500 Internal Server Error",
+                f"Content-Type: {ctype}",
+                f"Content-Length: {len(body)}",
+                *(f"Content-Security-Policy: {value}" for value in csp),
+                "X-Content-Type-Options: nosniff",
+                "X-Frame-Options: DENY",
+                "Referrer-Policy: no-referrer",
+                "Cache-Control: no-store",
+                "Connection: close",
+            ]
+            header = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+            is_head = environ["REQUEST_METHOD"] == "HEAD"
             conn.sendall(header if is_head else header + body)
-            client = addr[0] if isinstance(addr, tuple) else str(addr or "-")
-            log_request(client, request_line, 500, len(body))
+            # The server logs '-' for the size; so does this page.
+            log_request(client or "-", request_line, 500, None)
+            _close_gently(conn)
         except (OSError, ValueError):
             pass
         finally:
             conn.close()
+
+
+def _close_gently(conn: socket.socket) -> None:
+    """End our side so that unread request bytes cannot reset the answer away."""
+    try:
+        conn.shutdown(socket.SHUT_WR)
+        conn.settimeout(1.0)
+        while conn.recv(65536):
+            pass
+    except OSError:
+        pass
 
 
 if sys.platform == "win32":

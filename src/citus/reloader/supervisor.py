@@ -49,7 +49,7 @@ from .child import (
     SPARE_ENV,
     SPAWNED_AT_ENV,
 )
-from .errorpage import ErrorServer, error_page
+from .errorpage import ErrorPage, ErrorServer, TrustCheck
 
 if t.TYPE_CHECKING:
     import ssl
@@ -132,6 +132,9 @@ class Supervisor:
     :param exclude_patterns: fnmatch patterns never watched.
     :param ssl_context: used for the error page when the server speaks HTTPS.
     :param child_env: more environment variables for every child.
+    :param trust: decides which requests the error page shows the crash to
+        (the debugger's :meth:`~citus.debug.DebuggedApplication.trusts_request`);
+        ``None`` (the debugger is off): to none of them.
     """
 
     def __init__(
@@ -143,8 +146,10 @@ class Supervisor:
         exclude_patterns: t.Sequence[str] = (),
         ssl_context: ssl.SSLContext | None = None,
         child_env: dict[str, str] | None = None,
+        trust: TrustCheck | None = None,
     ) -> None:
         self.sockets = sockets
+        self.trust = trust
         self.child_env = dict(child_env or {})
         self.backend_factory = backend_factory
         self.backend_name = backend_name
@@ -200,6 +205,9 @@ class Supervisor:
                 spare.spare = True
             else:
                 spare.generation = self._generation
+                # It loads the user's code from now on: after a crash, only
+                # changes from now on are news (the one that called it in is not).
+                spare.spawned_at = time.time()
                 self._current = spare
                 return
         if spare is not None:
@@ -352,7 +360,7 @@ class Supervisor:
             err=True,
         )
         self._crashed = child
-        page = error_page(child.tail_text(), _describe_status(code))
+        page = ErrorPage(child.tail_text(), _describe_status(code), self.trust)
         server = ErrorServer(self.sockets, page, self.ssl_context)
         server.start()
         self._error_server = server

@@ -135,6 +135,7 @@ def run_simple(
                 interval=reloader_interval,
                 reloader_type=reloader_type,
                 ssl_context=context,
+                debugger=debugger,
             )
         except ReloaderError as error:
             echo(f"Error: {error}", err=True)
