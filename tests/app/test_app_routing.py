@@ -281,6 +281,26 @@ def test_host_header_selects_the_subdomain(hosted: API) -> None:
     assert client.get("http://api.localhost:9999/").text == "main"
 
 
+def test_empty_subdomain_means_the_bare_server_name_only() -> None:
+    app = API("bare_only")
+    app.config["SERVER_NAME"] = "localhost:8000"
+
+    @app.route("/", subdomain="")
+    def bare() -> str:
+        return "bare"
+
+    @app.route("/other")
+    def other() -> str:
+        return "other"
+
+    client = app.test_client()
+    assert client.get("http://localhost:8000/").text == "bare"
+    assert client.get("http://localhost:8000/other").text == "other"
+    assert client.get("http://api.localhost:8000/").status_code == 404
+    assert client.get("http://127.0.0.1:8000/").status_code == 404
+    assert app.url_for("bare") == "/"
+
+
 def test_subdomain_rules_need_server_name() -> None:
     app = API("no_server_name")
 

@@ -133,7 +133,7 @@ class Rule:
         self._regex = re.compile(
             self._compile(self._parts, converters, host=False), re.DOTALL
         )
-        if self.host or self.subdomain:
+        if self.host is not None or self.subdomain is not None:
             self._host_regex = re.compile(
                 self._compile(self._host_parts, converters, host=True),
                 re.IGNORECASE,
