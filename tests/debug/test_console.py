@@ -10,7 +10,7 @@ import pytest
 from citus.debug import DebuggedApplication
 from citus.debug import console as console_module
 from citus.debug.console import Console
-from citus.debug.repr import dump_text, is_secret_name, safe_repr
+from citus.debug.repr import dump_text, is_secret_name, redact_text, safe_repr
 
 from .conftest import Caller, unlock
 from .test_security import evaluate, open_page
@@ -185,6 +185,25 @@ def test_secret_names() -> None:
         assert is_secret_name(name), name
     for name in ("answer", "key", "path", "name", "username", "keys"):
         assert not is_secret_name(name), name
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("http://h/?password=a1&q=b2#top", "http://h/?password=********&q=b2#top"),
+        ("token=a1&page=2", "token=********&page=2"),
+        ("'/x?API_KEY=a1'", "'/x?API_KEY=********'"),
+        ("/x?user%5Bpassword%5D=a1", "/x?user%5Bpassword%5D=********"),
+        ("/x?token=&next=/", "/x?token=&next=/"),
+        ("/x?key=a1&page=2", "/x?key=a1&page=2"),
+        ("User(name='ann', password='a1')", "User(name='ann', password=********)"),
+        ("{'db': {'api_key': \"a'1\"}}", "{'db': {'api_key': ********}}"),
+        ("f(key='a1', apikey=5)", "f(key='a1', apikey=5)"),
+        ("postgres://me:a1@db/app", "postgres://me:********@db/app"),
+    ],
+)
+def test_redact_text_hides_query_secrets(text: str, shown: str) -> None:
+    assert redact_text(text) == shown
 
 
 def test_console_over_wsgi(client: Caller, debugged: DebuggedApplication) -> None:

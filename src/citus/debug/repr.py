@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import sys
 import typing as t
+from urllib.parse import unquote_plus
 
 #: What a redacted value is shown as.
 REDACTED = "********"
@@ -89,11 +90,58 @@ def _redacted_dict_repr(value: dict[t.Any, t.Any]) -> str:
 _URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.-]*://[^\s/:@'\"]*:)[^\s/@'\"]+@", re.I)
 
 
+# A ``name=value`` pair of a query string: after ``?`` or ``&``, or at the
+# start of the text or of a quoted string ('password=x&page=2' in a repr).
+_QUERY_PAIR = re.compile(r"(^|[?&'\"])([\w.%+\[\]-]+)=([^&#'\"\s<>]*)")
+
+
+def _redact_pair(match: re.Match[str]) -> str:
+    lead, name, value = match.groups()
+    if value and is_secret_name(unquote_plus(name)):
+        return f"{lead}{name}={REDACTED}"
+    return match.group(0)
+
+
+# A quoted string, as repr() writes it.
+_QUOTED = r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
+# ``password='x'`` (a dataclass or keyword repr) and ``'password': 'x'`` (a
+# dictionary nested in another object's repr).
+_NAMED_STRING = re.compile(
+    r"(?<![\w.])([A-Za-z_]\w*)=" + _QUOTED + r"|(['\"])([^'\"]+)\3: " + _QUOTED
+)
+
+
+def _redact_named(match: re.Match[str]) -> str:
+    if match.group(1) is not None:
+        if is_secret_name(match.group(1)):
+            return f"{match.group(1)}={REDACTED}"
+    elif is_secret_name(match.group(4)):
+        quote = match.group(3)
+        return f"{quote}{match.group(4)}{quote}: {REDACTED}"
+    return match.group(0)
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the secrets that can be spotted inside it redacted.
+
+    The password of a URL (``postgres://me:pw@db/app``), the values of
+    secret-looking query parameters (``?token=abc&page=2``, also inside a repr
+    or a bare query string) and strings under secret-looking names in reprs
+    (``User(password='x')``, ``{'db': {'password': 'x'}}``) become ``********``.
+
+    :param text: a URL, a query string, a header value or a repr.
+    """
+    text = _URL_PASSWORD.sub(rf"\1{REDACTED}@", text)
+    text = _NAMED_STRING.sub(_redact_named, text)
+    return _QUERY_PAIR.sub(_redact_pair, text)
+
+
 def redact(name: object, value: object, limit: int = MAX_REPR) -> str:
     """The text to show for ``value`` stored under ``name``: redacted or a repr.
 
-    Passwords inside URLs (``DATABASE_URL = "postgres://me:pw@db/app"``) are
-    redacted whatever the name.
+    Passwords inside URLs (``DATABASE_URL = "postgres://me:pw@db/app"``) and
+    secret-looking query parameters (``'/login?token=abc'``) are redacted
+    whatever the name (:func:`redact_text`).
 
     :param name: the variable, key or header name.
     :param value: its value.
@@ -101,7 +149,7 @@ def redact(name: object, value: object, limit: int = MAX_REPR) -> str:
     """
     if is_secret_name(name):
         return REDACTED
-    return _URL_PASSWORD.sub(rf"\1{REDACTED}@", safe_repr(value, limit))
+    return redact_text(safe_repr(value, limit))
 
 
 def dump_text(obj: object = None, namespace: dict[str, t.Any] | None = None) -> str:

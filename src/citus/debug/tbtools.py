@@ -27,7 +27,7 @@ import typing as t
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
-from .repr import REDACTED, is_secret_name, redact, safe_repr
+from .repr import REDACTED, is_secret_name, redact, redact_text, safe_repr
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -433,14 +433,15 @@ def _table(rows: t.Iterable[tuple[str, str]]) -> str:
 
 
 def request_url(environ: WSGIEnvironment) -> str:
-    """The URL of the request, rebuilt from the WSGI environment."""
+    """The URL of the request, rebuilt from the WSGI environment, with the
+    values of secret-looking query parameters redacted (``?token=********``)."""
     from urllib.parse import quote
 
     scheme = environ.get("wsgi.url_scheme", "http")
     host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
     path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
     query = environ.get("QUERY_STRING", "")
-    return f"{scheme}://{host}{path}" + (f"?{query}" if query else "")
+    return redact_text(f"{scheme}://{host}{path}" + (f"?{query}" if query else ""))
 
 
 def request_sections(
@@ -461,7 +462,7 @@ def request_sections(
             name = key.replace("_", "-").title()
         else:
             continue
-        shown = REDACTED if is_secret_name(name) else str(value)
+        shown = REDACTED if is_secret_name(name) else redact_text(str(value))
         headers.append((name, shown))
     query = [
         (k, REDACTED if is_secret_name(k) else v)
