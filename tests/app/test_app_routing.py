@@ -141,6 +141,27 @@ def test_missing_trailing_slash_redirects_308(app: API) -> None:
     assert [r.status_code for r in followed.history] == [308]
 
 
+def test_slash_redirect_never_leaves_the_site() -> None:
+    from citus.routing import BaseConverter
+
+    class Anything(BaseConverter):
+        regex = ".*"
+        part_isolating = False
+
+    app = API("open_redirect")
+    app.url_map.converters["anything"] = Anything
+
+    @app.route("/<anything:rest>/")
+    def catch_all(rest: str) -> str:
+        return rest
+
+    response = app.test_client().get(
+        "/", environ_overrides={"PATH_INFO": "//evil.example"}
+    )
+    assert response.status_code == 308
+    assert response.headers["Location"] == "/evil.example/"
+
+
 def test_rule_without_slash_does_not_match_with_one(app: API) -> None:
     assert app.test_client().get("/items/").status_code == 404
 

@@ -185,6 +185,9 @@ class MapAdapter:
             return rule, {**rule.defaults, **host_values, **values}
         if redirect_to is not None:
             url = quote(self.script_name + redirect_to, safe="/:@!$&'()*+,;=~")
+            if url.startswith("//"):
+                # "//host/..." would send the browser to another site.
+                url = "/" + url.lstrip("/")
             if query_string:
                 url += "?" + query_string
             raise RequestRedirect(url)
