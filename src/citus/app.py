@@ -433,9 +433,9 @@ class API:
         request.max_content_length = config.get("MAX_CONTENT_LENGTH")
         request.max_form_memory_size = config.get("MAX_FORM_MEMORY_SIZE")
         request.max_form_parts = config.get("MAX_FORM_PARTS")
-        request.form_memory_threshold = int(
-            config.get("FORM_MEMORY_THRESHOLD") or Request.form_memory_threshold
-        )
+        threshold = config.get("FORM_MEMORY_THRESHOLD")
+        if threshold is not None:  # 0 is valid: every upload on disk
+            request.form_memory_threshold = int(threshold)
         return request
 
     def _propagate(self) -> bool:
@@ -663,11 +663,12 @@ class API:
             (``use_reloader``, ``use_debugger``, ``threaded`` (on by default),
             ``ssl_context`` ...).
 
-        Reads ``CITUS_RUN_FROM_CLI`` (set by ``citus run``), and
+        Reads ``CITUS_RUN_FROM_CLI`` (set by ``citus run``, ``routes`` and
+        ``shell`` to their own process id), and
         ``CITUS_DEBUG``/``CITUS_ENV`` from ``.env`` files.
         """
         global _ran_from_cli_warned
-        if os.environ.get("CITUS_RUN_FROM_CLI") == "true":
+        if _env.is_run_from_cli():
             if not _ran_from_cli_warned:
                 _ran_from_cli_warned = True
                 command = _cli_command()

@@ -204,6 +204,31 @@ def test_large_upload_goes_to_a_temporary_file() -> None:
     assert seen == {"rolled": True, "size": 50_000}
 
 
+@pytest.mark.parametrize(("threshold", "on_disk"), [(0, True), (None, False)])
+def test_upload_threshold_zero_puts_every_file_on_disk(
+    threshold: int | None, on_disk: bool
+) -> None:
+    import tempfile
+
+    app = API("threshold_app")
+    if threshold is not None:
+        app.config["FORM_MEMORY_THRESHOLD"] = threshold
+    kept: list[t.Any] = []
+
+    @app.route("/up", methods=["POST"])
+    def up() -> str:
+        stream = request.files["file"].stream
+        kept.append(stream)
+        spooled = isinstance(stream, tempfile.SpooledTemporaryFile)
+        return "disk" if not spooled or stream._rolled else "memory"
+
+    response = app.test_client().post(
+        "/up", data={"file": (io.BytesIO(b"tiny"), "t.txt")}
+    )
+    assert response.text == ("disk" if on_disk else "memory")
+    assert kept[0].closed  # released when the request ended
+
+
 def test_missing_form_key_is_400(app: API) -> None:
     response = app.test_client().post("/required", data={"other": "1"})
     assert response.status_code == 400

@@ -587,8 +587,12 @@ class _MultipartReader:
         )
         self.content_type = headers.get("Content-Type")
         if self.filename is not None:
-            self.file = tempfile.SpooledTemporaryFile(
-                max_size=self.request.form_memory_threshold
+            threshold = self.request.form_memory_threshold
+            # max_size=0 would mean "never roll over" to SpooledTemporaryFile.
+            self.file = (
+                tempfile.SpooledTemporaryFile(max_size=threshold)
+                if threshold > 0
+                else tempfile.TemporaryFile()
             )
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
