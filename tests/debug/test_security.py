@@ -155,7 +155,20 @@ def test_only_form_bodies_are_read(client: Caller) -> None:
 
 
 @pytest.mark.parametrize(
-    "host", ["attacker.example", "localhost.attacker.example:8000", "10.0.0.5:8000", ""]
+    "host",
+    [
+        "attacker.example",
+        "localhost.attacker.example:8000",
+        "10.0.0.5:8000",
+        "",
+        # Malformed values that a lax parser would read as "localhost".
+        "localhost:80@attacker.example",
+        "attacker.example, localhost",
+        "localhost attacker.example",
+        "[::1]attacker.example",
+        "localhost:8000:8000",
+        "::1",
+    ],
 )
 @pytest.mark.parametrize(
     "endpoint", ["/shared/debugger.js", "/pin", "/eval", "/status"]
@@ -232,6 +245,37 @@ def test_remote_peer_gets_no_console_whatever_it_forwards(
     fields = {"s": secret, "pin": debugged.pin or ""}
     pin = client.post_form(PREFIX + "/pin", fields, remote_addr="10.1.2.3")
     assert pin.status == 403 and pin.header("Set-Cookie") is None
+
+
+def test_listing_a_local_name_does_not_open_the_console_to_others(
+    isolated_state: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Anyone can send "Host: localhost"; trusting it explicitly must not turn
+    # it into a way round the loopback rule.
+    monkeypatch.setenv("CITUS_DEBUGGER_TRUSTED_HOSTS", "localhost, 127.0.0.1,*.")
+    app = DebuggedApplication(failing_app, trusted_hosts=["[::1]", "x.localhost"])
+    client = Caller(app)
+    secret, tb = open_page(client)
+    unlock(client, app, secret)
+    assert evaluate(client, secret, tb, "answer").status == 200
+    for host in ("localhost:8000", "127.0.0.1", "[::1]:8000", "x.localhost", "%"):
+        result = evaluate(
+            client, secret, tb, "answer", host=host, remote_addr="10.9.8.7"
+        )
+        assert result.status in (400, 403), host
+        assert "42" not in result.text
+
+
+@pytest.mark.parametrize("frame", ["-1", "-2", "1e0", " 0", "0x0", "", "99"])
+def test_frame_numbers_are_plain_indexes(
+    client: Caller, debugged: DebuggedApplication, frame: str
+) -> None:
+    secret, tb = open_page(client)
+    unlock(client, debugged, secret)
+    fields = {"s": secret, "tb": tb, "frame": frame, "cmd": "answer"}
+    result = client.post_form(PREFIX + "/eval", fields)
+    assert result.status == 404
+    assert "No frame" in result.json()["error"]
 
 
 def test_ipv6_loopback_and_mapped_peers_are_local(
@@ -547,3 +591,18 @@ def test_a_state_file_made_public_is_replaced(
     now = os.environ["CITUS_DEBUGGER_STATE"]
     assert os.stat(now).st_mode & 0o077 == 0
     assert evaluate(client, secret, tb, "answer").json()["output"] == "42\n"
+
+
+def test_trusts_request_is_the_endpoints_rule(debugged: DebuggedApplication) -> None:
+    # Public: the reloader's page uses it while the app's process is down.
+    def environ(**extra: str) -> dict[str, t.Any]:
+        base = {"REQUEST_METHOD": "GET", "wsgi.url_scheme": "http"}
+        return {**base, "HTTP_HOST": "localhost:8000", **extra}
+
+    assert debugged.trusts_request(environ())
+    assert debugged.trusts_request(environ(HTTP_ORIGIN="http://localhost:8000"))
+    assert debugged.trusts_request(environ(HTTP_SEC_FETCH_SITE="none"))
+    assert not debugged.trusts_request(environ(HTTP_HOST="attacker.example"))
+    assert not debugged.trusts_request(environ(HTTP_HOST="localhost:1@attacker.test"))
+    assert not debugged.trusts_request(environ(HTTP_ORIGIN="http://attacker.example"))
+    assert not debugged.trusts_request(environ(HTTP_SEC_FETCH_SITE="cross-site"))

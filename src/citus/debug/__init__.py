@@ -138,7 +138,10 @@ class DebuggedApplication:
         configured += [
             h for h in os.environ.get(TRUSTED_HOSTS_ENV, "").split(",") if h.strip()
         ]
-        self._trusted = {host_name(h.replace("*.", ".", 1)) for h in configured}
+        names = {host_name(h.replace("*.", ".", 1)) for h in configured}
+        # Local names are trusted anyway; listing them must not let other
+        # machines (which can send "Host: localhost") use the console.
+        self._trusted = {n for n in names if n and not _is_local_name(n)}
         if pin is None:
             pin = os.environ.get(PIN_ENV) or None
         if pin is not None and not normalize_pin(pin):
@@ -337,13 +340,11 @@ class DebuggedApplication:
 
     def _host_trusted(self, environ: WSGIEnvironment) -> bool:
         name = host_name(environ.get("HTTP_HOST", ""))
-        if not name:
-            return False
-        if name in LOCAL_HOSTS or name.endswith(".localhost"):
-            return True
-        return self._configured_host(name)
+        return _is_local_name(name) or self._configured_host(name)
 
     def _configured_host(self, name: str) -> bool:
+        if not name:
+            return False
         for entry in self._trusted:
             if entry.startswith("."):
                 if name == entry[1:] or name.endswith(entry):
@@ -621,10 +622,10 @@ class DebuggedApplication:
                     f" {self.max_tracebacks} are, and none survive a reload);"
                     " reload the page that failed."
                 )
-            try:
-                frame = tb.frames[int(frame_id)]
-            except (ValueError, IndexError):
+            index = int(frame_id) if frame_id.isdigit() else len(tb.frames)
+            if index >= len(tb.frames):
                 return f"No frame {frame_id!r} in this traceback."
+            frame = tb.frames[index]
             if frame.frame is None:
                 return "This frame has no console (it is a syntax error's location)."
             console = tb.consoles.get(frame.id)
@@ -632,6 +633,10 @@ class DebuggedApplication:
                 console = Console(frame.frame.f_globals, frame.frame.f_locals)
                 tb.consoles[frame.id] = console
             return console
+
+
+def _is_local_name(name: str) -> bool:
+    return name in LOCAL_HOSTS or name.endswith(".localhost")
 
 
 def _clock(timestamp: float) -> str:

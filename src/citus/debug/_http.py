@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import socket
 import typing as t
 from urllib.parse import parse_qsl
@@ -36,15 +37,23 @@ SECURITY_HEADERS = [
 ]
 
 
+# What a Host header may hold: a name or IPv4 address, or an IPv6 address in
+# brackets, then an optional port. Anything else ("localhost:80@evil.test",
+# "evil.test, localhost") names no host at all.
+_HOST = re.compile(r"([a-z0-9_.-]*|\[[0-9a-f:.]+(?:%[a-z0-9_.-]+)?\])(?::[0-9]*)?")
+
+
 def host_name(host: str) -> str:
-    """The host of a ``Host`` header, lower case, without port or final dot."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        end = host.find("]")
-        return host[: end + 1] if end != -1 else host
-    if host.count(":") == 1:
-        host = host.split(":", 1)[0]
-    return host.rstrip(".")
+    """The host of a ``Host`` header, lower case, without port or final dot.
+
+    A malformed value gives ``""``, which is never trusted.
+
+    :param host: the header's value.
+    """
+    match = _HOST.fullmatch(host.strip().lower())
+    if match is None:
+        return ""
+    return match.group(1).rstrip(".")
 
 
 def is_loopback_address(addr: str | None) -> bool:
