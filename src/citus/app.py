@@ -507,6 +507,11 @@ class API:
     def dispatch_request(self, request: Request) -> Response:
         """Match the URL, call the view and make its result a response."""
         adapter = self.create_url_adapter(request)
+        if request.method == "OPTIONS" and request.environ.get("PATH_INFO") == "*":
+            # "OPTIONS * HTTP/1.1" asks about the server as a whole.
+            response = self.response_class()
+            response.headers["Allow"] = ", ".join(sorted(adapter.all_methods()))
+            return response
         rule, values = adapter.match(
             request.path,
             request.method,

@@ -167,6 +167,9 @@ def test_head_and_options_over_http(notes: t.Any, live_server: t.Any) -> None:
     status, headers, _ = server.request("PUT", "/api/notes")
     assert status == 405
     assert headers["Allow"] == "GET, HEAD, OPTIONS, POST"
+    status, headers, _ = server.request("OPTIONS", "*")
+    assert status == 200
+    assert headers["Allow"] == "DELETE, GET, HEAD, OPTIONS, POST"
 
 
 def test_static_files_over_http(tmp_path: t.Any, live_server: t.Any) -> None:

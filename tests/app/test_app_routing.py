@@ -119,6 +119,14 @@ def test_options_is_answered_with_allow(app: API) -> None:
     assert response.data == b""
 
 
+def test_options_star_lists_every_method(app: API) -> None:
+    response = app.test_client().options("/", environ_overrides={"PATH_INFO": "*"})
+    assert response.status_code == 200
+    allowed = response.headers["Allow"].split(", ")
+    assert {"GET", "HEAD", "OPTIONS", "POST"} <= set(allowed)
+    assert allowed == sorted(allowed)
+
+
 def test_explicit_options_view_is_called() -> None:
     app = API("options_app")
 

@@ -206,6 +206,14 @@ class MapAdapter:
                 methods |= rule.methods
         return methods
 
+    def all_methods(self) -> set[str]:
+        """Every method some rule answers on this host (for ``OPTIONS *``)."""
+        methods = {"OPTIONS"}
+        for rule in self.map.sorted_rules:
+            if rule.match_host(self.host, self.subdomain) is not None:
+                methods |= rule.methods
+        return methods
+
     def build(
         self,
         endpoint: str,
