@@ -4,6 +4,8 @@ Shared by the command line and :meth:`citus.API.run`. :func:`get_debug_flag`
 reads ``CITUS_DEBUG`` and ``CITUS_ENV``; :func:`load_dotenv` fills the
 environment from an explicit file and from the nearest ``.env`` and
 ``.citusenv``, never overriding a variable that is already set.
+:func:`mark_run_from_cli` and :func:`is_run_from_cli` tell ``app.run()`` that a
+``citus`` command has loaded the app in this very process.
 """
 
 from __future__ import annotations
@@ -17,6 +19,29 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 #: The files :func:`load_dotenv` looks for, highest precedence first.
 DOTENV_NAMES = (".env", ".citusenv")
+
+#: Set by ``citus run``, ``routes`` and ``shell`` to the id of their process.
+RUN_FROM_CLI_ENV = "CITUS_RUN_FROM_CLI"
+
+
+def mark_run_from_cli() -> None:
+    """Record that a ``citus`` command loads the app in this process.
+
+    Sets ``CITUS_RUN_FROM_CLI`` to this process's id rather than to a flag, so
+    that the programs the app starts, which inherit the environment, are not
+    taken for the ``citus`` process: their own ``app.run()`` still serves. A
+    reloader child runs the command again and marks itself.
+    """
+    os.environ[RUN_FROM_CLI_ENV] = str(os.getpid())
+
+
+def is_run_from_cli() -> bool:
+    """Whether a ``citus`` command loaded the app in this process.
+
+    Reads ``CITUS_RUN_FROM_CLI`` (see :func:`mark_run_from_cli`); a value
+    inherited from another process does not count.
+    """
+    return os.environ.get(RUN_FROM_CLI_ENV) == str(os.getpid())
 
 
 def parse_bool(value: str) -> bool | None:

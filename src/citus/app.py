@@ -668,11 +668,12 @@ class API:
             (``use_reloader``, ``use_debugger``, ``threaded`` (on by default),
             ``ssl_context`` ...).
 
-        Reads ``CITUS_RUN_FROM_CLI`` (set by ``citus run``), and
+        Reads ``CITUS_RUN_FROM_CLI`` (set by ``citus run``, ``routes`` and
+        ``shell`` to their own process id), and
         ``CITUS_DEBUG``/``CITUS_ENV`` from ``.env`` files.
         """
         global _ran_from_cli_warned
-        if os.environ.get("CITUS_RUN_FROM_CLI") == "true":
+        if _env.is_run_from_cli():
             if not _ran_from_cli_warned:
                 _ran_from_cli_warned = True
                 command = _cli_command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import os
 import textwrap
 import typing as t
 from pathlib import Path
@@ -48,7 +49,7 @@ def fetch(url: str) -> tuple[int, bytes]:
 def test_run_ignored_under_citus_run(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setenv("CITUS_RUN_FROM_CLI", "true")
+    monkeypatch.setenv("CITUS_RUN_FROM_CLI", str(os.getpid()))
     monkeypatch.setattr(citus.app, "_ran_from_cli_warned", False)
     app = API("ignored")
     with caplog.at_level(logging.INFO, logger="citus"):

@@ -69,7 +69,7 @@ def test_defaults(invoke: t.Any) -> None:
     assert call["reloader_type"] == "auto"
     assert call["ssl_context"] is None
     assert callable(call["app"])
-    assert os.environ["CITUS_RUN_FROM_CLI"] == "true"
+    assert os.environ["CITUS_RUN_FROM_CLI"] == str(os.getpid())
     assert os.environ["CITUS_DEBUG"] == "0"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import textwrap
 import typing as t
 from pathlib import Path
 
@@ -173,3 +174,77 @@ def test_unguarded_app_run_names_the_command(cli: Runner, write: Writer) -> None
     assert "is already serving" not in result.stderr
     result = cli("--app", "hello", "shell", input="print('SHELL')\n")
     assert "'citus shell' loaded this app" in result.stderr
+
+
+CHILD = """
+    import citus.serving
+    from citus import API
+
+    def serve(host, port, app, **options):
+        print("CHILD SERVES", app.name, flush=True)
+
+    citus.serving.run_simple = serve  # record the call instead of serving
+    app = API("child")
+    app.run(host="127.0.0.1", port=0)
+"""
+
+
+def test_a_program_started_from_the_shell_may_call_app_run(
+    cli: Runner, write: Writer
+) -> None:
+    """Only the ``citus`` process ignores ``app.run()``, not the programs it
+    starts, which inherit its environment."""
+    write("hello.py", ROUTES)
+    write("child.py", CHILD)
+    code = (
+        "import subprocess, sys\n"
+        "r = subprocess.run([sys.executable, 'child.py'], capture_output=True,"
+        " text=True, timeout=20)\n"
+        "print('OUT', r.stdout, r.stderr)\n"
+        "app.run()\n"
+    )
+    result = cli("--app", "hello", "shell", input=code)
+    assert result.returncode == 0, result.stderr
+    assert "CHILD SERVES child" in result.stdout
+    assert "Ignoring" not in result.stdout
+    # In the shell's own process, app.run() is still ignored.
+    assert "'citus shell' loaded this app" in result.stderr
+
+
+SLOW = """
+    import sys, time
+    print("importing", file=sys.stderr, flush=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+"""
+
+
+@pytest.mark.live_server
+@pytest.mark.parametrize("command", ["routes", "shell"])
+def test_ctrl_c_while_the_app_loads_exits_quietly(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path, command: str
+) -> None:
+    """Ctrl+C ends ``routes`` and ``shell`` as it ends ``citus run``: status 0,
+    no ``Aborted!``, no traceback."""
+    (tmp_path / "slow.py").write_text(textwrap.dedent(SLOW), encoding="utf-8")
+    with run_citus("--app", "slow", command) as proc:
+        proc.wait_for_log("importing")
+        proc.interrupt()
+        assert proc.wait() == 0
+    assert "Aborted" not in proc.log.text
+    assert "Traceback" not in proc.log.text
+
+
+def test_shell_ends_at_end_of_input_and_survives_ctrl_c(
+    cli: Runner, write: Writer
+) -> None:
+    """Ctrl+D (end of input) leaves with status 0, as python's console does; a
+    KeyboardInterrupt inside it only ends that statement."""
+    write("hello.py", ROUTES)
+    code = "raise KeyboardInterrupt\nprint('still here')\n"
+    result = cli("--app", "hello", "shell", input=code)
+    assert result.returncode == 0, result.stderr
+    assert "KeyboardInterrupt" in result.stderr
+    assert "still here" in result.stdout
+    assert "Aborted" not in result.stderr

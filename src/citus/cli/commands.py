@@ -17,7 +17,7 @@ import click
 from click.core import ParameterSource
 
 from .. import reloader
-from .._env import get_debug_flag, parse_bool
+from .._env import get_debug_flag, mark_run_from_cli, parse_bool
 from .._log import echo
 from ..app import show_server_banner
 from .discovery import check_reference, locate_app
@@ -31,8 +31,6 @@ if t.TYPE_CHECKING:
 DEFAULT_HOST = "localhost"
 #: ``citus run``'s default port.
 DEFAULT_PORT = 8000
-#: Set while ``citus`` serves or loads the app: ``app.run()`` then does nothing.
-RUN_FROM_CLI_ENV = "CITUS_RUN_FROM_CLI"
 
 
 class AppInfo:
@@ -86,7 +84,16 @@ _GROUP_OPTIONS = {"--app", "-A", "--env-file", "-e"}
 
 
 class CitusCommand(click.Command):
-    """A subcommand that says where a misplaced group option (``--app``) goes."""
+    """A subcommand that says where a misplaced group option (``--app``) goes,
+    and that Ctrl+C ends quietly, with exit status 0, as it ends ``citus run``
+    (click would print ``Aborted!`` and exit with status 1)."""
+
+    def invoke(self, ctx: click.Context) -> t.Any:
+        """Run the command; Ctrl+C (while the app loads, say) exits 0."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            ctx.exit(0)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         """Parse ``args``; ``run --app hello`` gets a usage error with the fix."""
@@ -214,7 +221,7 @@ def run_command(
     info: AppInfo = ctx.ensure_object(AppInfo)
     debug_flag = resolve_debug(ctx, debug)
     ssl_context = check_ssl_options(cert, key)
-    os.environ[RUN_FROM_CLI_ENV] = "true"
+    mark_run_from_cli()
     os.environ["CITUS_DEBUG"] = "1" if debug_flag else "0"
     use_reloader = debug_flag if reload is None else reload
     use_debugger = debug_flag if debugger is None else debugger
@@ -291,7 +298,7 @@ def routes_command(info: AppInfo, sort: str, all_methods: bool) -> None:
 
     Host and subdomain columns are added when a route uses them.
     """
-    os.environ[RUN_FROM_CLI_ENV] = "true"
+    mark_run_from_cli()
     app, name = info.load_app()
     rows = _route_rows(app, hidden=set() if all_methods else {"HEAD", "OPTIONS"})
     if rows is None:
@@ -368,7 +375,7 @@ def shell_command(info: AppInfo) -> None:
     Uses IPython when it is installed, the standard console otherwise. Runs
     the file PYTHONSTARTUP names first, as the plain python shell does.
     """
-    os.environ[RUN_FROM_CLI_ENV] = "true"
+    mark_run_from_cli()
     app, name = info.load_app()
     banner = (
         f"Python {sys.version.split()[0]} on {sys.platform}\n"
