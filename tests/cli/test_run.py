@@ -214,6 +214,91 @@ def test_app_run_in_the_module_does_not_start_a_second_server(
         assert proc.log.text.count("Ignoring a call to 'app.run()'") == 1
 
 
+def test_app_run_in_the_module_is_ignored_in_the_reloaders_child(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    """The child that the reloader starts runs ``citus run`` again, and knows
+    that it is the ``citus`` process too."""
+    write(
+        tmp_path,
+        "hello.py",
+        """
+        from citus import API
+
+        app = API(__name__)
+
+        @app.route("/")
+        def index():
+            return "served by the child"
+
+        app.run(port=0)
+        """,
+    )
+    args = (
+        "--app",
+        "hello",
+        "run",
+        "--port",
+        "0",
+        "--debug",
+        "--reloader-type",
+        "stat",
+    )
+    with run_citus(*args) as proc:
+        url = proc.wait_for_url()
+        proc.wait_for_log("Ignoring a call to 'app.run\\(\\)'")
+        assert request(url)[2] == b"served by the child"
+        proc.interrupt()
+        assert proc.wait() == 0
+    assert proc.log.text.count("Serving citus app") == 1
+    assert "Traceback" not in proc.log.text
+
+
+@pytest.mark.parametrize("reload", ["--no-reload", "--reload"])
+def test_a_program_the_app_starts_may_call_app_run(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path, reload: str
+) -> None:
+    """A program started by the served app inherits the environment, but its
+    own ``app.run()`` still serves: only the ``citus`` process ignores it."""
+    write(
+        tmp_path,
+        "child.py",
+        """
+        import citus.serving
+        from citus import API
+
+        def serve(host, port, app, **options):
+            print("CHILD SERVES", app.name, flush=True)
+
+        citus.serving.run_simple = serve  # record the call instead of serving
+        API("child").run(host="127.0.0.1", port=0)
+        """,
+    )
+    write(
+        tmp_path,
+        "hello.py",
+        """
+        import subprocess, sys
+        from citus import API
+
+        app = API(__name__)
+
+        @app.route("/")
+        def index():
+            done = subprocess.run([sys.executable, "child.py"], capture_output=True,
+                                  text=True, timeout=30)
+            return done.stdout + done.stderr
+        """,
+    )
+    args = ("--app", "hello", "run", "--port", "0", reload, "--reloader-type", "stat")
+    with run_citus(*args) as proc:
+        url = proc.wait_for_url()
+        proc.wait_for_log(READY)
+        body = request(url)[2]
+    assert b"CHILD SERVES child" in body, body
+    assert b"Ignoring" not in body
+
+
 def test_flask_app(run_citus: t.Callable[..., t.Any], tmp_path: Path) -> None:
     write(
         tmp_path,
