@@ -476,3 +476,26 @@ def test_renderer_failure_falls_back_to_plain_500(
     assert result.text == "Internal Server Error: the traceback is in the terminal.\n"
     assert "conftest.Boom" in caplog.text
     assert "could not render its page: MemoryError('renderer ran out')" in caplog.text
+
+
+def test_sys_exit_in_a_view_gets_the_page(isolated_state: None) -> None:
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        sys.exit(3)
+
+    client = Caller(DebuggedApplication(app))
+    html = browser_get(client, "/")
+    assert '<h1 class="exc-type">SystemExit</h1>' in html
+    assert "sys.exit(3)" in html
+    text = client.get("/", headers={"Accept": "*/*"})
+    assert text.status == 500 and text.text.rstrip().endswith("SystemExit: 3")
+
+
+def test_plain_text_escapes_terminal_control_characters(isolated_state: None) -> None:
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        raise ValueError("order \x1b]0;pwned\x07 \x1b[2J\x9b\tend")
+
+    client = Caller(DebuggedApplication(app))
+    text = client.get("/", headers={"Accept": "*/*"}).text
+    assert "\x1b" not in text and "\x07" not in text and "\x9b" not in text
+    assert "ValueError: order \\x1b]0;pwned\\x07 \\x1b[2J\\x9b\tend" in text
+    assert "Traceback (most recent call last):\n" in text

@@ -32,7 +32,7 @@ import typing as t
 from collections import OrderedDict
 from importlib import resources
 
-from .._log import echo
+from .._log import echo, escape_terminal
 from ._http import (
     LOCAL_HOSTS,
     SECURITY_HEADERS,
@@ -218,7 +218,9 @@ class DebuggedApplication:
                 if chunk:
                     sent[0] = True
                 yield chunk
-        except Exception as error:
+        except (Exception, SystemExit) as error:
+            # SystemExit too: sys.exit() in a view is a bug to show, and it
+            # must not take the server's thread (or the server) down with it.
             if sent[0]:
                 # The status line has gone out: only closing the connection
                 # tells the client that the body is cut short. The server logs
@@ -299,7 +301,9 @@ class DebuggedApplication:
         if kind == "json":
             return status, self._headers("application/json"), to_json(tb.to_json())
         if kind == "text":
-            return status, self._headers("text/plain; charset=utf-8"), tb.text.encode()
+            # Read in a terminal (curl): a message's escape codes stay inert.
+            text = escape_terminal(tb.text)
+            return status, self._headers("text/plain; charset=utf-8"), text.encode()
         # A browser that unlocked before a lockout keeps its console, so the
         # page keeps the buttons and only warns.
         console_reason = self._console_reason(environ)
