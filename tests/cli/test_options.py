@@ -171,6 +171,9 @@ def test_cert_and_key(invoke: t.Any, tmp_path: Path) -> None:
     assert last(invoke)["ssl_context"] == "adhoc"
     assert invoke("run", "--cert", str(cert), "--key", str(key)).exit_code == 0
     assert last(invoke)["ssl_context"] == (str(cert), str(key))
+    env = {"CITUS_RUN_CERT": str(cert), "CITUS_RUN_KEY": str(key)}
+    assert invoke("run", env=env).exit_code == 0
+    assert last(invoke)["ssl_context"] == (str(cert), str(key))
 
 
 def usage_error(result: Result) -> str:
@@ -232,6 +235,10 @@ def test_help_reads_well() -> None:
     for word in ("--app IMPORT", "--debug / --no-debug", "--env-file", "--version",
                  "run ", "routes ", "shell "):  # fmt: skip
         assert word in top.output
+    # The group's options are listed in the order SPEC.md writes them.
+    where = [top.output.index(option) for option in
+             ("--app", "--debug", "--env-file", "--version")]  # fmt: skip
+    assert where == sorted(where)
     run = runner.invoke(main, ["run", "--help"])
     assert run.exit_code == 0
     for word in ("-h, --host HOST", "-p, --port PORT", "[default: localhost]",

@@ -46,16 +46,6 @@ def _set_debug(ctx: click.Context, param: click.Parameter, value: t.Any) -> t.An
     " Docs: the 'Command line' page of the citus documentation.",
 )
 @click.option(
-    "--env-file",
-    "-e",
-    type=click.Path(exists=True, dir_okay=False),
-    envvar="CITUS_ENV_FILE",
-    is_eager=True,
-    expose_value=False,
-    callback=_load_env_files,
-    help="Load environment variables from this file, above .env and .citusenv.",
-)
-@click.option(
     "--app",
     "-A",
     metavar="IMPORT",
@@ -69,6 +59,17 @@ def _set_debug(ctx: click.Context, param: click.Parameter, value: t.Any) -> t.An
     callback=_set_debug,
     help="Debug mode: reloader and debugger on."
     "  [default: off, or CITUS_DEBUG/CITUS_ENV]",
+)
+@click.option(
+    "--env-file",
+    "-e",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="CITUS_ENV_FILE",
+    # Eager: the files are loaded before --app reads CITUS_APP.
+    is_eager=True,
+    expose_value=False,
+    callback=_load_env_files,
+    help="Load environment variables from this file, above .env and .citusenv.",
 )
 @click.version_option(
     __version__,
