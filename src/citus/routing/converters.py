@@ -9,6 +9,8 @@ more specific converters are tried before more general ones.
 
 from __future__ import annotations
 
+import decimal
+import math
 import typing as t
 import uuid
 from urllib.parse import quote
@@ -49,6 +51,20 @@ class BaseConverter:
 
 class StringConverter(BaseConverter):
     """``<name>`` or ``<string:name>``: any text without a slash."""
+
+    def to_url(self, value: t.Any) -> str:
+        """Percent-encode the value.
+
+        :raises ValueError: the value holds a slash: servers decode ``%2F``
+            before routing, so the URL could never match this rule again.
+        """
+        text = str(value)
+        if "/" in text:
+            raise ValueError(
+                f"<string> matches no slash, and {text!r} has one; use"
+                " <path:name> in the rule for values with slashes"
+            )
+        return super().to_url(text)
 
 
 class PathConverter(BaseConverter):
@@ -95,11 +111,18 @@ class FloatConverter(BaseConverter):
         return float(value)
 
     def to_url(self, value: t.Any) -> str:
-        """The number written with a decimal point."""
+        """The number written with a decimal point and no exponent
+        (``1e-07`` becomes ``0.0000001``), so that the rule matches it back.
+
+        :raises ValueError: ``value`` is negative, infinite or not a number.
+        """
         number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"<float> accepts finite numbers only: {value!r}.")
         if number < 0:
             raise ValueError(f"<float> does not accept negative numbers: {value!r}.")
-        return repr(number)
+        text = format(decimal.Decimal(repr(number)), "f")
+        return text if "." in text else text + ".0"
 
 
 class UUIDConverter(BaseConverter):
