@@ -129,7 +129,10 @@ def test_specific_rules_win_whatever_the_order(app: API) -> None:
     assert app.test_client().get("/users/new").text == "new"
 
 
-@pytest.mark.parametrize("path", ["/nope", "/price/1", "/users/a/b", "/files/"])
+@pytest.mark.parametrize(
+    "path",
+    ["/nope", "/price/1", "/users/a/b", "/files/", "/price/" + "9" * 400 + ".5"],
+)
 def test_no_match_is_404(app: API, path: str) -> None:
     response = app.test_client().get(path)
     assert response.status_code == 404

@@ -107,8 +107,11 @@ class FloatConverter(BaseConverter):
     weight = 50
 
     def to_python(self, value: str) -> float:
-        """The number."""
-        return float(value)
+        """The number (too many digits to be finite: no match)."""
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"{value!r} overflows a float")
+        return number
 
     def to_url(self, value: t.Any) -> str:
         """The number written with a decimal point and no exponent
