@@ -636,12 +636,24 @@ class API:
 
     # -- tools ----------------------------------------------------------------------
 
-    def test_client(self) -> Client:
+    def test_client(
+        self, use_cookies: bool = True, base_url: str | None = None
+    ) -> Client:
         """A client that sends requests to this app in-process, without a
-        socket: ``app.test_client().get("/")`` (see :mod:`citus.testing`)."""
+        socket: ``app.test_client().get("/")`` (see :mod:`citus.testing`).
+
+        :param use_cookies: keep the cookies the app sets, as a browser does.
+        :param base_url: scheme and host of requests given as a path; by
+            default ``SERVER_NAME`` when set (``http://localhost:8000``), else
+            ``http://localhost``.
+        """
         from .testing import Client
 
-        return Client(self)
+        if base_url is None:
+            server_name = self.config.get("SERVER_NAME")
+            scheme = self.config.get("PREFERRED_URL_SCHEME") or "http"
+            base_url = f"{scheme}://{server_name or 'localhost'}"
+        return Client(self, base_url=base_url, use_cookies=use_cookies)
 
     def run(
         self,

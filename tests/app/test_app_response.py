@@ -214,6 +214,13 @@ def test_client_keeps_and_forgets_cookies(client: Client) -> None:
     assert client.get_cookie("session") == "a%20b%3Bc"
 
 
+def test_client_without_cookies() -> None:
+    app = make_app()
+    client = app.test_client(use_cookies=False)
+    client.get("/cookie")
+    assert client.get("/read-cookie").get_json() == {}
+
+
 def test_client_as_a_context_manager(client: Client) -> None:
     with client as inside:
         assert inside is client

@@ -377,6 +377,21 @@ def test_empty_subdomain_means_the_bare_server_name_only() -> None:
     assert app.url_for("bare") == "/"
 
 
+def test_test_client_sends_requests_to_server_name() -> None:
+    app = API("client_host")
+    app.config["SERVER_NAME"] = "localhost:8000"
+
+    @app.route("/", subdomain="")
+    def bare() -> str:
+        return request.host
+
+    assert app.test_client().get("/").text == "localhost:8000"
+    other = app.test_client(base_url="http://127.0.0.1:8000")
+    assert other.get("/").status_code == 404  # not the bare SERVER_NAME
+    app.config["SERVER_NAME"] = None
+    assert app.test_client().get("/").status_code == 404  # subdomain rules off
+
+
 def test_subdomain_rules_need_server_name() -> None:
     app = API("no_server_name")
 
