@@ -499,3 +499,27 @@ def test_plain_text_escapes_terminal_control_characters(isolated_state: None) ->
     assert "\x1b" not in text and "\x07" not in text and "\x9b" not in text
     assert "ValueError: order \\x1b]0;pwned\\x07 \\x1b[2J\\x9b\tend" in text
     assert "Traceback (most recent call last):\n" in text
+
+
+def test_a_deep_recursion_is_folded_after_three_frames(isolated_state: None) -> None:
+    def countdown(n: int) -> int:
+        return countdown(n - 1) if n else 1 // n
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        countdown(50)
+        return []
+
+    html = browser_get(Caller(DebuggedApplication(app)), "/")
+    # 51 calls on one line: 3 shown, like Python's "[Previous line repeated 48
+    # more times]".
+    assert "The frame above repeated 48 more times" in html
+    shown, folded = html.split('<li class="repeat-group">', 1)
+    assert shown.count('<span class="function">') == 4  # app and 3 countdowns
+    # The folded frames are still there, each with its console.
+    assert (
+        folded.count(
+            '<span class="function">test_a_deep_recursion_is_folded_after_three_frames'
+            ".&lt;locals&gt;.countdown</span>"
+        )
+        == 48
+    )

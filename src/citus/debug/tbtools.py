@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import builtins
 import html
+import itertools
 import linecache
 import os
 import secrets
@@ -42,6 +43,8 @@ MAX_GROUP_MEMBERS = 20
 MAX_GROUP_DEPTH = 5
 #: Most locals shown per frame.
 MAX_LOCALS = 100
+#: Frames of one place in a row (a recursion) shown before the rest is folded.
+REPEATS_SHOWN = 3
 
 _BaseExceptionGroup: type[BaseException] | None = getattr(
     builtins, "BaseExceptionGroup", None
@@ -99,6 +102,11 @@ class Frame:
     locals: list[tuple[str, str]]
     #: The live frame, for the console; ``None`` for a syntax error's location.
     frame: types.FrameType | None = None
+
+    @property
+    def place(self) -> tuple[str, int, str]:
+        """File, line and function: equal for the frames of a recursion."""
+        return (self.filename, self.lineno, self.function)
 
     @property
     def line(self) -> str:
@@ -361,29 +369,52 @@ def _render_frame(frame: Frame, console: bool) -> str:
     )
 
 
+def _fold_repeats(frames: list[Frame]) -> list[Frame | list[Frame]]:
+    """``frames`` with each run of the same place (a recursion) cut after
+    :data:`REPEATS_SHOWN` frames: the rest of the run becomes one list."""
+    out: list[Frame | list[Frame]] = []
+    index = 0
+    while index < len(frames):
+        place = frames[index].place
+        end = index
+        while end < len(frames) and frames[end].place == place:
+            end += 1
+        out.extend(frames[index : min(end, index + REPEATS_SHOWN)])
+        if end - index > REPEATS_SHOWN:
+            out.append(frames[index + REPEATS_SHOWN : end])
+        index = end
+    return out
+
+
+def _frame_items(frames: list[Frame], console: bool) -> str:
+    items = []
+    for item in _fold_repeats(frames):
+        if isinstance(item, Frame):
+            items.append(_render_frame(item, console))
+            continue
+        inner = "".join(_render_frame(f, console) for f in item)
+        items.append(
+            '<li class="repeat-group"><details><summary>'
+            f"The frame above repeated {len(item)} more times"
+            f'</summary><ol class="frames">{inner}</ol></details></li>'
+        )
+    return "".join(items)
+
+
 def _render_frames(frames: list[Frame], console: bool) -> str:
     out: list[str] = []
-    run: list[Frame] = []
-
-    def flush() -> None:
-        if not run:
-            return
+    for library, group in itertools.groupby(frames, key=lambda f: f.library):
+        run = list(group)
+        items = _frame_items(run, console)
+        if not library:
+            out.append(items)
+            continue
         label = "frame" if len(run) == 1 else "frames"
-        inner = "".join(_render_frame(f, console) for f in run)
         out.append(
             '<li class="library-group"><details><summary>'
             f"{len(run)} {label} from the standard library or installed packages"
-            f'</summary><ol class="frames">{inner}</ol></details></li>'
+            f'</summary><ol class="frames">{items}</ol></details></li>'
         )
-        run.clear()
-
-    for frame in frames:
-        if frame.library:
-            run.append(frame)
-        else:
-            flush()
-            out.append(_render_frame(frame, console))
-    flush()
     return f'<ol class="frames">{"".join(out)}</ol>'
 
 
