@@ -275,3 +275,40 @@ def test_repeated_request_headers_over_http(live_server: t.Any) -> None:
     )
     assert over_http == in_process
     assert over_http == {"accept": ["text/html, */*"], "cookies": {"a": "1", "b": "2"}}
+
+
+def test_notes_tour_under_citus_run(run_citus: t.Any) -> None:
+    """The README's tour of the notes example, under a real ``citus run``
+    (debug mode, reloader and all), with the api subdomain as the Host."""
+    import http.client
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    with run_citus(
+        "--app", "examples/notes/app.py", "run", "--debug", "--port", "0", cwd=root
+    ) as proc:
+        url = proc.wait_for_url()
+        port = int(url.rsplit(":", 1)[1])
+        proc.wait_for_log(r"Debugger PIN|Debugger is active")
+
+        def call(
+            method: str, path: str, host: str, body: bytes | None = None
+        ) -> tuple[int, bytes]:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                headers = {"Host": f"{host}:{port}"}
+                if body is not None:
+                    headers["Content-Type"] = "application/json"
+                connection.request(method, path, body=body, headers=headers)
+                response = connection.getresponse()
+                return response.status, response.read()
+            finally:
+                connection.close()
+
+        assert call("GET", "/api/notes", "localhost") == (200, b"[]\n")
+        status, body = call("POST", "/notes", "api.localhost", b'{"text": "hi"}')
+        assert status == 201 and json.loads(body)["text"] == "hi"
+        status, body = call("GET", "/", "api.localhost")
+        assert json.loads(body) == {"notes": f"http://api.localhost:{port}/notes"}
+        status, body = call("GET", "/", "localhost")
+        assert status == 200 and b"<li>hi <small>by anonymous</small></li>" in body
