@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import typing as t
@@ -475,7 +476,7 @@ def test_renderer_failure_falls_back_to_plain_500(
     assert result.status == 500
     assert result.text == "Internal Server Error: the traceback is in the terminal.\n"
     assert "conftest.Boom" in caplog.text
-    assert "could not render its page: MemoryError('renderer ran out')" in caplog.text
+    assert "could not render its page: MemoryError: renderer ran out" in caplog.text
 
 
 def test_sys_exit_in_a_view_gets_the_page(isolated_state: None) -> None:
@@ -523,3 +524,19 @@ def test_a_deep_recursion_is_folded_after_three_frames(isolated_state: None) -> 
         )
         == 48
     )
+
+
+def test_undecodable_file_names_do_not_break_the_page(isolated_state: None) -> None:
+    # os.fsdecode() of a file name that is not UTF-8 holds lone surrogates.
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        name = os.fsdecode(b"report-\xff.txt")
+        raise FileNotFoundError(f"no such file: {name}")
+
+    client = Caller(DebuggedApplication(app))
+    html = browser_get(client, "/")
+    assert '<h1 class="exc-type">FileNotFoundError</h1>' in html
+    assert "no such file: report-\\udcff.txt" in html
+    text = client.get("/", headers={"Accept": "*/*"}).text
+    assert "FileNotFoundError: no such file: report-\\udcff.txt" in text
+    data = client.get("/", headers={"Accept": "application/json"}).json()
+    assert data["error"]["message"] == "no such file: report-\udcff.txt"

@@ -231,7 +231,11 @@ class DebuggedApplication:
             try:
                 status, headers, body = self._error_response(environ, error, form_body)
             except Exception as failure:  # a bug here must not hide the app's error
-                echo(f"The debugger could not render its page: {failure!r}", err=True)
+                kind = type(failure).__name__
+                echo(
+                    f"The debugger could not render its page: {kind}: {failure}",
+                    err=True,
+                )
                 status = "500 INTERNAL SERVER ERROR"
                 headers = self._headers("text/plain; charset=utf-8")
                 body = b"Internal Server Error: the traceback is in the terminal.\n"
@@ -294,16 +298,16 @@ class DebuggedApplication:
                 return status, self._headers("application/json"), to_json(data)
             if kind == "text":
                 text = f"Internal Server Error\n\n{reason}\n"
-                return status, self._headers("text/plain; charset=utf-8"), text.encode()
+                return status, self._headers("text/plain; charset=utf-8"), _utf8(text)
             page = render_minimal_page(reason)
-            return status, self._headers("text/html; charset=utf-8"), page.encode()
+            return status, self._headers("text/html; charset=utf-8"), _utf8(page)
         tb = self._store(error)
         if kind == "json":
             return status, self._headers("application/json"), to_json(tb.to_json())
         if kind == "text":
             # Read in a terminal (curl): a message's escape codes stay inert.
             text = escape_terminal(tb.text)
-            return status, self._headers("text/plain; charset=utf-8"), text.encode()
+            return status, self._headers("text/plain; charset=utf-8"), _utf8(text)
         # A browser that unlocked before a lockout keeps its console, so the
         # page keeps the buttons and only warns.
         console_reason = self._console_reason(environ)
@@ -321,7 +325,7 @@ class DebuggedApplication:
             config=find_config(self.app),
             notice=notice,
         )
-        return status, self._headers("text/html; charset=utf-8"), page.encode()
+        return status, self._headers("text/html; charset=utf-8"), _utf8(page)
 
     @staticmethod
     def _headers(content_type: str) -> list[tuple[str, str]]:
@@ -484,7 +488,7 @@ class DebuggedApplication:
                 console_reason=self._console_reason(environ),
             )
             start_response("200 OK", self._headers("text/html; charset=utf-8"))
-            return [page.encode()]
+            return [_utf8(page)]
         handlers = {"/pin": self._pin, "/status": self._status, "/eval": self._eval}
         handler = handlers.get(sub)
         if handler is None:
@@ -637,6 +641,12 @@ class DebuggedApplication:
                 console = Console(frame.frame.f_globals, frame.frame.f_locals)
                 tb.consoles[frame.id] = console
             return console
+
+
+def _utf8(text: str) -> bytes:
+    # Lone surrogates (a file name decoded with os.fsdecode) are shown as
+    # \udcff rather than failing the whole page.
+    return text.encode("utf-8", "backslashreplace")
 
 
 def _is_local_name(name: str) -> bool:
