@@ -486,3 +486,48 @@ def test_killed_supervisor_stops_a_child_still_importing_the_app(
 
     os.kill(proc.pid, signal.SIGKILL)
     wait_until(lambda: pid_gone(child), timeout=5)
+
+
+@pytest.mark.parametrize("how", ["script", "citus run"])
+def test_ctrl_c_while_the_child_imports_prints_no_traceback(
+    run_python: Runner, run_citus: Runner, tmp_path: Path, how: str
+) -> None:
+    # The child is interrupted in the middle of the user's module (a reload
+    # in progress, a slow import): Ctrl+C must still stop quietly.
+    app = tmp_path / "app.py"
+    slow = (
+        "import os, sys, time\n"
+        "if os.environ.get('CITUS_RUN_MAIN') == 'true':\n"
+        "    print('child importing', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    if how == "script":
+        write(app, slow + app_source("one", "stat"))
+        proc = run_python("app.py", cwd=tmp_path)
+    else:
+        write(app, slow + CITUS_APP.format(message="one"))
+        proc = run_citus(
+            "--app", "app", "run", "--debug", "--port", "0", "--reloader-type", "stat"
+        )
+    proc.wait_for_log("child importing")
+    proc.interrupt()
+    assert proc.wait() == 0
+    assert "Traceback" not in proc.log.text, proc.log.text
+    assert "KeyboardInterrupt" not in proc.log.text, proc.log.text
+
+
+def test_quiet_stop_drops_only_a_final_interrupt_traceback() -> None:
+    from citus.reloader.supervisor import _quiet_stop
+
+    interrupted = (
+        b"served\nTraceback (most recent call last):\n"
+        b'  File "app.py", line 4, in <module>\n    time.sleep(60)\nKeyboardInterrupt\n'
+    )
+    assert _quiet_stop(interrupted) == b"served\n"
+    coloured = interrupted.replace(
+        b"KeyboardInterrupt", b"\x1b[35mKeyboardInterrupt\x1b[0m"
+    )
+    assert _quiet_stop(coloured) == b"served\n"
+    other = b"Traceback (most recent call last):\nValueError: real\n"
+    assert _quiet_stop(other) == other
+    assert _quiet_stop(b"bye\n") == b"bye\n"

@@ -109,6 +109,8 @@ class _Child:
         self.tail = bytearray()
         self.tail_lock = threading.Lock()
         self.tee_thread: threading.Thread | None = None
+        #: Its output after Ctrl+C, shown once it exits (see :func:`_quiet_stop`).
+        self.held = bytearray()
 
     def tail_text(self) -> str:
         with self.tail_lock:
@@ -166,6 +168,8 @@ class Supervisor:
         self._crashed: _Child | None = None
         self._spare: _Child | None = None
         self._spares_work = False
+        #: Set as soon as Ctrl+C (or SIGTERM) reaches the supervisor.
+        self._stopping = threading.Event()
         self._spares_wanted = os.environ.get(PRESTART_ENV, "1").strip() not in (
             "0",
             "false",
@@ -306,11 +310,18 @@ class Supervisor:
                     child.tail += chunk
                     if len(child.tail) > TAIL_BYTES:
                         del child.tail[: len(child.tail) - TAIL_BYTES]
+                    if self._stopping.is_set():
+                        child.held += chunk
+                        continue
                 if not child.spare:
                     # A spare's output (a Ctrl+C while it starts) is noise.
                     _write_stderr(chunk)
         finally:
             os.close(fd)
+            with child.tail_lock:
+                held, child.held = bytes(child.held), bytearray()
+            if held and not child.spare:
+                _write_stderr(_quiet_stop(held))
 
     def _listen(self, child: _Child, sock: socket.socket) -> None:
         """Read the child's messages (one JSON object per line)."""
@@ -396,9 +407,10 @@ class Supervisor:
 
     def run(self) -> int:
         """Supervise until Ctrl+C (0), a child's exit 0 (0) or ``EXIT_FATAL`` (1)."""
-        previous = None
+        previous = previous_int = None
         if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGTERM, _raise_stop)
+            previous = signal.signal(signal.SIGTERM, self._on_stop_signal)
+            previous_int = signal.signal(signal.SIGINT, self._on_stop_signal)
         try:
             self._spawn(None)
             # Named once the child is on its way (naming may import watchdog);
@@ -407,12 +419,28 @@ class Supervisor:
             echo(f" * Restarting with {name() if callable(name) else name}")
             return self._loop()
         except (KeyboardInterrupt, _Stop):
+            self._stopping.set()
             return 0
         finally:
             self._leave_crash()
             self._stop_children()
+            # Their last words (held back since Ctrl+C) go out before we exit.
+            for child in self._children:
+                if child.tee_thread is not None:
+                    child.tee_thread.join(1.0)
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+            if previous_int is not None:
+                signal.signal(signal.SIGINT, previous_int)
+
+    def _on_stop_signal(self, signum: int, frame: object) -> None:
+        # The children got Ctrl+C too: from this moment their output is held
+        # back, so that the traceback of one interrupted while it was
+        # importing never reaches the terminal (see _quiet_stop).
+        self._stopping.set()
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise _Stop()
 
     def _loop(self) -> int:
         from . import EXIT_FATAL, EXIT_RELOAD, EXIT_USAGE
@@ -509,8 +537,22 @@ def _lines(stream: t.IO[bytes]) -> t.Iterator[bytes]:
         yield line
 
 
-def _raise_stop(signum: int, frame: object) -> None:
-    raise _Stop()
+_TRACEBACK_START = "Traceback (most recent call last):"
+
+
+def _quiet_stop(data: bytes) -> bytes:
+    """A child's output after Ctrl+C, without a final traceback that ends in
+    ``KeyboardInterrupt`` (a child interrupted while it imported, or between
+    two states, says nothing the user needs: they pressed Ctrl+C)."""
+    lines = data.split(b"\n")
+    plain = [_ANSI.sub("", line.decode("utf-8", "replace")).strip() for line in lines]
+    last = next((i for i in range(len(plain) - 1, -1, -1) if plain[i]), None)
+    if last is None or not plain[last].startswith("KeyboardInterrupt"):
+        return data
+    for i in range(last, -1, -1):
+        if plain[i] == _TRACEBACK_START:
+            return b"\n".join(lines[:i]) + (b"\n" if i else b"")
+    return data
 
 
 def _describe_status(code: int) -> str:
