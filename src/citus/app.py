@@ -502,6 +502,9 @@ class API:
             response = handled
         for after in self.after_request_funcs:
             response = after(response) or response
+        # A header that cannot be sent fails here, where the 500 page (or the
+        # debugger) can still say why, rather than inside the server.
+        response.check_headers()
         return response
 
     def dispatch_request(self, request: Request) -> Response:

@@ -214,6 +214,43 @@ def test_client_keeps_and_forgets_cookies(client: Client) -> None:
     assert client.get_cookie("session") == "a%20b%3Bc"
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("Content-Disposition", 'attachment; filename="€.txt"', "filename\\*=UTF-8"),
+        ("X Bad", "1", "Invalid header name 'X Bad'"),
+        ("X-Colon:", "1", "Invalid header name"),
+    ],
+)
+def test_unsendable_headers_fail_in_the_app_not_in_the_server(
+    name: str, value: str, message: str
+) -> None:
+    app = API("bad_headers")
+
+    @app.route("/")
+    def index() -> tuple[str, dict[str, str]]:
+        return "x", {name: value}
+
+    app.debug = True  # the error reaches the test (and the debugger) as is
+    with pytest.raises(ValueError, match=message):
+        app.test_client().get("/")
+    app.debug = False  # otherwise it is the app's own 500 page
+    assert app.test_client().get("/").status_code == 500
+    with pytest.raises(ValueError, match=message):
+        Response("x", headers={name: value})({}, lambda status, headers: None)
+
+
+def test_latin1_header_values_are_fine() -> None:
+    response = Response("x", headers={"X-Name": "café"})
+    response.check_headers()
+
+
+@pytest.mark.parametrize("name", ["é", "a b", "a;b", "a=b", ""])
+def test_cookie_names_must_be_tokens(name: str) -> None:
+    with pytest.raises(ValueError, match="Invalid cookie name"):
+        Response().set_cookie(name, "1")
+
+
 def test_client_without_cookies() -> None:
     app = make_app()
     client = app.test_client(use_cookies=False)

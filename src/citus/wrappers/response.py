@@ -320,7 +320,7 @@ class Response:
         :param partitioned: CHIPS partitioned cookie (implies ``secure``).
         :raises ValueError: a bad name or ``samesite`` value.
         """
-        if not key or any(c in key for c in ' \t\r\n;,="()<>@:\\/[]?{}'):
+        if not key or not all(c in _TOKEN for c in key):
             raise ValueError(
                 f"Invalid cookie name {key!r}: use letters, digits and !#$%&'*+-.^_`|~."
             )
@@ -383,10 +383,37 @@ class Response:
 
     # -- WSGI ---------------------------------------------------------------------
 
+    def check_headers(self) -> None:
+        """Make sure every header can go on the wire, before anything is sent.
+
+        :raises ValueError: a header name is not an HTTP token, or a value has
+            characters outside Latin-1 (HTTP headers are bytes; PEP 3333 sends
+            them as Latin-1).
+        """
+        for name, value in self.headers.items():
+            if not name or not all(c in _TOKEN for c in name):
+                raise ValueError(
+                    f"Invalid header name {name!r}: use letters, digits and"
+                    " !#$%&'*+-.^_`|~ only, e.g. 'X-Request-Id'."
+                )
+            try:
+                value.encode("latin-1")
+            except UnicodeEncodeError:
+                raise ValueError(
+                    f"The header {name!r} has characters that HTTP headers"
+                    f" cannot carry: {value!r}. Percent-encode the value"
+                    " (urllib.parse.quote), or for a download's file name use"
+                    " filename*=UTF-8''<percent-encoded name>."
+                ) from None
+
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
     ) -> t.Iterable[bytes]:
-        """Send this response as a WSGI application."""
+        """Send this response as a WSGI application.
+
+        :raises ValueError: a header cannot be sent (see :meth:`check_headers`).
+        """
+        self.check_headers()
         if self._status_code in (204, 304) or self._status_code < 200:
             # No body, and no Content-Length, for these statuses (RFC 9110).
             headers = [
@@ -428,6 +455,10 @@ class _Closing:
 
 
 _COOKIE_SAFE = "!#$&'()*+-./:<>?@[]^_`{|}~"
+#: The characters of an HTTP token (RFC 9110, 5.6.2): header and cookie names.
+_TOKEN = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
 
 
 def _cookie_date(value: _dt.datetime | int | float | str) -> str:
