@@ -20,6 +20,9 @@ _FALSE = {"0", "false", "no", "off", ""}
 #: The files :func:`load_dotenv` looks for, highest precedence first.
 DOTENV_NAMES = (".env", ".citusenv")
 
+#: The file and value of each variable that :func:`load_dotenv` set.
+_origins: dict[str, tuple[Path, str]] = {}
+
 #: Set by ``citus run``, ``routes`` and ``shell`` to the id of their process.
 RUN_FROM_CLI_ENV = "CITUS_RUN_FROM_CLI"
 
@@ -127,4 +130,18 @@ def load_dotenv(path: str | os.PathLike[str] | None = None) -> bool:
         for key, value in values.items():
             if value is not None and key not in os.environ:
                 os.environ[key] = value
+                _origins[key] = (file, value)
     return bool(files)
+
+
+def dotenv_origin(name: str) -> Path | None:
+    """The file that :func:`load_dotenv` took the variable ``name`` from.
+
+    :returns: ``None`` when the value of ``name`` did not come from a file
+        loaded by this process (it was set before or changed since, or it is
+        not set).
+    """
+    file, value = _origins.get(name, (None, None))
+    if file is None or os.environ.get(name) != value:
+        return None
+    return file

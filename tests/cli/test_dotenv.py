@@ -61,6 +61,31 @@ def test_env_file_sets_the_app_and_run_options(cli: Runner, write: Writer) -> No
     assert "CITUS_RUN_PORT" in result.stderr
 
 
+def test_app_named_by_a_file_in_a_folder_above(
+    cli: Runner, write: Writer, project: Path
+) -> None:
+    """The nearest .citusenv may be above the current folder, but the module it
+    names is found from that file's folder: the message says where to go."""
+    write("hello.py", APP)
+    write(".citusenv", "CITUS_APP=hello\n")
+    (project / "sub").mkdir()
+    result = cli("routes", cwd=project / "sub")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("Error: Could not import 'hello'")
+    citusenv = str((project / ".citusenv").resolve())
+    assert message.endswith(
+        f" CITUS_APP='hello' was set by {citusenv!r}: run citus in that file's"
+        f" folder ({str(project.resolve())!r}), or give --app a path from here."
+    )
+    # From the file's own folder the app is found; set by hand, no hint.
+    assert cli("routes").returncode == 0
+    result = cli("routes", cwd=project / "sub", env={"CITUS_APP": "hello"})
+    assert result.returncode == 2
+    assert "was set by" not in result.stderr
+
+
 def test_missing_env_file_is_a_usage_error(cli: Runner) -> None:
     result = cli("--env-file", "nope.env", "routes")
     assert result.returncode == 2

@@ -16,9 +16,10 @@ import sys
 import typing as t
 
 import click
+from click.core import ParameterSource
 
 from .. import __version__
-from .._env import load_dotenv
+from .._env import dotenv_origin, load_dotenv
 from .commands import AppInfo, routes_command, run_command, shell_command
 from .discovery import ensure_cwd_importable
 
@@ -92,7 +93,10 @@ def main(ctx: click.Context, app: str | None, debug: bool | None) -> None:
         click.echo(ctx.get_help())
         ctx.exit(0)
     ensure_cwd_importable()
-    ctx.obj = AppInfo(app_ref=app or None, debug=debug)
+    origin = None
+    if ctx.get_parameter_source("app") is ParameterSource.ENVIRONMENT:
+        origin = dotenv_origin("CITUS_APP")
+    ctx.obj = AppInfo(app_ref=app or None, debug=debug, app_origin=origin)
 
 
 main.add_command(run_command)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import typing as t
+from pathlib import Path
 
 import click
 from click.core import ParameterSource
@@ -20,7 +21,7 @@ from .. import reloader
 from .._env import get_debug_flag, mark_run_from_cli, parse_bool
 from .._log import echo
 from ..app import show_server_banner
-from .discovery import check_reference, locate_app
+from .discovery import AppModuleNotFoundError, check_reference, locate_app
 from .loader import format_load_error, load_app_for_serving, supervisor_app
 from .params import CertParamType, SeparatedPathList, check_ssl_options, run_option
 
@@ -40,9 +41,37 @@ class AppInfo:
     :param debug: the group's ``--debug/--no-debug``, or ``None`` if not given.
     """
 
-    def __init__(self, app_ref: str | None = None, debug: bool | None = None):
+    def __init__(
+        self,
+        app_ref: str | None = None,
+        debug: bool | None = None,
+        app_origin: Path | None = None,
+    ):
         self.app_ref = app_ref
         self.debug = debug
+        #: The ``.env``-style file that set ``CITUS_APP``, if one did.
+        self.app_origin = app_origin
+
+    def explain_not_found(
+        self, error: AppModuleNotFoundError
+    ) -> AppModuleNotFoundError:
+        """``error``, saying where ``CITUS_APP`` came from if that file is in
+        another folder.
+
+        The nearest ``.env`` or ``.citusenv`` may be found above the current
+        folder, while the module it names is importable only from the
+        file's own folder: the fix is to run citus there.
+
+        :returns: ``error`` itself, or a new error with the longer message.
+        """
+        origin = self.app_origin
+        if origin is None or origin.parent == Path(os.getcwd()).resolve():
+            return error
+        return AppModuleNotFoundError(
+            f"{error.message} CITUS_APP={self.app_ref!r} was set by"
+            f" {str(origin)!r}: run citus in that file's folder"
+            f" ({str(origin.parent)!r}), or give --app a path from here."
+        )
 
     def load_app(self) -> tuple[WSGIApplication, str]:
         """Import the app now; a user-code error prints its traceback, exit 1."""
@@ -94,6 +123,10 @@ class CitusCommand(click.Command):
             return super().invoke(ctx)
         except KeyboardInterrupt:
             ctx.exit(0)
+        except AppModuleNotFoundError as error:
+            if not isinstance(ctx.obj, AppInfo):
+                raise
+            raise ctx.obj.explain_not_found(error) from None
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         """Parse ``args``; ``run --app hello`` gets a usage error with the fix."""

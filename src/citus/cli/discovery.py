@@ -56,6 +56,10 @@ class NoAppError(click.ClickException):
     exit_code = USAGE_EXIT
 
 
+class AppModuleNotFoundError(NoAppError):
+    """The module or file that the app reference names does not exist."""
+
+
 def split_reference(reference: str) -> tuple[str, str | None]:
     """Split ``MODULE[:ATTRIBUTE]``, keeping Windows drive letters whole.
 
@@ -96,7 +100,7 @@ def prepare_path(module: str) -> str:
             " a module. Give the app's file or package: --app path/to/hello.py."
         )
     if not (path.with_suffix(".py").is_file() or path.is_dir()):
-        raise NoAppError(
+        raise AppModuleNotFoundError(
             f"Could not import {module!r}: there is no file"
             f" {str(path.with_suffix('.py'))!r} and no folder {str(path)!r}."
             " Check the path, relative to the current folder"
@@ -191,7 +195,7 @@ def import_module(module: str, reference: str) -> types.ModuleType:
     except ModuleNotFoundError as error:
         if not _is_module_missing(error, name):
             raise
-        raise NoAppError(_not_found(module, error.name or name)) from None
+        raise AppModuleNotFoundError(_not_found(module, error.name or name)) from None
     _check_not_shadowed(imported, module)
     return imported
 
@@ -493,7 +497,7 @@ def check_reference(reference: str | None) -> str:
         return app_name(prepare_path(module), attribute)
     if module and all(part.isidentifier() for part in module.split(".")):
         if not module_exists(module):
-            raise NoAppError(_not_found(module, module))
+            raise AppModuleNotFoundError(_not_found(module, module))
     return app_name(module, attribute)
 
 
