@@ -346,6 +346,23 @@ def test_request_application_decorator() -> None:
     assert client.get("/?fail=1").status_code == 418
 
 
+def test_request_application_streams_uploads_before_closing_them() -> None:
+    from citus.testing import Client
+
+    @Request.application
+    def wsgi(req: Request) -> Response:
+        upload = req.files["f"]
+
+        def chunks() -> t.Iterator[bytes]:
+            yield b"got "
+            yield upload.read()
+
+        return Response(chunks())
+
+    response = Client(wsgi).post("/", data={"f": (io.BytesIO(b"data"), "f.txt")})
+    assert response.data == b"got data"
+
+
 def test_request_application_takes_view_return_values() -> None:
     from citus.testing import Client
 

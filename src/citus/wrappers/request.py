@@ -472,17 +472,45 @@ class Request:
         def wsgi_app(*args: t.Any) -> t.Iterable[bytes]:
             environ: WSGIEnvironment = args[-2]
             start_response: StartResponse = args[-1]
-            with cls(environ) as request:
+            request = cls(environ)
+            try:
                 try:
                     response = to_response(view(*args[:-2], request), view)
                 except HTTPException as error:
                     response = error.get_response()
-                return response(environ, start_response)
+                body = response(environ, start_response)
+            except BaseException:
+                request.close()
+                raise
+            if not response.is_streamed:
+                request.close()
+                return body
+            # A streamed body may still read the uploads: close them after it.
+            return _ClosingBody(body, request.close)
 
         return wsgi_app
 
 
 _UNSET: t.Any = object()
+
+
+class _ClosingBody:
+    """A response body that calls ``on_close`` once the server closes it."""
+
+    def __init__(self, body: t.Iterable[bytes], on_close: t.Callable[[], None]):
+        self._body = body
+        self._on_close = on_close
+
+    def __iter__(self) -> t.Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._on_close()
 
 
 class _MultipartReader:
