@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 
 import pytest
 
-from citus.debug import DebuggedApplication
+from citus.debug import PREFIX, DebuggedApplication
 from citus.debug import console as console_module
 from citus.debug.console import Console
 from citus.debug.repr import dump_text, is_secret_name, redact_text, safe_repr
 
-from .conftest import Caller, unlock
+from .conftest import BROWSER_ACCEPT, Caller, page_secret, page_traceback, unlock
 from .test_security import evaluate, open_page
 
 
@@ -224,3 +225,35 @@ def test_console_over_wsgi(client: Caller, debugged: DebuggedApplication) -> Non
         "/__citus_debugger__/eval", {"s": secret, "tb": tb, "frame": "99", "cmd": "1"}
     )
     assert bad.status == 404
+
+
+def test_citus_request_in_a_views_console(isolated_state: None) -> None:
+    from citus import API, request
+
+    api = API(__name__)
+    api.config["PROPAGATE_EXCEPTIONS"] = True  # what debug mode sets
+
+    @api.route("/search")
+    def search() -> str:
+        page = int(request.args["page"])
+        return str(100 // (page - 2))
+
+    debugged = DebuggedApplication(api)
+    client = Caller(debugged)
+    html = client.get("/search?q=shoes&page=2", headers={"Accept": BROWSER_ACCEPT})
+    secret = page_secret(html.text)
+    tb = page_traceback(html.text)
+    frame = re.findall(r'data-frame="(\d+)" title', html.text)[-1]
+    unlock(client, debugged, secret)
+
+    def run(cmd: str) -> str:
+        fields = {"s": secret, "tb": tb, "frame": frame, "cmd": cmd}
+        data = client.post_form(PREFIX + "/eval", fields).json()
+        return str(data["output"])
+
+    # The view's console sees the request that failed, as the view did.
+    assert run("page") == "2\n"
+    assert run("request.args['q'], request.path") == "('shoes', '/search')\n"
+    assert run("from citus.globals import current_app") == ""
+    assert run("current_app.name") == repr(api.name) + "\n"
+    assert run("request.method") == "'GET'\n"

@@ -19,6 +19,7 @@ API under :data:`PREFIX`: static assets, the PIN check and the per-frame console
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import hmac
 import io
@@ -638,9 +639,26 @@ class DebuggedApplication:
                 return "This frame has no console (it is a syntax error's location)."
             console = tb.consoles.get(frame.id)
             if console is None:
-                console = Console(frame.frame.f_globals, frame.frame.f_locals)
+                console = Console(
+                    frame.frame.f_globals,
+                    frame.frame.f_locals,
+                    context=_request_context(tb, index),
+                )
                 tb.consoles[frame.id] = console
             return console
+
+
+def _request_context(tb: Traceback, index: int) -> contextvars.Context | None:
+    """The context the failed request ran in: a :class:`contextvars.Context`
+    held by a local of frame ``index`` or of a frame that called it (citus's
+    ``API`` keeps one while it dispatches), the nearest first."""
+    for frame in reversed(tb.frames[: index + 1]):
+        if frame.frame is None:
+            continue
+        for value in list(frame.frame.f_locals.values()):
+            if isinstance(value, contextvars.Context):
+                return value
+    return None
 
 
 def _utf8(text: str) -> bytes:

@@ -15,6 +15,7 @@ import ast
 import builtins
 import codeop
 import contextlib
+import contextvars
 import io
 import sys
 import threading
@@ -79,13 +80,18 @@ class Console:
 
     :param globals: the frame's globals (copied, so the module is not changed).
     :param locals: the frame's locals (copied, then kept between inputs).
+    :param context: the :mod:`contextvars` context the request ran in, if
+        known: inputs run in a copy of it, so that context-local proxies such
+        as ``citus.request`` still name the request that failed.
     """
 
     def __init__(
         self,
         globals: dict[str, t.Any],
         locals: t.Mapping[str, t.Any] | None = None,
+        context: contextvars.Context | None = None,
     ) -> None:
+        self._context = context.copy() if context is not None else None
         namespace = dict(globals)
         if locals:
             namespace.update(locals)
@@ -168,7 +174,10 @@ class Console:
         sys.displayhook = displayhook
         try:
             with _routed_to(out):
-                exec(code, namespace)
+                if self._context is None:
+                    exec(code, namespace)
+                else:
+                    self._context.run(exec, code, namespace)
         except SystemExit:
             out.write("SystemExit is ignored: the console cannot stop the server.\n")
             return False
