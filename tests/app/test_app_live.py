@@ -99,6 +99,10 @@ def test_body_over_the_limit_is_413(notes: t.Any, live_server: t.Any) -> None:
         ("/static/..%5capp.py", 404),
         ("/static/%00", 400),
         ("/static/style.css%00.png", 400),
+        ("/static/../app.py", 404),
+        ("/static/..\\app.py", 404),
+        ("/static//etc/passwd", 404),
+        ("/static/%2Fetc%2Fpasswd", 404),
     ],
 )
 def test_static_traversal_over_http(
@@ -107,7 +111,7 @@ def test_static_traversal_over_http(
     server = live_server(notes.app)
     got, _, body = server.request("GET", target)
     assert got == status
-    assert b"import" not in body
+    assert b"import" not in body and b"root:" not in body
 
 
 def test_multipart_upload_and_streaming_over_http(live_server: t.Any) -> None:
