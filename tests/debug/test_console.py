@@ -257,3 +257,6 @@ def test_citus_request_in_a_views_console(isolated_state: None) -> None:
     assert run("from citus.globals import current_app") == ""
     assert run("current_app.name") == repr(api.name) + "\n"
     assert run("request.method") == "'GET'\n"
+    shown = run("dump(request)")
+    assert shown.startswith("citus.wrappers.request.Request: <Request GET ")
+    assert "args = MultiDict([('q', 'shoes'), ('page', '2')])" in shown

@@ -166,7 +166,13 @@ def dump_text(obj: object = None, namespace: dict[str, t.Any] | None = None) -> 
                 continue
             lines.append(f"  {name} = {redact(name, namespace[name], 200)}")
         return "\n".join(lines)
-    kind = type(obj)
+    # __class__, not type(): a proxy (citus.request) names what it stands for.
+    try:
+        kind = obj.__class__
+    except Exception:
+        kind = type(obj)
+    if not isinstance(kind, type):
+        kind = type(obj)
     lines.append(f"{kind.__module__}.{kind.__qualname__}: {safe_repr(obj)}")
     doc = getattr(obj, "__doc__", None)
     if isinstance(doc, str) and doc.strip() and kind.__module__ != "builtins":
