@@ -253,5 +253,12 @@ def test_help_reads_well() -> None:
     bare = runner.invoke(main, [])
     assert bare.exit_code == 0
     assert bare.output == top.output
-    # -h is the host, so help is --help only.
-    assert runner.invoke(main, ["run", "-h"]).exit_code == 2
+    # -h is help too, except in run, where it is the host.
+    assert runner.invoke(main, ["-h"]).output == top.output
+    assert "routes [OPTIONS]" in runner.invoke(main, ["routes", "-h"]).output
+    assert "-h, --help" not in run.output
+    message = usage_error(runner.invoke(main, ["run", "-h"]))
+    assert message == (
+        "Error: Option '-h' requires an argument. In citus run, -h is --host:"
+        " for help, use citus run --help."
+    )

@@ -42,7 +42,8 @@ def _set_debug(ctx: click.Context, param: click.Parameter, value: t.Any) -> t.An
 
 @click.group(
     invoke_without_command=True,
-    context_settings={"help_option_names": ["--help"]},
+    # -h is help too, except in citus run, where it is --host (as in flask).
+    context_settings={"help_option_names": ["-h", "--help"]},
     epilog="Run 'citus COMMAND --help' for a command's options."
     " Docs: the 'Command line' page of the citus documentation.",
 )

@@ -132,6 +132,14 @@ class CitusCommand(click.Command):
         """Parse ``args``; ``run --app hello`` gets a usage error with the fix."""
         try:
             return super().parse_args(ctx, args)
+        except click.BadOptionUsage as error:
+            if error.option_name != "-h" or self.name != "run":
+                raise
+            raise click.UsageError(
+                f"{error.message} In citus run, -h is --host: for help, use"
+                " citus run --help.",
+                ctx=ctx,
+            ) from None
         except click.NoSuchOption as error:
             option = error.option_name
             if option not in _GROUP_OPTIONS:
