@@ -94,6 +94,21 @@ def test_url_parts_and_args(app: API) -> None:
     assert data["args"]["empty"] == [""]
 
 
+def test_url_is_ascii_and_full_path_is_readable(app: API) -> None:
+    # A client that sent UTF-8 bytes without percent-encoding them.
+    data = (
+        app.test_client()
+        .get(
+            "/info",
+            environ_overrides={"QUERY_STRING": "q=caf\xc3\xa9&tag=%C3%A9"},
+        )
+        .get_json()
+    )
+    assert data["url"] == "http://localhost/info?q=caf%C3%A9&tag=%C3%A9"
+    assert data["full_path"] == "/info?q=café&tag=%C3%A9"
+    assert data["args"] == {"q": ["café"], "tag": ["é"]}
+
+
 def test_args_type_conversion_falls_back_to_default(app: API) -> None:
     data = app.test_client().get("/info", query_string={"page": "x"}).get_json()
     assert data["page"] == 1

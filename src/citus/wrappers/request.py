@@ -188,8 +188,12 @@ class Request:
 
     @property
     def url(self) -> str:
-        """The full URL: ``http://localhost:8000/search?q=citus``."""
-        query = self.query_string.decode("latin-1")
+        """The full URL: ``http://localhost:8000/search?q=citus``.
+
+        Characters a URL cannot hold as they are (a raw ``é`` in the query
+        string) are percent-encoded, as in :attr:`base_url`.
+        """
+        query = quote(self.query_string, safe="&=+%/?:@!$'()*,;~[]")
         return f"{self.base_url}?{query}" if query else self.base_url
 
     @functools.cached_property
