@@ -606,3 +606,23 @@ def test_trusts_request_is_the_endpoints_rule(debugged: DebuggedApplication) -> 
     assert not debugged.trusts_request(environ(HTTP_HOST="localhost:1@attacker.test"))
     assert not debugged.trusts_request(environ(HTTP_ORIGIN="http://attacker.example"))
     assert not debugged.trusts_request(environ(HTTP_SEC_FETCH_SITE="cross-site"))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links as on POSIX")
+def test_a_state_file_swapped_for_a_link_is_not_followed(
+    client: Caller, debugged: DebuggedApplication, tmp_path: Path
+) -> None:
+    # A private file of the user's (a key) must never be read or overwritten.
+    precious = tmp_path / "id_key"
+    precious.write_text("PRIVATE KEY")
+    precious.chmod(0o600)
+    path = os.environ["CITUS_DEBUGGER_STATE"]
+    os.remove(path)
+    os.symlink(precious, path)
+    secret, tb = open_page(client)
+    for attempt in range(3):
+        client.post_form(PREFIX + "/pin", {"s": secret, "pin": f"{attempt:09d}"})
+    assert unlock(client, debugged, secret).status == 200
+    assert precious.read_text() == "PRIVATE KEY"
+    now = os.environ["CITUS_DEBUGGER_STATE"]
+    assert now != path and not os.path.islink(now)

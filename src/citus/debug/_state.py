@@ -149,6 +149,12 @@ def _write_new(path: str, data: dict[str, t.Any]) -> bool:
     return True
 
 
+def _open_no_link(path: str) -> t.IO[str]:
+    """Open ``path`` for reading and writing, refusing a symbolic link."""
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+    return open(fd, "r+", encoding="utf-8")
+
+
 class SharedState:
     """The PIN and the failed-attempt count, in a file shared across processes.
 
@@ -224,9 +230,12 @@ class SharedState:
 
     def _open(self) -> t.IO[str]:
         try:
-            file = open(self.path, "r+", encoding="utf-8")
+            file = _open_no_link(self.path)
         except FileNotFoundError:
             pass
+        except OSError:  # ELOOP: a symbolic link was put in its place
+            self._relocate()
+            return _open_no_link(self.path)
         else:
             if _is_private(os.fstat(file.fileno())):
                 return file
@@ -238,9 +247,12 @@ class SharedState:
         if not _private_folder(folder) or not (
             _write_new(self.path, self._fresh()) or self._usable(self.path)
         ):
-            self.path = self._create(self._fresh())[0]
-            os.environ[STATE_ENV] = self.path
-        return open(self.path, "r+", encoding="utf-8")
+            self._relocate()
+        return _open_no_link(self.path)
+
+    def _relocate(self) -> None:
+        self.path = self._create(self._fresh())[0]
+        os.environ[STATE_ENV] = self.path
 
     def update(self, change: t.Callable[[dict[str, t.Any]], t.Any]) -> t.Any:
         """Apply ``change`` to the state under both locks and return its result."""
