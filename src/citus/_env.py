@@ -47,6 +47,18 @@ def is_run_from_cli() -> bool:
     return os.environ.get(RUN_FROM_CLI_ENV) == str(os.getpid())
 
 
+class EnvFileError(Exception):
+    """A ``.env``-style file that cannot be read: not UTF-8, or unreadable.
+
+    :param path: the file.
+    :param reason: why, as a sentence that ends with the fix.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = Path(path)
+        super().__init__(f"Could not load {str(path)!r}: {reason}")
+
+
 def parse_bool(value: str) -> bool | None:
     """``True``/``False`` for ``1/0``, ``true/false``, ``yes/no``, ``on/off``.
 
@@ -107,6 +119,7 @@ def load_dotenv(path: str | os.PathLike[str] | None = None) -> bool:
     :param path: one more file to load, above the two defaults (the command
         line's ``--env-file``).
     :returns: ``True`` if at least one file was loaded.
+    :raises EnvFileError: when a file is not UTF-8 or cannot be read.
     """
     files = find_dotenv_files()
     if path is not None and Path(path).is_file():
@@ -126,12 +139,30 @@ def load_dotenv(path: str | os.PathLike[str] | None = None) -> bool:
             )
         return False
     for file in files:
-        values: dict[str, t.Any] = dict(dotenv_values(file, encoding="utf-8"))
+        values = _read_env_file(file, dotenv_values)
         for key, value in values.items():
             if value is not None and key not in os.environ:
                 os.environ[key] = value
                 _origins[key] = (file, value)
     return bool(files)
+
+
+def _read_env_file(
+    file: Path, dotenv_values: t.Callable[..., t.Mapping[str, str | None]]
+) -> dict[str, str | None]:
+    """The variables of ``file``; an :class:`EnvFileError` if it can't be read."""
+    try:
+        return dict(dotenv_values(file, encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise EnvFileError(
+            file,
+            f"it is not UTF-8 text (byte {error.object[error.start]:#04x} at"
+            f" offset {error.start}). Save it as UTF-8.",
+        ) from None
+    except OSError as error:
+        raise EnvFileError(
+            file, f"{error.strerror or error}. Fix its permissions, or remove it."
+        ) from None
 
 
 def dotenv_origin(name: str) -> Path | None:

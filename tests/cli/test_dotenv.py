@@ -86,6 +86,19 @@ def test_app_named_by_a_file_in_a_folder_above(
     assert "was set by" not in result.stderr
 
 
+def test_a_file_that_is_not_utf8_is_one_line(
+    cli: Runner, write: Writer, project: Path
+) -> None:
+    write("wsgi.py", APP)
+    (project / ".env").write_bytes(b"GREETING=caf\xe9\n")
+    result = cli("routes")
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"Error: Could not load {str((project / '.env').resolve())!r}: it is not"
+        " UTF-8 text (byte 0xe9 at offset 12). Save it as UTF-8.\n"
+    )
+
+
 def test_missing_env_file_is_a_usage_error(cli: Runner) -> None:
     result = cli("--env-file", "nope.env", "routes")
     assert result.returncode == 2

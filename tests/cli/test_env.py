@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from citus._env import find_dotenv_files, get_debug_flag, load_dotenv, parse_bool
+from citus._env import (
+    EnvFileError,
+    _read_env_file,
+    find_dotenv_files,
+    get_debug_flag,
+    load_dotenv,
+    parse_bool,
+)
 
 
 @pytest.fixture
@@ -73,3 +80,27 @@ def test_precedence_and_no_override(
 
 def test_nothing_to_load(clean_env: Path) -> None:
     assert load_dotenv() is False
+
+
+def test_a_file_that_is_not_utf8_is_named(clean_env: Path) -> None:
+    (clean_env / ".env").write_bytes(b"X_ONE=caf\xe9\n")
+    with pytest.raises(EnvFileError) as caught:
+        load_dotenv()
+    assert str(caught.value) == (
+        f"Could not load {str(clean_env / '.env')!r}: it is not UTF-8 text"
+        " (byte 0xe9 at offset 9). Save it as UTF-8."
+    )
+    assert "X_ONE" not in os.environ
+
+
+def test_an_unreadable_file_is_named(tmp_path: Path) -> None:
+    # Permissions do not stop root, so the read itself is made to fail.
+    def refuse(path: Path, encoding: str) -> dict[str, str | None]:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    with pytest.raises(EnvFileError) as caught:
+        _read_env_file(tmp_path / ".env", refuse)
+    assert str(caught.value) == (
+        f"Could not load {str(tmp_path / '.env')!r}: Permission denied. Fix its"
+        " permissions, or remove it."
+    )

@@ -19,7 +19,7 @@ import click
 from click.core import ParameterSource
 
 from .. import __version__
-from .._env import dotenv_origin, load_dotenv
+from .._env import EnvFileError, dotenv_origin, load_dotenv
 from .commands import AppInfo, routes_command, run_command, shell_command
 from .discovery import ensure_cwd_importable
 
@@ -30,8 +30,17 @@ def _load_env_files(ctx: click.Context, param: click.Parameter, value: t.Any) ->
     """Load ``--env-file``, ``.env`` and ``.citusenv`` before other options."""
     if ctx.resilient_parsing:
         return value
-    load_dotenv(value)
+    try:
+        load_dotenv(value)
+    except EnvFileError as error:
+        raise _EnvFileUnreadable(str(error)) from None
     return value
+
+
+class _EnvFileUnreadable(click.ClickException):
+    """A ``.env``-style file that cannot be read: one line, exit status 2."""
+
+    exit_code = 2
 
 
 def _set_debug(ctx: click.Context, param: click.Parameter, value: t.Any) -> t.Any:
