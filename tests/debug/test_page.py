@@ -334,6 +334,13 @@ def test_untrusted_host_gets_a_page_that_reveals_nothing(client: Caller) -> None
         assert "CITUS_DEBUGGER_TRUSTED_HOSTS" in result.text
 
 
+def test_no_host_header_gets_a_page_that_says_so(client: Caller) -> None:
+    result = client.get("/boom", host="", headers={"Accept": "*/*"})
+    assert result.status == 500
+    assert "raise Boom" not in result.text
+    assert "had no Host header" in result.text and "Host: localhost" in result.text
+
+
 def test_dns_rebinding_name_is_not_trusted(client: Caller) -> None:
     for host in ("localhost.attacker.example", "127.0.0.1.nip.io:8000", "evil"):
         html = client.get("/boom", host=host, headers={"Accept": BROWSER_ACCEPT}).text

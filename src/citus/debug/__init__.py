@@ -289,11 +289,19 @@ class DebuggedApplication:
         status = "500 INTERNAL SERVER ERROR"
         kind = negotiate(environ.get("HTTP_ACCEPT", ""))
         if not self._host_trusted(environ):
-            reason = (
-                f"The debugger shows tracebacks only to requests for a trusted host,"
-                f" and this one was for {environ.get('HTTP_HOST', '')!r}. Add it with"
-                f" {TRUSTED_HOSTS_ENV}=name if that is how you reach this server."
-            )
+            host = environ.get("HTTP_HOST")
+            if host:
+                reason = (
+                    "The debugger shows tracebacks only to requests for a trusted"
+                    f" host, and this one was for {host!r}. Add it with"
+                    f" {TRUSTED_HOSTS_ENV}=name if that is how you reach this server."
+                )
+            else:
+                reason = (
+                    "The debugger shows tracebacks only to requests for a trusted"
+                    " host, and this one had no Host header (an HTTP/1.0 client?)."
+                    " Send 'Host: localhost'."
+                )
             if kind == "json":
                 data = {"error": {"type": "InternalServerError", "message": reason}}
                 return status, self._headers("application/json"), to_json(data)
