@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import logging
 import os
+import socket
 import threading
 import time
 import typing as t
@@ -143,6 +144,77 @@ def test_curl_gets_text_and_foreign_host_gets_400(
         "GET", PREFIX + "/shared/debugger.js", headers={"Host": "rebound.example"}
     )
     assert response.status == 400
+
+
+def raw_exchange(port: int, request: bytes) -> tuple[int, bytes]:
+    """Send ``request`` as is over a fresh socket; the status and the raw reply."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        chunks = []
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    reply = b"".join(chunks)
+    return int(reply.split(b" ", 2)[1]), reply
+
+
+def test_attacks_over_a_raw_socket(
+    served: tuple[Served, DebuggedApplication],
+) -> None:
+    server, debugged = served
+    _, page, _ = server.request("GET", "/boom", headers={"Accept": BROWSER_ACCEPT})
+    secret = page_secret(page.decode())
+    tb = page.decode().split('data-traceback="', 1)[1].split('"', 1)[0]
+
+    def post(path: str, fields: dict[str, str], *headers: str) -> tuple[int, bytes]:
+        body = urlencode(fields).encode()
+        head = [
+            f"POST {PREFIX}{path} HTTP/1.1",
+            "Content-Type: application/x-www-form-urlencoded",
+            f"Content-Length: {len(body)}",
+            "Connection: close",
+            *headers,
+        ]
+        if not any(h.lower().startswith("host:") for h in headers):
+            head.append(f"Host: localhost:{server.port}")
+        return raw_exchange(
+            server.port, "\r\n".join(head).encode() + b"\r\n\r\n" + body
+        )
+
+    pin = {"s": secret, "pin": debugged.pin or ""}
+    code = {"s": secret, "tb": tb, "frame": "1", "cmd": "answer"}
+    # DNS rebinding: the right PIN, but for a name that is not this machine's.
+    for host in ("rebound.example", f"localhost:{server.port}@rebound.example"):
+        status, reply = post("/pin", pin, f"Host: {host}")
+        assert status == 400 and b"Set-Cookie" not in reply, host
+    # A cross-site page posting the right PIN with the browser's headers.
+    status, reply = post("/pin", pin, "Origin: http://evil.example")
+    assert status == 403 and b"Set-Cookie" not in reply
+    status, reply = post("/pin", pin, "Sec-Fetch-Site: cross-site")
+    assert status == 403 and b"Set-Cookie" not in reply
+    # No secret, then a forged cookie.
+    status, _ = post("/pin", {"pin": debugged.pin or ""})
+    assert status == 403
+    forged = "Cookie: " + "; ".join(
+        f"__citus_debugger_{n}=" + "A" * 43 for n in ("x", debugged._cookie_name[17:])
+    )
+    status, reply = post("/eval", code, forged)
+    assert status == 403 and b'"locked": true' in reply
+    # The PIN in the URL is refused before anything is read.
+    status, _ = raw_exchange(
+        server.port,
+        f"GET {PREFIX}/pin?s={secret}&pin={debugged.pin} HTTP/1.1\r\n"
+        f"Host: localhost:{server.port}\r\nConnection: close\r\n\r\n".encode(),
+    )
+    assert status == 405
+    # And the real thing still works.
+    status, reply = post("/pin", pin)
+    assert status == 200
+    cookie = reply.split(b"Set-Cookie: ", 1)[1].split(b";", 1)[0].decode()
+    status, reply = post("/eval", code, f"Cookie: {cookie}")
+    assert status == 200 and b'"output": "42\\n"' in reply
 
 
 def test_error_while_streaming_aborts_the_connection(
