@@ -151,3 +151,25 @@ def test_wrong_app_under_the_reloader_is_a_usage_error(
         assert proc.wait() == 2
     assert "Running on" not in proc.log.text
     assert proc.log.lines[-1].startswith("Error: Could not import 'nothere'")
+
+
+@pytest.mark.parametrize(
+    ("reference", "message"),
+    [
+        (":app", "Error: The app reference names no module before the colon."),
+        ("my app", "Error: Could not import 'my app': 'my app' is not a module"),
+        ("hello:create_app(x)", "Error: The arguments in 'create_app(x)' are not"),
+        ("hello:1bad", "Error: Could not read '1bad' in 'hello:1bad'"),
+    ],
+)
+def test_a_malformed_app_is_refused_before_the_reloader_starts(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path, reference: str, message: str
+) -> None:
+    """What can be told without running the app's code is told at once: no
+    banner, no server, no child."""
+    save(tmp_path / "hello.py", GOOD, 1)
+    with run_citus("--app", reference, *RELOAD) as proc:
+        assert proc.wait() == 2
+    assert proc.log.lines[-1].startswith(message)
+    assert "Serving citus app" not in proc.log.text
+    assert "Running on" not in proc.log.text

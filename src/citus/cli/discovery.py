@@ -177,6 +177,25 @@ def _is_module_missing(error: ModuleNotFoundError, name: str) -> bool:
     return missing == name or name.startswith(missing + ".")
 
 
+def check_module_name(module: str, name: str) -> None:
+    """Refuse a ``name`` that Python cannot import (``my-app``, ``:app``).
+
+    :param module: the module part of the reference, as the user wrote it.
+    :param name: the dotted name it gives (see :func:`prepare_path`).
+    """
+    if not module:
+        raise NoAppError(
+            "The app reference names no module before the colon. Write the"
+            " module first: --app 'hello:app'."
+        )
+    if not name or not all(part.isidentifier() for part in name.split(".")):
+        raise NoAppError(
+            f"Could not import {module!r}: {name!r} is not a module name, which"
+            " is made of letters, digits and underscores. Rename the file, or"
+            " use a module name (hello, pkg.module) or a path (hello.py)."
+        )
+
+
 def import_module(module: str, reference: str) -> types.ModuleType:
     """Import the module part of ``reference``.
 
@@ -184,12 +203,7 @@ def import_module(module: str, reference: str) -> types.ModuleType:
     :raises Exception: whatever the module's own code raises, unchanged.
     """
     name = prepare_path(module) if is_path(module) else module
-    if not name or not all(part.isidentifier() for part in name.split(".")):
-        raise NoAppError(
-            f"Could not import {module!r}: {name!r} is not a module name, which"
-            " is made of letters, digits and underscores. Rename the file, or"
-            " use a module name (hello, pkg.module) or a path (hello.py)."
-        )
+    check_module_name(module, name)
     try:
         imported = importlib.import_module(name)
     except ModuleNotFoundError as error:
@@ -493,12 +507,13 @@ def check_reference(reference: str | None) -> str:
     if reference is None:
         return default_reference()
     module, attribute = split_reference(reference)
-    if is_path(module):
-        return app_name(prepare_path(module), attribute)
-    if module and all(part.isidentifier() for part in module.split(".")):
-        if not module_exists(module):
-            raise AppModuleNotFoundError(_not_found(module, module))
-    return app_name(module, attribute)
+    if attribute is not None:
+        parse_attribute(attribute, reference)  # its syntax, without running it
+    name = prepare_path(module) if is_path(module) else module
+    check_module_name(module, name)
+    if not is_path(module) and not module_exists(module):
+        raise AppModuleNotFoundError(_not_found(module, module))
+    return app_name(name, attribute)
 
 
 def app_name(module: str, attribute: str | None) -> str:
