@@ -127,3 +127,29 @@ def test_hint_without_python_dotenv(write: Writer, project: Path) -> None:
     assert "pip install 'citus[dotenv]'" in result.stderr
     # The file was not loaded: the default wsgi.py was used, not CITUS_APP.
     assert "'wsgi'" in result.stdout
+
+
+def test_env_file_without_python_dotenv_is_a_usage_error(
+    write: Writer, project: Path
+) -> None:
+    """A file named on the command line is not skipped with a mere tip."""
+    write("wsgi.py", APP)
+    write("custom.env", "CITUS_APP=hello\n")
+    code = (
+        "import sys; sys.modules['dotenv'] = None\n"
+        "from citus.cli import main\n"
+        "main(['--env-file', 'custom.env', 'routes'], prog_name='citus')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "", "NO_COLOR": "1"},
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: Invalid value for '--env-file' / '-e': 'custom.env' cannot be"
+        " read without python-dotenv. Install it: pip install 'citus[dotenv]'."
+    )

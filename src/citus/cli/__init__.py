@@ -30,6 +30,16 @@ def _load_env_files(ctx: click.Context, param: click.Parameter, value: t.Any) ->
     """Load ``--env-file``, ``.env`` and ``.citusenv`` before other options."""
     if ctx.resilient_parsing:
         return value
+    if value is not None:
+        try:
+            import dotenv  # noqa: F401
+        except ImportError:
+            raise click.BadParameter(
+                f"{value!r} cannot be read without python-dotenv. Install it:"
+                " pip install 'citus[dotenv]'.",
+                ctx=ctx,
+                param=param,
+            ) from None
     try:
         load_dotenv(value)
     except EnvFileError as error:
