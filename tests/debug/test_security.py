@@ -278,6 +278,18 @@ def test_frame_numbers_are_plain_indexes(
     assert "No frame" in result.json()["error"]
 
 
+@pytest.mark.parametrize("peer", ["", "unix:/run/app.sock", "localhost", "10.0.0.1"])
+def test_peers_that_are_not_a_loopback_ip_get_no_console(
+    client: Caller, debugged: DebuggedApplication, peer: str
+) -> None:
+    # A server behind a reverse proxy on a Unix socket may give REMOTE_ADDR ""
+    # for everyone the proxy forwards.
+    secret, tb = open_page(client)
+    unlock(client, debugged, secret)
+    result = evaluate(client, secret, tb, "answer", remote_addr=peer)
+    assert result.status == 403 and "The console is off" in result.json()["error"]
+
+
 def test_ipv6_loopback_and_mapped_peers_are_local(
     client: Caller, debugged: DebuggedApplication
 ) -> None:

@@ -59,15 +59,19 @@ def host_name(host: str) -> str:
 def is_loopback_address(addr: str | None) -> bool:
     """Whether a peer address (``REMOTE_ADDR``) is this machine.
 
-    A value that is not an IP address comes from a Unix domain socket, which
-    only local processes can reach.
+    Only a loopback IP address counts. citus's server gives connections on a
+    Unix domain socket ``127.0.0.1``; other servers may give them ``""``, but
+    such a socket is often a reverse proxy's, which forwards anyone's
+    requests, so an empty or non-IP value is not trusted.
+
+    :param addr: the peer address, or ``None`` when the server gave none.
     """
-    if addr is None:
+    if not addr:
         return False
     try:
         ip = ipaddress.ip_address(addr.split("%", 1)[0].strip("[]"))
     except ValueError:
-        return True
+        return False
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return ip.ipv4_mapped.is_loopback
     return ip.is_loopback
