@@ -516,18 +516,28 @@ def test_ctrl_c_while_the_child_imports_prints_no_traceback(
     assert "KeyboardInterrupt" not in proc.log.text, proc.log.text
 
 
-def test_quiet_stop_drops_only_a_final_interrupt_traceback() -> None:
-    from citus.reloader.supervisor import _quiet_stop
+@pytest.mark.parametrize("step", [1, 7, 10_000])
+def test_interrupt_filter_drops_only_keyboard_interrupt_tracebacks(step: int) -> None:
+    from citus.reloader.supervisor import InterruptFilter
 
     interrupted = (
-        b"served\nTraceback (most recent call last):\n"
-        b'  File "app.py", line 4, in <module>\n    time.sleep(60)\nKeyboardInterrupt\n'
+        b"Traceback (most recent call last):\n"
+        b'  File "app.py", line 4, in <module>\n    time.sleep(60)\n'
+        b"KeyboardInterrupt\n"
     )
-    assert _quiet_stop(interrupted) == b"served\n"
     coloured = interrupted.replace(
         b"KeyboardInterrupt", b"\x1b[35mKeyboardInterrupt\x1b[0m"
     )
-    assert _quiet_stop(coloured) == b"served\n"
-    other = b"Traceback (most recent call last):\nValueError: real\n"
-    assert _quiet_stop(other) == other
-    assert _quiet_stop(b"bye\n") == b"bye\n"
+    real = (
+        b"Traceback (most recent call last):\n"
+        b'  File "app.py", line 1, in <module>\nValueError: real\nmore text\n'
+    )
+    data = b"served\n" + interrupted + b"between\n" + coloured + real + b"Enter: "
+    output = InterruptFilter()
+    out = b"".join(output.feed(data[i : i + step]) for i in range(0, len(data), step))
+    out += output.flush()
+    assert out == b"served\nbetween\n" + real + b"Enter: "
+    # An unfinished traceback is shown at the end all the same.
+    output = InterruptFilter()
+    assert output.feed(real[:60]) == b""
+    assert output.flush() == real[:60]

@@ -78,6 +78,7 @@ def run_supervisor(
         [listener],
         lambda: StatBackend(0.05),
         "stat",
+        extra_files=[str(watched)],
         exclude_patterns=["*/citus/*"],
         trust=lambda environ: True,  # the debugger's check, which trusts all here
     )
@@ -142,16 +143,24 @@ def test_error_page_is_html_for_browsers(
         assert "&lt;module&gt;" in body  # escaped
         (tmp_path / "broken.py").write_text("x = ()\n")
 
-    code, _ = run_supervisor(tmp_path, monkeypatch, ["crash", "0"], edit)
-    assert code == 0  # the next child exited 0: so does the supervisor
+    code, _ = run_supervisor(tmp_path, monkeypatch, ["crash", "4"], edit)
+    assert code == 1  # the next child exited with EXIT_FATAL
 
 
-def test_child_exit_zero_ends_supervision(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_child_exit_zero_waits_for_a_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    code, lines = run_supervisor(tmp_path, monkeypatch, ["0"])
-    assert code == 0
-    assert len(lines) == 1
+    # A child that ends by itself with status 0 (a script whose app.run() was
+    # edited away) is not a reason to stop: only Ctrl+C is.
+    def edit(url: str) -> None:
+        status, body = wait_for_body(url, lambda s, b: s == 500)
+        assert "exit status 0" in body
+        (tmp_path / "watched.py").write_text("x = 1\n")  # an extra file
+
+    code, lines = run_supervisor(tmp_path, monkeypatch, ["0", "4"], edit)
+    assert code == 1
+    assert [line[0] for line in lines] == ["0", "1"]
+    assert "ended by itself (exit status 0)" in caplog.text
 
 
 def test_child_args_repeat_the_command_line(monkeypatch: pytest.MonkeyPatch) -> None:

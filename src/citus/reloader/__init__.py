@@ -166,8 +166,9 @@ def run_with_reloader(
     :param debugger: the debugger, when it is on: the error page then shows
         the crash to the requests it trusts (a local ``Host``, same origin).
         Without it the page only says that the app failed to load.
-    :returns: the status to exit with: 0 after Ctrl+C or a child's exit 0,
-        1 when a child exited with :data:`EXIT_FATAL`.
+    :returns: the status to exit with: 0 after Ctrl+C (or SIGTERM), 1 when a
+        child exited with :data:`EXIT_FATAL`, 2 with :data:`EXIT_USAGE`. Any
+        other end of a child, exit status 0 included, waits for a change.
     :raises ValueError: for an unknown ``reloader_type`` or a bad ``interval``.
     :raises ReloaderError: when the chosen backend cannot run.
     """

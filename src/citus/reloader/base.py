@@ -18,6 +18,7 @@ import fnmatch
 import hashlib
 import os
 import re
+import signal
 import site
 import sys
 import sysconfig
@@ -87,6 +88,28 @@ class Backend(t.Protocol):
 
     def close(self) -> None:
         """Stop watching and release threads and file descriptors."""
+
+
+def background_thread(
+    target: t.Callable[..., object], *args: object, name: str | None = None
+) -> threading.Thread:
+    """Start a daemon thread that never takes Ctrl+C or SIGTERM for the process.
+
+    The kernel hands a signal to any thread that does not block it; one that
+    lands in a helper thread leaves the main thread asleep (for up to its
+    next timeout) before it can stop the process. Helper threads (and the
+    threads they start) block both signals, so the main thread gets them at
+    once.
+    """
+
+    def run() -> None:
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        target(*args)
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 # -- which files ---------------------------------------------------------------

@@ -20,7 +20,7 @@ import typing as t
 
 from .._log import echo
 from . import BACKEND_ENV, EXIT_RELOAD
-from .base import Backend, Watcher, display_path, files_of_error
+from .base import Backend, Watcher, background_thread, display_path, files_of_error
 
 #: The control socket's file number (a handle on Windows) in the child.
 CONTROL_FD_ENV = "CITUS_RELOADER_FD"
@@ -105,9 +105,7 @@ def _ensure_reader() -> None:
     if _control is None:
         return
     _reader_started = True
-    threading.Thread(
-        target=_read_supervisor, args=(_control,), name="citus-lifeline", daemon=True
-    ).start()
+    background_thread(_read_supervisor, _control, name="citus-lifeline")
 
 
 def _read_supervisor(sock: socket.socket) -> None:
@@ -217,7 +215,7 @@ def _reload(changed: list[str], stop_serving: t.Callable[[], None] | None) -> No
     _send({"op": "reload", "at": detected_at, "paths": changed})
     if stop_serving is None:
         os._exit(EXIT_RELOAD)
-    threading.Thread(target=_exit_after_grace, daemon=True).start()
+    background_thread(_exit_after_grace)
     try:
         stop_serving()
     except Exception:
@@ -279,7 +277,7 @@ def start(
         if changed:
             _reload(changed, stop_serving)
 
-    threading.Thread(target=run, name="citus-reloader", daemon=True).start()
+    background_thread(run, name="citus-reloader")
     changed_at = _float_env(CHANGED_AT_ENV)
     if changed_at is not None:
         elapsed = max(time.time() - changed_at, 0.0)

@@ -25,6 +25,7 @@ import threading
 import typing as t
 
 from .._log import log_request
+from .base import background_thread
 
 if t.TYPE_CHECKING:
     import ssl
@@ -183,14 +184,12 @@ class ErrorServer:
         self.ssl_context = ssl_context
         self._wake_r, self._wake_w = socket.socketpair()
         self._flags: list[int] = []
-        self._thread = threading.Thread(
-            target=self._run, name="citus-error-page", daemon=True
-        )
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Start answering, in a daemon thread."""
         self._flags = [_set_nonblocking(sock) for sock in self.sockets]
-        self._thread.start()
+        self._thread = background_thread(self._run, name="citus-error-page")
 
     def stop(self) -> None:
         """Stop accepting and restore the sockets' flags (the sockets stay open)."""
@@ -198,7 +197,8 @@ class ErrorServer:
             self._wake_w.send(b"x")
         except OSError:
             pass
-        self._thread.join(5)
+        if self._thread is not None:
+            self._thread.join(5)
         for sock, flags in zip(self.sockets, self._flags, strict=False):
             _restore_flags(sock, flags)
         self._wake_r.close()

@@ -9,7 +9,7 @@ reacts:
   sockets (connections wait in the backlog meanwhile, none is refused) and give
   the old one :data:`~citus.reloader.child.GRACE_PERIOD` to finish, then kill it;
 - the child exits with ``EXIT_RELOAD`` (3): start the next one;
-  ``EXIT_FATAL`` (4): stop, status 1; ``0``: stop, status 0;
+  ``EXIT_FATAL`` (4): stop, status 1; ``EXIT_USAGE`` (5): stop, status 2;
 - the child crashes (any other status): answer every request with a 500 page
   that shows the end of the child's error output, watch the files it watched
   and those named in its traceback, and start a new child on the next change.
@@ -37,6 +37,7 @@ from .._log import echo
 from .base import (
     Backend,
     Watcher,
+    background_thread,
     display_path,
     files_of_traceback_text,
     is_excluded,
@@ -109,8 +110,8 @@ class _Child:
         self.tail = bytearray()
         self.tail_lock = threading.Lock()
         self.tee_thread: threading.Thread | None = None
-        #: Its output after Ctrl+C, shown once it exits (see :func:`_quiet_stop`).
-        self.held = bytearray()
+        #: Takes KeyboardInterrupt tracebacks out of its output.
+        self.output = InterruptFilter()
 
     def tail_text(self) -> str:
         with self.tail_lock:
@@ -284,14 +285,9 @@ class Supervisor:
             proc.stderr.close()
         else:
             read_fd = master
-        child.tee_thread = threading.Thread(
-            target=self._tee, args=(child, read_fd), daemon=True
-        )
-        child.tee_thread.start()
-        threading.Thread(
-            target=self._listen, args=(child, parent_end), daemon=True
-        ).start()
-        threading.Thread(target=self._wait, args=(child,), daemon=True).start()
+        child.tee_thread = background_thread(self._tee, child, read_fd)
+        background_thread(self._listen, child, parent_end)
+        background_thread(self._wait, child)
         return child
 
     def _tee(self, child: _Child, fd: int) -> None:
@@ -310,18 +306,15 @@ class Supervisor:
                     child.tail += chunk
                     if len(child.tail) > TAIL_BYTES:
                         del child.tail[: len(child.tail) - TAIL_BYTES]
-                    if self._stopping.is_set():
-                        child.held += chunk
-                        continue
-                if not child.spare:
+                out = child.output.feed(chunk)
+                if out and not child.spare:
                     # A spare's output (a Ctrl+C while it starts) is noise.
-                    _write_stderr(chunk)
+                    _write_stderr(out)
         finally:
             os.close(fd)
-            with child.tail_lock:
-                held, child.held = bytes(child.held), bytearray()
-            if held and not child.spare:
-                _write_stderr(_quiet_stop(held))
+            out = child.output.flush()
+            if out and not child.spare:
+                _write_stderr(out)
 
     def _listen(self, child: _Child, sock: socket.socket) -> None:
         """Read the child's messages (one JSON object per line)."""
@@ -360,16 +353,23 @@ class Supervisor:
                 child.proc.kill()
                 child.proc.wait()
 
-        threading.Thread(target=finish, daemon=True).start()
+        background_thread(finish)
 
     # After a crash -------------------------------------------------------------
 
     def _enter_crash(self, child: _Child, code: int) -> None:
-        echo(
-            f" * The server process stopped ({_describe_status(code)}); showing its"
-            " error until a watched file changes",
-            err=True,
-        )
+        if code == 0:
+            echo(
+                " * The server process ended by itself (exit status 0); starting"
+                " it again when a watched file changes",
+                err=True,
+            )
+        else:
+            echo(
+                f" * The server process stopped ({_describe_status(code)}); showing"
+                " its error until a watched file changes",
+                err=True,
+            )
         self._crashed = child
         page = ErrorPage(child.tail_text(), _describe_status(code), self.trust)
         server = ErrorServer(self.sockets, page, self.ssl_context)
@@ -392,7 +392,7 @@ class Supervisor:
             if changed:
                 self._events.put(("change", child, (time.time(), changed)))
 
-        threading.Thread(target=watch, name="citus-crash-watch", daemon=True).start()
+        background_thread(watch, name="citus-crash-watch")
 
     def _leave_crash(self) -> None:
         if self._crash_watcher is not None:
@@ -406,7 +406,8 @@ class Supervisor:
     # The loop ---------------------------------------------------------------------
 
     def run(self) -> int:
-        """Supervise until Ctrl+C (0), a child's exit 0 (0) or ``EXIT_FATAL`` (1)."""
+        """Supervise until Ctrl+C or SIGTERM (0), ``EXIT_FATAL`` (1) or
+        ``EXIT_USAGE`` (2)."""
         previous = previous_int = None
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGTERM, self._on_stop_signal)
@@ -424,7 +425,7 @@ class Supervisor:
         finally:
             self._leave_crash()
             self._stop_children()
-            # Their last words (held back since Ctrl+C) go out before we exit.
+            # Their last words go out before we exit.
             for child in self._children:
                 if child.tee_thread is not None:
                     child.tee_thread.join(1.0)
@@ -434,9 +435,6 @@ class Supervisor:
                 signal.signal(signal.SIGINT, previous_int)
 
     def _on_stop_signal(self, signum: int, frame: object) -> None:
-        # The children got Ctrl+C too: from this moment their output is held
-        # back, so that the traceback of one interrupted while it was
-        # importing never reaches the terminal (see _quiet_stop).
         self._stopping.set()
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
@@ -485,9 +483,11 @@ class Supervisor:
                     return 1
                 elif code == EXIT_USAGE:
                     return 2
-                elif code == 0:
+                elif code == 0 and self._stopping.is_set():
                     return 0
                 elif self._crashed is None:
+                    # Any other end, exit 0 included (a script whose app.run()
+                    # call was just edited away), waits for the next change.
                     self._current = None
                     self._enter_crash(current, code)
 
@@ -540,19 +540,58 @@ def _lines(stream: t.IO[bytes]) -> t.Iterator[bytes]:
 _TRACEBACK_START = "Traceback (most recent call last):"
 
 
-def _quiet_stop(data: bytes) -> bytes:
-    """A child's output after Ctrl+C, without a final traceback that ends in
-    ``KeyboardInterrupt`` (a child interrupted while it imported, or between
-    two states, says nothing the user needs: they pressed Ctrl+C)."""
-    lines = data.split(b"\n")
-    plain = [_ANSI.sub("", line.decode("utf-8", "replace")).strip() for line in lines]
-    last = next((i for i in range(len(plain) - 1, -1, -1) if plain[i]), None)
-    if last is None or not plain[last].startswith("KeyboardInterrupt"):
-        return data
-    for i in range(last, -1, -1):
-        if plain[i] == _TRACEBACK_START:
-            return b"\n".join(lines[:i]) + (b"\n" if i else b"")
-    return data
+class InterruptFilter:
+    """Passes a child's output through, minus tracebacks of ``KeyboardInterrupt``.
+
+    The terminal sends Ctrl+C to the children too. One interrupted in the
+    middle of an import (a reload in progress, a slow module) prints the
+    traceback of its ``KeyboardInterrupt`` on the way out, which tells the user
+    nothing: they pressed Ctrl+C. A traceback is held back from its first line
+    until its exception line, then dropped if that is ``KeyboardInterrupt`` and
+    passed on otherwise. Everything else passes at once.
+    """
+
+    def __init__(self) -> None:
+        self._partial = b""
+        self._held: list[bytes] | None = None
+
+    def feed(self, data: bytes) -> bytes:
+        """The part of ``data`` (with what came before) to write now."""
+        data = self._partial + data
+        *lines, self._partial = data.split(b"\n")
+        out = [self._line(line + b"\n") for line in lines]
+        if self._held is None and self._partial:
+            text = _plain(self._partial)
+            if not (text and _TRACEBACK_START.startswith(text)):
+                out.append(self._partial)  # a prompt, a progress bar: now
+                self._partial = b""
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        """What is left at the end of the output (an unfinished traceback too)."""
+        out = b"".join(self._held or []) + self._partial
+        self._held, self._partial = None, b""
+        return out
+
+    def _line(self, line: bytes) -> bytes:
+        text = _plain(line)
+        if self._held is None:
+            if text == _TRACEBACK_START:
+                self._held = [line]
+                return b""
+            return line
+        if not text or line[:1] in (b" ", b"\t") or text == _TRACEBACK_START:
+            self._held.append(line)
+            return b""
+        # The exception line ends the traceback.
+        held, self._held = self._held, None
+        if text.startswith("KeyboardInterrupt"):
+            return b""
+        return b"".join(held) + line
+
+
+def _plain(line: bytes) -> str:
+    return _ANSI.sub("", line.decode("utf-8", "replace")).strip()
 
 
 def _describe_status(code: int) -> str:
