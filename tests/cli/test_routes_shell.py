@@ -147,6 +147,23 @@ def test_shell_runs_pythonstartup(cli: Runner, write: Writer, project: Path) -> 
     assert "from startup" in result.stdout
 
 
+def test_shell_opens_despite_an_error_in_pythonstartup(
+    cli: Runner, write: Writer
+) -> None:
+    """As in python's console: the startup file's traceback, then the shell."""
+    write("hello.py", ROUTES)
+    startup = write("startup.py", "app = 'replaced'\nraise ValueError('bad startup')\n")
+    result = cli(
+        "--app", "hello", "shell", input="print('STILL', app)\n",
+        env={"PYTHONSTARTUP": str(startup)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "STILL <API 'hello'>" in result.stdout
+    assert 'startup.py", line 2, in <module>' in result.stderr
+    assert "ValueError: bad startup" in result.stderr
+    assert "commands.py" not in result.stderr  # citus's own frames are left out
+
+
 def test_shell_sees_debug_and_run_from_cli(cli: Runner, write: Writer) -> None:
     write("hello.py", ROUTES)
     code = "import os\nprint('ENV', os.environ.get('CITUS_DEBUG'))\n"

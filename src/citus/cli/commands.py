@@ -408,6 +408,17 @@ def _route_rows(
     return rows
 
 
+def _run_startup_file(path: str, namespace: dict[str, t.Any]) -> None:
+    """Run the ``PYTHONSTARTUP`` file in ``namespace``, as ``python`` does: an
+    error in it prints its traceback, and the shell opens all the same."""
+    try:
+        with open(path, "rb") as file:
+            source = file.read()
+        exec(compile(source, path, "exec"), namespace)
+    except Exception as error:
+        echo(format_load_error(error), err=True)
+
+
 @click.command("shell", cls=CitusCommand)
 @click.pass_obj
 def shell_command(info: AppInfo) -> None:
@@ -425,8 +436,7 @@ def shell_command(info: AppInfo) -> None:
     namespace: dict[str, t.Any] = {"app": app}
     startup = os.environ.get("PYTHONSTARTUP")
     if startup and os.path.isfile(startup):
-        with open(startup, encoding="utf-8") as file:
-            exec(compile(file.read(), startup, "exec"), namespace)
+        _run_startup_file(startup, namespace)
         namespace["app"] = app
     try:
         from IPython import start_ipython  # type: ignore[import-not-found]
