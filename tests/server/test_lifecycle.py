@@ -212,16 +212,69 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_run_simple_stops_on_ctrl_c(run_python: t.Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "options",
+    [
+        "threaded=True",
+        "threaded=False",
+        pytest.param(
+            "threaded=False, processes=2",
+            marks=pytest.mark.skipif(sys.platform == "win32", reason="no fork"),
+        ),
+    ],
+)
+def test_run_simple_stops_on_ctrl_c(
+    run_python: t.Any, tmp_path: Path, options: str
+) -> None:
     script = tmp_path / "serve.py"
     script.write_text(
         textwrap.dedent(
-            """
+            f"""
             from citus.serving import run_simple
 
             def app(environ, start_response):
                 start_response("200 OK", [])
                 return [b"ok"]
+
+            run_simple("127.0.0.1", 0, app, {options})
+            print("run_simple returned", flush=True)
+            """
+        )
+    )
+    proc = run_python(str(script))
+    url = proc.wait_for_url()
+    port = int(url.rsplit(":", 1)[1])
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET /x HTTP/1.1\r\nConnection: close\r\n\r\n")
+            assert statuses(read_all(sock)) == [200]
+    # An idle keep-alive connection left open does not hold the exit either.
+    idle = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        proc.wait_for_log(r'"GET /x HTTP/1.1" 200')
+        proc.interrupt()
+        assert proc.wait(15) == 0
+    finally:
+        idle.close()
+    assert "run_simple returned" in proc.log.text
+    assert "Traceback" not in proc.log.text
+
+
+def test_run_simple_ctrl_c_with_a_request_in_flight(
+    run_python: t.Any, tmp_path: Path
+) -> None:
+    script = tmp_path / "serve.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import time
+            from citus.serving import run_simple
+
+            def app(environ, start_response):
+                print("app entered", flush=True)
+                time.sleep(30)
+                start_response("200 OK", [])
+                return [b"late"]
 
             run_simple("127.0.0.1", 0, app, threaded=True)
             """
@@ -230,13 +283,71 @@ def test_run_simple_stops_on_ctrl_c(run_python: t.Any, tmp_path: Path) -> None:
     proc = run_python(str(script))
     url = proc.wait_for_url()
     port = int(url.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(b"GET /x HTTP/1.1\r\nConnection: close\r\n\r\n")
-        assert statuses(read_all(sock)) == [200]
-    proc.wait_for_log(r'"GET /x HTTP/1.1" 200')
-    proc.interrupt()
-    assert proc.wait(10) == 0
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(b"GET /slow HTTP/1.1\r\n\r\n")
+        proc.wait_for_log("app entered")
+        started = time.monotonic()
+        proc.interrupt()
+        assert proc.wait(15) == 0
+        # Ctrl+C gives a stuck request a short grace, not its whole run.
+        assert time.monotonic() - started < 10
     assert "Traceback" not in proc.log.text
+
+
+def test_pool_stop_skips_a_thread_that_never_started() -> None:
+    from citus.serving.server import _Pool
+
+    pool = _Pool(lambda client: None, 2, 2)
+    # submit() creates a thread, then starts it: Ctrl+C can land in between.
+    never_started = pool._new_thread()
+    assert never_started.ident is None
+    started = time.monotonic()
+    pool.stop(5.0)  # no "cannot join thread before it is started"
+    assert time.monotonic() - started < 1.0
+
+
+def test_pool_stop_is_bounded_with_a_stuck_worker() -> None:
+    from citus.serving.server import _Pool
+
+    release = threading.Event()
+    entered = threading.Event()
+
+    def stuck(client: t.Any) -> None:
+        entered.set()
+        release.wait(30)
+
+    pool = _Pool(stuck, 1, 1)
+    try:
+        pool.submit(t.cast(t.Any, object()))
+        assert entered.wait(10)
+        pool.submit(t.cast(t.Any, object()))  # queued behind: dropped by stop()
+        started = time.monotonic()
+        pool.stop(0.3)
+        assert time.monotonic() - started < 2.0
+    finally:
+        release.set()
+
+
+def test_pool_survives_a_thread_that_cannot_start(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from citus.serving.server import _Pool
+
+    class Refused(threading.Thread):
+        def start(self) -> None:
+            raise RuntimeError("can't start new thread")
+
+    pool = _Pool(lambda client: None, 2, 2)
+    monkeypatch.setattr(
+        pool,
+        "_new_thread",
+        lambda: pool._threads.append(Refused()) or pool._threads[-1],
+    )
+    pool.submit(t.cast(t.Any, object()))
+    pool.submit(t.cast(t.Any, object()))
+    assert pool._threads == []
+    assert caplog.text.count("Cannot start another worker thread") == 1
+    pool.stop(1.0)
 
 
 @pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix sockets")

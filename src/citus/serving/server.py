@@ -340,6 +340,7 @@ class _Pool:
         self._cond = threading.Condition(threading.Lock())
         self._idle = 0
         self._threads: list[threading.Thread] = []
+        self._start_failed = False
 
     @property
     def waiting(self) -> bool:
@@ -355,7 +356,7 @@ class _Pool:
             if len(self._threads) >= self._base:
                 return
             thread = self._new_thread()
-        thread.start()
+        self._start(thread)
 
     def check(self, now: float) -> None:
         """Add a thread if the oldest queued work waited too long."""
@@ -365,7 +366,24 @@ class _Pool:
             if self._idle or len(self._threads) >= self._max:
                 return
             thread = self._new_thread()
-        thread.start()
+        self._start(thread)
+
+    def _start(self, thread: threading.Thread) -> None:
+        """Start ``thread``; if the system refuses, forget it and say so once."""
+        try:
+            thread.start()
+        except RuntimeError as error:  # "can't start new thread"
+            with self._cond:
+                if thread in self._threads:
+                    self._threads.remove(thread)
+                warn = not self._start_failed
+                self._start_failed = True
+            if warn:
+                log_error(
+                    f"Cannot start another worker thread: {error}. Requests wait"
+                    " for the running ones; lower the load or raise the limit on"
+                    " threads (ulimit -u)."
+                )
 
     def _new_thread(self) -> threading.Thread:
         thread = threading.Thread(
@@ -405,17 +423,27 @@ class _Pool:
                 logger.exception("Error in a worker thread:")
 
     def stop(self, timeout: float) -> None:
-        """Ask every thread to exit; wait up to ``timeout`` seconds."""
+        """Ask every thread to exit; wait up to ``timeout`` seconds in all.
+
+        Never raises and never waits longer: work still queued is dropped (its
+        connections are closed by then), and a thread that was created but
+        never started (Ctrl+C between the two steps) is not waited for.
+        """
         with self._cond:
-            for _ in self._threads:
+            threads = list(self._threads)
+            self._threads = []
+            self._queue.clear()
+            for _ in threads:
                 self._queue.append((0.0, None))
             self._cond.notify_all()
-            threads = list(self._threads)
         deadline = time.monotonic() + timeout
         for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        with self._cond:
-            self._threads = []
+            if thread.ident is None or thread is threading.current_thread():
+                continue
+            try:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            except RuntimeError:  # pragma: no cover - not started after all
+                pass
 
 
 class Server:
