@@ -39,6 +39,8 @@ class AppInfo:
 
     :param app_ref: ``--app`` / ``CITUS_APP``, or ``None`` for the defaults.
     :param debug: the group's ``--debug/--no-debug``, or ``None`` if not given.
+    :param app_origin: the ``.env``-style file that set ``CITUS_APP``, if one
+        did (see :func:`citus._env.dotenv_origin`).
     """
 
     def __init__(
@@ -49,7 +51,6 @@ class AppInfo:
     ):
         self.app_ref = app_ref
         self.debug = debug
-        #: The ``.env``-style file that set ``CITUS_APP``, if one did.
         self.app_origin = app_origin
 
     def explain_not_found(
@@ -115,7 +116,11 @@ _GROUP_OPTIONS = {"--app", "-A", "--env-file", "-e"}
 class CitusCommand(click.Command):
     """A subcommand that says where a misplaced group option (``--app``) goes,
     and that Ctrl+C ends quietly, with exit status 0, as it ends ``citus run``
-    (click would print ``Aborted!`` and exit with status 1)."""
+    (click would print ``Aborted!`` and exit with status 1).
+
+    A module that is not found because ``CITUS_APP`` came from a ``.env`` file
+    in another folder gets that file named (:meth:`AppInfo.explain_not_found`).
+    """
 
     def invoke(self, ctx: click.Context) -> t.Any:
         """Run the command; Ctrl+C (while the app loads, say) exits 0."""
