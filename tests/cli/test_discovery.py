@@ -196,6 +196,20 @@ def test_bad_module_name(cli: Runner) -> None:
     assert "'my-app' is not a module name" in message
 
 
+def test_file_name_with_a_dot(cli: Runner, write: Writer, project: Path) -> None:
+    write("my.app.py", HELLO)
+    message = usage_error(cli("--app", "my.app.py", "routes"))
+    assert message == (
+        "Error: Could not import 'my.app.py': 'my.app' has a dot in its name,"
+        " which Python reads as a package and its module. Rename it (my_app.py)."
+    )
+    # A missing one is named as written, and a dot in a folder is fine.
+    message = usage_error(cli("--app", "no.such.py", "routes"))
+    assert f"there is no file {str((project / 'no.such.py').resolve())!r}" in message
+    write("v1.0/web.py", HELLO)
+    assert found(cli("--app", "v1.0/web.py", "shell", input=WHO)) == "hello-app"
+
+
 def test_attribute_not_found(cli: Runner, write: Writer) -> None:
     write("hello.py", HELLO)
     message = usage_error(cli("--app", "hello:nope", "routes"))

@@ -99,12 +99,20 @@ def prepare_path(module: str) -> str:
             f"Could not import {module!r}: {str(path)!r} is the root folder, not"
             " a module. Give the app's file or package: --app path/to/hello.py."
         )
-    if not (path.with_suffix(".py").is_file() or path.is_dir()):
+    file = path.parent / f"{path.name}.py"
+    if not (file.is_file() or path.is_dir()):
         raise AppModuleNotFoundError(
             f"Could not import {module!r}: there is no file"
-            f" {str(path.with_suffix('.py'))!r} and no folder {str(path)!r}."
+            f" {str(file)!r} and no folder {str(path)!r}."
             " Check the path, relative to the current folder"
             f" ({os.getcwd()!r})."
+        )
+    if "." in path.name:
+        better = re.sub(r"\W", "_", path.name)
+        raise NoAppError(
+            f"Could not import {module!r}: {path.name!r} has a dot in its name,"
+            " which Python reads as a package and its module. Rename it"
+            f" ({better}.py)."
         )
     names = [path.name]
     folder = path.parent
