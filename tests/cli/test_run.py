@@ -511,8 +511,11 @@ def test_discovery_error_is_a_usage_error(
     assert "Traceback" not in proc.log.text
 
 
+@pytest.mark.parametrize(
+    "mode", [NO_RELOAD, ("run", "--port", "0", "--debug", "--reloader-type", "stat")]
+)
 def test_ctrl_c_while_the_app_imports_exits_quietly(
-    run_citus: t.Callable[..., t.Any], tmp_path: Path
+    run_citus: t.Callable[..., t.Any], tmp_path: Path, mode: tuple[str, ...]
 ) -> None:
     write(
         tmp_path,
@@ -526,11 +529,12 @@ def test_ctrl_c_while_the_app_imports_exits_quietly(
         app = None
         """,
     )
-    with run_citus("--app", "slow", *NO_RELOAD) as proc:
+    with run_citus("--app", "slow", *mode) as proc:
         proc.wait_for_log("importing")
         proc.interrupt()
         assert proc.wait() == 0
     assert "Traceback" not in proc.log.text
+    assert "Aborted" not in proc.log.text
 
 
 def test_https_with_cert_and_key_files(
