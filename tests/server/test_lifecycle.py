@@ -294,6 +294,40 @@ def test_run_simple_ctrl_c_with_a_request_in_flight(
     assert "Traceback" not in proc.log.text
 
 
+@pytest.mark.parametrize("threaded", [False, True])
+def test_listener_made_blocking_by_another_holder_does_not_hang(
+    threaded: bool,
+) -> None:
+    # The reloader's supervisor and child, and forked workers, hold the same
+    # listening socket: its blocking flag is shared. A holder that sets it back
+    # to blocking must not leave this server stuck in accept().
+    sock = socket.create_server(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = Server([sock], hello, threaded=threaded)
+    other = sock.dup()  # another descriptor of the same open socket
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def get() -> list[int]:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            return statuses(read_all(conn))
+
+    try:
+        assert get() == [200]
+        other.setblocking(True)
+        assert get() == [200]
+        assert get() == [200]
+        started = time.monotonic()
+        server.shutdown()
+        thread.join(10)
+        assert not thread.is_alive(), "the accept loop hung on a blocking socket"
+        assert time.monotonic() - started < 5
+    finally:
+        other.close()
+        server.server_close()
+
+
 def test_pool_stop_skips_a_thread_that_never_started() -> None:
     from citus.serving.server import _Pool
 

@@ -752,11 +752,19 @@ class Server:
     def _accept(self, listener: socket.socket) -> None:
         poller = self._poller
         assert poller is not None
+        # The listening socket's blocking flag is shared with every process
+        # that holds it (the reloader's supervisor and child, forked workers):
+        # if one of them made it blocking again, an accept() whose connection
+        # another process took would hang this loop. Re-assert it (cheap).
+        try:
+            listener.setblocking(False)
+        except OSError:
+            return
         for _ in range(64):
             try:
                 sock, peer = listener.accept()
             except (BlockingIOError, InterruptedError):
-                return
+                return  # none left: another process may have taken it
             except OSError as error:
                 if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS):
                     # Out of file descriptors: stop watching the listeners for
