@@ -125,9 +125,10 @@ def test_routes_of_a_foreign_wsgi_app(
 
 def test_shell_has_the_app(cli: Runner, write: Writer) -> None:
     write("hello.py", ROUTES)
-    result = cli("--app", "hello", "shell", input="x = 20\nprint(x + 1, app)\n")
+    code = "x = 20\nprint(x + 1, app, __name__)\n"
+    result = cli("--app", "hello", "shell", input=code)
     assert result.returncode == 0, result.stderr
-    assert "21 <API 'hello'>" in result.stdout
+    assert "21 <API 'hello'> __console__" in result.stdout
     assert "App: 'hello' (citus.app.API), in the variable 'app'." in result.stderr
     assert "Python " in result.stderr
     # Multi-line statements work as in the standard console.

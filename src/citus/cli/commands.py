@@ -438,7 +438,9 @@ def shell_command(info: AppInfo) -> None:
         f"Python {sys.version.split()[0]} on {sys.platform}\n"
         f"App: {name!r} ({_type_name(app)}), in the variable 'app'."
     )
-    namespace: dict[str, t.Any] = {"app": app}
+    # As code.interact() sets it up by default, plus the app.
+    namespace: dict[str, t.Any] = {"__name__": "__console__", "__doc__": None}
+    namespace["app"] = app
     startup = os.environ.get("PYTHONSTARTUP")
     if startup and os.path.isfile(startup):
         _run_startup_file(startup, namespace)
