@@ -39,6 +39,8 @@ _STATUS_COLOURS = {
     5: "\x1b[1;31m",  # bold red
 }
 _ERROR_COLOUR = "\x1b[31m"
+#: Lines given to :func:`echo` that start so are warnings: red on a terminal.
+_WARNING_PREFIX = "WARNING:"
 
 
 def colour_wanted(stream: t.TextIO) -> bool:
@@ -156,6 +158,11 @@ def reset() -> None:
 def echo(message: str, err: bool = False) -> None:
     """Tell the user ``message`` through the ``citus`` logger (on standard error).
 
+    A line that starts with ``WARNING:`` (the banner's "This is a development
+    server" line) is logged at ``WARNING`` level and, like an error, is red
+    where the log is coloured (a terminal without ``NO_COLOR``, or
+    ``FORCE_COLOR``).
+
     :param message: one line, without the trailing newline.
     :param err: an error rather than information (logged at ``ERROR`` level,
         red on a terminal).
@@ -165,6 +172,10 @@ def echo(message: str, err: bool = False) -> None:
     message = escape_terminal(message)
     if err:
         logger.error(message, extra={"color_message": _ERROR_COLOUR + message + _RESET})
+    elif message.startswith(_WARNING_PREFIX):
+        logger.warning(
+            message, extra={"color_message": _ERROR_COLOUR + message + _RESET}
+        )
     else:
         logger.info(message)
 

@@ -247,3 +247,60 @@ def test_filters_are_honoured(captured: Captured) -> None:
     text = captured.getvalue()
     assert "/health" not in text
     assert "/page" in text
+
+
+HELLO_APP = """
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hi"]
+"""
+DEV_WARNING = (
+    "WARNING: This is a development server. Do not use it in a production deployment."
+)
+
+
+@pty_only
+@pytest.mark.live_server
+@pytest.mark.parametrize(
+    ("env", "coloured"),
+    [({}, True), ({"NO_COLOR": "1"}, False)],
+    ids=["terminal", "terminal-NO_COLOR"],
+)
+def test_citus_run_development_server_warning_is_red_on_a_terminal(
+    tmp_path: t.Any, env: dict[str, str], coloured: bool
+) -> None:
+    from listening_util import PtyProcess
+
+    (tmp_path / "hello.py").write_text(HELLO_APP)
+    args = [sys.executable, "-m", "citus", "--app", str(tmp_path / "hello.py")]
+    with PtyProcess([*args, "run", "--port", "0"], env) as proc:
+        output = proc.wait_for(b"Press CTRL+C to quit").decode()
+    assert " * Serving citus app 'hello'" in output
+    if coloured:
+        assert f"\x1b[31m{DEV_WARNING}\x1b[0m" in output
+        # Only the warning: the lines around it stay plain.
+        assert "\x1b[31m * " not in output
+    else:
+        assert DEV_WARNING in output
+        assert "\x1b" not in output
+
+
+def test_warning_lines_are_warnings_and_red_only_for_the_terminal(
+    captured: Captured,
+) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("citus")
+    logger.addHandler(handler)
+    records: list[logging.LogRecord] = []
+    handler.addFilter(lambda record: bool(records.append(record)) or True)
+    try:
+        _log.echo(DEV_WARNING)
+        _log.echo(" * Debug mode: off")
+    finally:
+        logger.removeHandler(handler)
+    assert [record.levelname for record in records] == ["WARNING", "INFO"]
+    assert getattr(records[0], "color_message", "") == f"\x1b[31m{DEV_WARNING}\x1b[0m"
+    # Other handlers see the plain message.
+    assert stream.getvalue().splitlines() == [DEV_WARNING, " * Debug mode: off"]
+    assert "\x1b" not in captured.getvalue()

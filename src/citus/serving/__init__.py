@@ -149,7 +149,7 @@ def run_simple(
     if debugger is not None:
         for line in debugger.banner_lines(sockets):
             # The warnings (PIN off, reachable from the network) are red.
-            echo(line, err=line.startswith("WARNING:"))
+            echo(line)
 
     server = Server(
         sockets,
