@@ -271,6 +271,7 @@ class Connection:
         self._conn_value = b""
         self._expect = False
         self._content_length: int | None = None
+        self._host_seen = False
         self._upgrade_requested = False
         self._has_body = False
         self._parsing = False
@@ -415,6 +416,7 @@ class Connection:
         self._conn_value = b""
         self._expect = False
         self._content_length = None
+        self._host_seen = False
 
     def on_url(self, url: bytes) -> None:
         """httptools: a piece of the request target (414 past the limit)."""
@@ -448,6 +450,12 @@ class Connection:
             if self._content_length is not None or not value.isdigit():
                 self._fail("Invalid or repeated Content-Length.", 400)
             self._content_length = int(value)
+        elif lname == b"host":
+            # RFC 9112 3.2: two Host fields get a 400 (which one would the
+            # application and a proxy in front of it each believe?).
+            if self._host_seen:
+                self._fail("More than one Host header field.", 400)
+            self._host_seen = True
 
     def on_headers_complete(self) -> None:
         """httptools: the head is complete; check framing and queue a Request."""
