@@ -91,9 +91,15 @@ def find_dotenv_files(start: str | os.PathLike[str] | None = None) -> list[Path]
     """The nearest ``.env`` and the nearest ``.citusenv``, from ``start`` up.
 
     :param start: the folder to start from; the current folder by default.
-    :returns: the files found, ``.env`` first; each name at most once.
+    :returns: the files found, ``.env`` first; each name at most once (none
+        when the current folder no longer exists).
     """
-    here = Path(start if start is not None else os.getcwd()).resolve()
+    if start is None:
+        try:
+            start = os.getcwd()
+        except FileNotFoundError:  # the current folder was deleted
+            return []
+    here = Path(start).resolve()
     found: list[Path] = []
     for name in DOTENV_NAMES:
         for folder in (here, *here.parents):

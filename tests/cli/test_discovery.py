@@ -7,7 +7,9 @@ object was found; ``citus routes`` is the cheapest command that loads an app.
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import typing as t
 from pathlib import Path
 
@@ -385,8 +387,6 @@ def test_version(cli: Runner) -> None:
 
 
 def test_python_dash_m_citus(write: Writer, project: Path) -> None:
-    import sys
-
     write("hello.py", HELLO)
     result = subprocess.run(
         [sys.executable, "-m", "citus", "--app", "hello", "shell"],
@@ -408,3 +408,25 @@ def test_file_named_like_a_loaded_module(cli: Runner, write: Writer) -> None:
             " already taken by"
         )
         assert message.endswith("Rename your file (e.g. json_app.py).")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows keeps a busy folder")
+def test_current_folder_deleted(project: Path) -> None:
+    """A shell left in a deleted folder gets a sentence, not a traceback."""
+    gone = project / "gone"
+    gone.mkdir()
+    script = 'cd "$1" && rmdir "$1" && exec "$2" routes'
+    citus = str(Path(sys.executable).with_name("citus"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITUS_")}
+    result = subprocess.run(
+        ["/bin/sh", "-c", script, "sh", str(gone), citus],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**env, "NO_COLOR": "1"},
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "Error: The current folder no longer exists (it was deleted or moved"
+        " away). Go to your project's folder and run citus again.\n"
+    )

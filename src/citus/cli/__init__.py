@@ -30,6 +30,13 @@ def _load_env_files(ctx: click.Context, param: click.Parameter, value: t.Any) ->
     """Load ``--env-file``, ``.env`` and ``.citusenv`` before other options."""
     if ctx.resilient_parsing:
         return value
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise click.ClickException(
+            "The current folder no longer exists (it was deleted or moved"
+            " away). Go to your project's folder and run citus again."
+        ) from None
     if value is not None:
         try:
             import dotenv  # noqa: F401
