@@ -94,6 +94,9 @@ def test_env_var_names_the_app(cli: Runner, write: Writer) -> None:
     # The option wins over the variable.
     result = cli("--app", "hello", "shell", input=WHO, env={"CITUS_APP": "nope"})
     assert found(result) == "hello-app"
+    # CMD's "set CITUS_APP=hello " keeps the space, which is not part of the name.
+    result = cli("shell", input=WHO, env={"CITUS_APP": " hello:app "})
+    assert found(result) == "hello-app"
 
 
 def test_default_files(cli: Runner, write: Writer, project: Path) -> None:

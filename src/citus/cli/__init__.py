@@ -123,7 +123,9 @@ def main(ctx: click.Context, app: str | None, debug: bool | None) -> None:
     origin = None
     if ctx.get_parameter_source("app") is ParameterSource.ENVIRONMENT:
         origin = dotenv_origin("CITUS_APP")
-    ctx.obj = AppInfo(app_ref=app or None, debug=debug, app_origin=origin)
+    # "set CITUS_APP=hello " in CMD keeps the trailing space: drop it.
+    reference = app.strip() if app else None
+    ctx.obj = AppInfo(app_ref=reference or None, debug=debug, app_origin=origin)
 
 
 main.add_command(run_command)
