@@ -10,6 +10,7 @@ sockets so that every header is exactly what an attacker would send.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
@@ -264,3 +265,34 @@ def test_losing_the_accept_race_is_quiet(capfd: pytest.CaptureFixture[str]) -> N
     assert errors == []
     err = capfd.readouterr().err
     assert "BlockingIOError" not in err and "Traceback" not in err
+
+
+@pytest.mark.live_server
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="Unix sockets")
+def test_unix_socket_clients_are_logged_as_the_server_logs_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="citus")
+    path = str(tmp_path / "s.sock")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path)
+    listener.listen()
+    server = ErrorServer([listener], ErrorPage("", "exit status 1", None), None)
+    server.start()
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(10)
+            sock.connect(path)
+            sock.sendall(b"GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 500 ")
+    finally:
+        server.stop()
+        listener.close()
+    lines = [record.getMessage() for record in caplog.records]
+    assert any(
+        re.fullmatch(r'127\.0\.0\.1 - - \[[^\]]+\] "GET /x HTTP/1\.1" 500 -', line)
+        for line in lines
+    ), lines

@@ -239,7 +239,8 @@ class ErrorServer:
             if parsed is None:
                 return
             request_line, headers = parsed
-            client = addr[0] if isinstance(addr, tuple) else str(addr or "")
+            # The client as the server names it (127.0.0.1 for a Unix socket).
+            client = _client_address(conn, addr)
             scheme = "https" if self.ssl_context is not None else "http"
             environ = request_environ(request_line, headers, scheme, client)
             ctype, body, csp = self.page.render(environ)
@@ -258,12 +259,23 @@ class ErrorServer:
             is_head = environ["REQUEST_METHOD"] == "HEAD"
             conn.sendall(header if is_head else header + body)
             # The server logs '-' for the size; so does this page.
-            log_request(client or "-", request_line, 500, None)
+            log_request(client, request_line, 500, None)
             _close_gently(conn)
         except (OSError, ValueError):
             pass
         finally:
             conn.close()
+
+
+def _client_address(conn: socket.socket, addr: t.Any) -> str:
+    from ..serving.wsgi import address_environ
+
+    is_unix = getattr(socket, "AF_UNIX", None) is not None and (
+        conn.family == getattr(socket, "AF_UNIX", None)
+    )
+    if is_unix:
+        return address_environ(None, None, True)["REMOTE_ADDR"]
+    return str(addr[0]) if isinstance(addr, tuple) and addr else "-"
 
 
 def _close_gently(conn: socket.socket) -> None:
