@@ -296,3 +296,34 @@ def test_unix_socket_clients_are_logged_as_the_server_logs_them(
         re.fullmatch(r'127\.0\.0\.1 - - \[[^\]]+\] "GET /x HTTP/1\.1" 500 -', line)
         for line in lines
     ), lines
+
+
+@pytest.mark.live_server
+def test_a_client_trickling_its_head_is_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from citus.reloader import errorpage
+
+    monkeypatch.setattr(errorpage, "HEAD_TIMEOUT", 0.5)
+    listener = socket.create_server(("127.0.0.1", 0))
+    server = ErrorServer([listener], ErrorPage("", "exit status 1", None), None)
+    server.start()
+    try:
+        with socket.create_connection(listener.getsockname(), timeout=10) as sock:
+            started = time.monotonic()
+            sock.sendall(b"GET / HTTP/1.1\r\n")
+            sock.settimeout(0.2)
+            received = None
+            while received is None and time.monotonic() - started < 8:
+                try:
+                    sock.sendall(b"X: y\r\n")  # a head that never ends
+                    received = sock.recv(65536)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    received = b""
+            assert received == b""  # closed, unanswered
+            assert time.monotonic() - started < 5
+    finally:
+        server.stop()
+        listener.close()

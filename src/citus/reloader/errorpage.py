@@ -22,6 +22,7 @@ import select
 import socket
 import sys
 import threading
+import time
 import typing as t
 
 from .._log import log_request
@@ -36,7 +37,7 @@ TrustCheck = t.Callable[[dict[str, t.Any]], bool]
 
 #: Largest request head read before answering.
 MAX_HEAD = 64 * 1024
-#: Seconds a client has to send its request head.
+#: Seconds a client has to send its whole request head.
 HEAD_TIMEOUT = 5.0
 
 _STYLE = (
@@ -230,11 +231,17 @@ class ErrorServer:
             if self.ssl_context is not None:
                 conn = self.ssl_context.wrap_socket(conn, server_side=True)
             head = b""
+            deadline = time.monotonic() + HEAD_TIMEOUT
             while b"\r\n\r\n" not in head and len(head) < MAX_HEAD:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return  # a client that trickles its head gets nothing
+                conn.settimeout(left)
                 chunk = conn.recv(65536)
                 if not chunk:
                     break
                 head += chunk
+            conn.settimeout(HEAD_TIMEOUT)
             parsed = parse_head(head)
             if parsed is None:
                 return
