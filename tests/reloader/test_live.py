@@ -217,6 +217,61 @@ def test_no_request_fails_while_reloading(
     assert answers[0] > 20
 
 
+@pytest.mark.parametrize("how", ["script", "citus run"])
+def test_every_request_is_answered_while_the_code_is_broken(
+    run_python: Runner, run_citus: Runner, tmp_path: Path, how: str
+) -> None:
+    # Working -> broken -> fixed, twice, while a client polls every 5 ms:
+    # each request gets the app (200) or the error (500), never a refused or
+    # reset connection. A script's child crashes (the supervisor answers in
+    # its place); under citus run the child stays up and shows the error.
+    app = tmp_path / "app.py"
+
+    def source(message: str) -> str:
+        if how == "script":
+            return app_source(message, "watchdog", threaded=True)
+        return CITUS_APP.format(message=message)
+
+    write(app, source("ok0"))
+    if how == "script":
+        proc, url = start_app(run_python, app)
+    else:
+        proc = run_citus(
+            "--app", "app", "run", "--debug", "--port", "0", "--host", "127.0.0.1",
+            "--exclude-patterns", CITUS_SRC + os.sep + "*",
+        )  # fmt: skip
+        url = proc.wait_for_url()
+        wait_for_body(url, lambda s, b: s == 200)
+    failures: list[object] = []
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            try:
+                status, _ = get(url)
+                statuses.append(status)
+                if status not in (200, 500):
+                    failures.append(status)
+            except OSError as error:
+                failures.append(error)
+            time.sleep(0.005)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        for number in (1, 2):
+            write(app, source("broken").replace("'broken'", "'broken"))
+            wait_for_body(url, lambda s, b: s == 500)
+            write(app, source(f"ok{number}"))
+            wait_for_body(url, lambda s, b, n=number: b.startswith(f"ok{n}"))
+    finally:
+        stop.set()
+        poller.join(10)
+    assert failures == [], proc.log.text
+    assert statuses.count(500) > 0 and statuses.count(200) > 0
+
+
 def test_ctrl_c_stops_supervisor_and_child(run_python: Runner, tmp_path: Path) -> None:
     app = tmp_path / "app.py"
     write(app, app_source("one", "stat"))
