@@ -307,10 +307,12 @@ def test_watchdog_backend_reports_events(tmp_path: Path) -> None:
 
 
 def test_watch_limit_falls_back_to_polling(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from citus.reloader.base import WARNED_ENV
     from citus.reloader.watchdog_backend import WatchdogBackend
 
+    monkeypatch.setenv(WARNED_ENV, "")  # restored after the test
     target = tmp_path / "app.py"
     target.write_text("a")
     backend = WatchdogBackend(0.05)
@@ -333,6 +335,18 @@ def test_watch_limit_falls_back_to_polling(
         assert str(target) in seen  # polled instead
     finally:
         backend.close()
+    # The next serving process of the same run (it inherits the variable)
+    # polls as well, without saying it again.
+    again = WatchdogBackend(0.05)
+    again._observer.schedule = full  # type: ignore[method-assign]
+    try:
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="citus"):
+            again.update([str(target)], [])
+        assert not [r for r in caplog.records if "inotify" in r.getMessage()]
+        assert os.environ[WARNED_ENV] == f"inotify-limit-{errno.ENOSPC}"
+    finally:
+        again.close()
 
 
 def test_watchdog_overflow_warning_asks_for_a_full_check() -> None:

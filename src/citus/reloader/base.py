@@ -30,6 +30,10 @@ import typing as t
 #: site-packages (``1``/``true``/``yes``).
 WATCH_SITE_PACKAGES_ENV = "CITUS_RELOADER_WATCH_SITE_PACKAGES"
 
+#: Warnings already given by this run of the server (comma-separated keys):
+#: each is printed by one process only, not again after every reload.
+WARNED_ENV = "CITUS_RELOADER_WARNED"
+
 #: After the first sign of a change, wait until the watched files have been
 #: quiet this long, so that the steps of one save are seen as one change.
 SETTLE_QUIET = 0.03
@@ -88,6 +92,30 @@ class Backend(t.Protocol):
 
     def close(self) -> None:
         """Stop watching and release threads and file descriptors."""
+
+
+_warning_listener: t.Callable[[str], None] | None = None
+
+
+def set_warning_listener(listener: t.Callable[[str], None] | None) -> None:
+    """Call ``listener(key)`` after each warning :func:`warn_once` prints (the
+    serving child tells the supervisor, which passes it on to later children)."""
+    global _warning_listener
+    _warning_listener = listener
+
+
+def warn_once(key: str, message: str) -> None:
+    """Print ``message`` to standard error, unless the warning ``key`` was
+    given already by this run of the server (see :data:`WARNED_ENV`)."""
+    from .._log import echo
+
+    given = [k for k in os.environ.get(WARNED_ENV, "").split(",") if k]
+    if key in given:
+        return
+    os.environ[WARNED_ENV] = ",".join([*given, key])
+    echo(message, err=True)
+    if _warning_listener is not None:
+        _warning_listener(key)
 
 
 def background_thread(

@@ -20,7 +20,15 @@ import typing as t
 
 from .._log import echo
 from . import BACKEND_ENV, EXIT_RELOAD
-from .base import Backend, Watcher, background_thread, display_path, files_of_error
+from .base import (
+    Backend,
+    Watcher,
+    background_thread,
+    display_path,
+    files_of_error,
+    set_warning_listener,
+    warn_once,
+)
 
 #: The control socket's file number (a handle on Windows) in the child.
 CONTROL_FD_ENV = "CITUS_RELOADER_FD"
@@ -238,6 +246,7 @@ def start(
     """
     global _watcher
     _ensure_reader()
+    set_warning_listener(lambda key: _send({"op": "warned", "key": key}))
     since = _float_env(SPAWNED_AT_ENV)
     inherited: list[str] = []
     if _control is not None and _first_event.wait(5):
@@ -267,10 +276,10 @@ def start(
         except Exception as error:  # watchdog found but unusable here
             from .stat_backend import StatBackend
 
-            echo(
+            warn_once(
+                "no-events",
                 f" * Cannot watch files with events ({error}); polling every"
                 " 1 s instead. Use --reloader-type stat to say so.",
-                err=True,
             )
             backend = StatBackend(1)
         changed = watcher.run(backend)

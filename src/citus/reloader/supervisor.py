@@ -35,6 +35,7 @@ import typing as t
 
 from .._log import echo
 from .base import (
+    WARNED_ENV,
     Backend,
     Watcher,
     background_thread,
@@ -187,6 +188,8 @@ class Supervisor:
         env = {"CITUS_RUN_GENERATION": str(self._generation), SPAWNED_AT_ENV: now}
         if changed_at is not None:
             env[CHANGED_AT_ENV] = repr(changed_at)
+        if os.environ.get(WARNED_ENV):
+            env[WARNED_ENV] = os.environ[WARNED_ENV]  # a spare started before
         if not self._watched:
             self._watched = sorted(
                 p
@@ -336,6 +339,8 @@ class Supervisor:
                     self._events.put(("watch", child, files))
                 elif op in ("spare-capable", "parked"):
                     self._events.put((op, child, None))
+                elif op == "warned" and isinstance(message.get("key"), str):
+                    self._events.put(("warned", child, message["key"]))
 
     def _wait(self, child: _Child) -> None:
         code = child.proc.wait()
@@ -461,6 +466,12 @@ class Supervisor:
                 continue
             if kind == "spare-capable":
                 self._spares_work = True
+                continue
+            if kind == "warned":
+                # Later children (and our own watcher after a crash) stay quiet.
+                given = [k for k in os.environ.get(WARNED_ENV, "").split(",") if k]
+                if value not in given and "," not in value:
+                    os.environ[WARNED_ENV] = ",".join([*given, value])
                 continue
             if kind == "change":
                 if self._crashed is not None and child is self._crashed:

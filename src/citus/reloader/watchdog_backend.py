@@ -21,7 +21,7 @@ import time
 import typing as t
 
 from .._log import echo
-from .base import display_path, is_ignored_name
+from .base import display_path, is_ignored_name, warn_once
 
 if t.TYPE_CHECKING:
     from watchdog.events import FileSystemEvent
@@ -142,11 +142,12 @@ class WatchdogBackend:
                 if error.errno == errno.ENOSPC
                 else "fs.inotify.max_user_instances=1024"
             )
-            echo(
+            # Once per run of the server, not after every reload.
+            warn_once(
+                f"inotify-limit-{error.errno}",
                 f" * Cannot watch {display_path(folder)} with inotify: the system's"
                 f" limit is reached ({error.strerror}); {every} (and any folder"
                 f" after it). Raise the limit with 'sudo sysctl {setting}'.",
-                err=True,
             )
         else:
             echo(
