@@ -689,7 +689,10 @@ class API:
         """
         global _ran_from_cli_warned
         if _env.is_run_from_cli():
-            if not _ran_from_cli_warned:
+            from .reloader import is_first_start
+
+            # Once per run: not again in each child the reloader starts.
+            if not _ran_from_cli_warned and is_first_start():
                 _ran_from_cli_warned = True
                 command = _cli_command()
                 if command == "run":

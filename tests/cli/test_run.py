@@ -248,9 +248,17 @@ def test_app_run_in_the_module_is_ignored_in_the_reloaders_child(
         url = proc.wait_for_url()
         proc.wait_for_log("Ignoring a call to 'app.run\\(\\)'")
         assert request(url)[2] == b"served by the child"
+        # A reload starts a new child: it ignores the call too, silently.
+        source = (tmp_path / "hello.py").read_text()
+        (tmp_path / "hello.py").write_text(source.replace("the child", "child 2"))
+        deadline = time.monotonic() + 30
+        while request(url)[2] != b"served by child 2":
+            assert time.monotonic() < deadline, "the change was never served"
+            time.sleep(0.05)
         proc.interrupt()
         assert proc.wait() == 0
     assert proc.log.text.count("Serving citus app") == 1
+    assert proc.log.text.count("Ignoring a call to 'app.run()'") == 1
     assert "Traceback" not in proc.log.text
 
 
