@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
-import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -599,60 +596,3 @@ def test_interrupt_filter_drops_only_keyboard_interrupt_tracebacks(step: int) ->
     output = InterruptFilter()
     assert output.feed(real[:60]) == b""
     assert output.flush() == real[:60]
-
-
-def _can_limit_inotify() -> bool:
-    """Whether a user namespace of our own can lower its inotify watch limit
-    (Linux 5.11 or newer), leaving the rest of the machine alone."""
-    if not sys.platform.startswith("linux") or not shutil.which("unshare"):
-        return False
-    try:
-        done = subprocess.run(
-            ["unshare", "-Ur", "sh", "-c", f"echo 4 > {_MAX_WATCHES}"],
-            capture_output=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
-
-
-_MAX_WATCHES = "/proc/sys/fs/inotify/max_user_watches"
-
-
-@pytest.mark.skipif(not _can_limit_inotify(), reason="needs unshare -Ur (Linux)")
-def test_inotify_watch_limit_says_so_once_and_polls(tmp_path: Path) -> None:
-    from tests.conftest import CitusProcess, citus_exe
-
-    for number in range(1, 6):
-        package = tmp_path / f"p{number}"
-        package.mkdir()
-        (package / "__init__.py").write_text("")
-        write(package / "m.py", f"X = {number}\n")
-    imports = "".join(f"import p{n}.m\n" for n in range(1, 6))
-    total = " + ".join(f"p{n}.m.X" for n in range(1, 6))
-    write(
-        tmp_path / "hello.py",
-        imports + "from citus import API\n\napp = API(__name__)\n\n\n"
-        f"@app.route('/')\ndef hello():\n    return str({total})\n",
-    )
-    command = (
-        f"echo 4 > {_MAX_WATCHES} && exec {shlex.quote(citus_exe())} --app hello"
-        " run --debug --port 0 --host 127.0.0.1 --reloader-type watchdog"
-        f" --exclude-patterns {shlex.quote(CITUS_SRC + os.sep + '*')}"
-    )
-    # Six folders to watch, room for four: some are polled every second.
-    with CitusProcess(["unshare", "-Ur", "sh", "-c", command], cwd=tmp_path) as proc:
-        url = proc.wait_for_url()
-        wait_for_body(url, lambda s, b: b == "15")
-        limit = r"Cannot watch '.*' with inotify: the system's limit is reached"
-        proc.wait_for_log(limit + r".*sudo sysctl fs\.inotify\.max_user_watches=")
-        expected = 15
-        for number in range(1, 6):  # a change in each folder, polled or not
-            write(tmp_path / f"p{number}" / "m.py", f"X = {number * 10}\n")
-            expected += number * 9
-            wait_for_body(url, lambda s, b, e=expected: b == str(e), timeout=20)
-        # One line for the whole run, not one per reload.
-        assert count(proc.log.lines, "the system's limit is reached") == 1, (
-            proc.log.text
-        )
