@@ -219,6 +219,14 @@ class ErrorServer:
                 except (BlockingIOError, InterruptedError):
                     continue  # another process took it
                 except OSError:
+                    # Out of file descriptors, say: the socket stays readable,
+                    # so wait a little rather than spin on it.
+                    self._wake_r.settimeout(0.1)
+                    try:
+                        if self._wake_r.recv(1):
+                            return
+                    except OSError:
+                        pass
                     continue
                 threading.Thread(
                     target=self._answer, args=(conn, addr), daemon=True
