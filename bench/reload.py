@@ -11,7 +11,12 @@ For each server and each app (``hello``, and ``heavy``: one that imports about
    reset, timed out, or a 5xx);
 3. measures the CPU that the whole process tree uses over ``--idle`` seconds
    of doing nothing (all threads of all processes, from ``/proc``);
-4. stops it with Ctrl+C (SIGINT to its process group), then kills what is left
+4. breaks the app ``--broken`` times (a syntax error saved, then the fix) and
+   times write → first error answer (a 5xx) and fix → first answer showing
+   the fixed code, counting the requests that got no HTTP answer at all
+   (refused, reset, timed out) meanwhile: a 5xx is the right answer while the
+   code is broken;
+5. stops it with Ctrl+C (SIGINT to its process group), then kills what is left
    of that group. Only processes this script started are touched, and only
    loopback addresses are used.
 
@@ -21,6 +26,7 @@ Servers: ``citus run --debug`` with each backend, Werkzeug's reloader through
 
     python bench/reload.py                       # everything, ~10 minutes
     python bench/reload.py --only citus-watchdog,citus-stat --idle 5 --reloads 5
+    python bench/reload.py --reloads 0 --idle 0 --broken 3   # broken code only
 """
 
 from __future__ import annotations
@@ -269,11 +275,13 @@ def cpu_by_pid(pids: t.Iterable[int]) -> dict[int, float]:
 
 
 class Poller(threading.Thread):
-    """Requests every 5 ms and counts failures."""
+    """Requests every 5 ms and counts failures (a 5xx is one unless
+    ``errors_ok``: while the code is broken, an error page is the answer)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, errors_ok: bool = False) -> None:
         super().__init__(daemon=True)
         self.port = port
+        self.errors_ok = errors_ok
         self.stop = threading.Event()
         self.requests = 0
         self.failures = 0
@@ -284,7 +292,7 @@ class Poller(threading.Thread):
             self.requests += 1
             try:
                 status, _ = request(self.port)
-                if status >= 500:
+                if status >= 500 and not self.errors_ok:
                     raise RuntimeError(f"status {status}")
             except Exception as error:
                 self.failures += 1
@@ -293,8 +301,70 @@ class Poller(threading.Thread):
             self.stop.wait(0.005)
 
 
+def wait_answer(
+    port: int, check: t.Callable[[int, str], bool], timeout: float = 10
+) -> float | None:
+    """Seconds until an answer passes ``check``, or ``None`` past ``timeout``."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        try:
+            if check(*request(port, 2)):
+                return time.monotonic() - started
+        except OSError:
+            pass
+        time.sleep(0.002)
+    return None
+
+
+def break_and_fix(
+    kind: ServerKind,
+    proc: subprocess.Popen[bytes],
+    port: int,
+    app: Path,
+    heavy_code: str,
+    times: int,
+) -> dict[str, t.Any]:
+    """Save a syntax error, then its fix, ``times`` times (see step 4)."""
+    poller = Poller(port, errors_ok=True)
+    poller.start()
+    to_error: list[float] = []
+    to_fixed: list[float] = []
+    note = None
+    for number in range(1, times + 1):
+        good = kind.template.format(heavy=heavy_code, message=f"fixed{number}")
+        app.write_text(good.replace(f"'fixed{number}'", "'broken"))
+        shown = wait_answer(port, lambda status, body: status >= 500)
+        if shown is None:
+            note = "server exited" if proc.poll() is not None else "no error shown"
+        else:
+            to_error.append(shown)
+        time.sleep(0.3)
+        message = f"fixed{number}"
+
+        def shows_fix(status: int, body: str, message: str = message) -> bool:
+            return status == 200 and body.strip() == message
+
+        app.write_text(good)
+        fixed = wait_answer(port, shows_fix)
+        if fixed is None:
+            note = note or ("server exited" if proc.poll() is not None else "stuck")
+            break
+        to_fixed.append(fixed)
+        time.sleep(0.3)
+    poller.stop.set()
+    poller.join(5)
+    return {
+        "broken_note": note,
+        "write_to_error_median_s": statistics.median(to_error) if to_error else None,
+        "fix_to_served_median_s": statistics.median(to_fixed) if to_fixed else None,
+        "broken_requests": poller.requests,
+        "broken_unanswered": poller.failures,
+        "broken_errors": poller.errors,
+    }
+
+
 def measure(
-    kind: ServerKind, heavy: bool, reloads: int, idle: float
+    kind: ServerKind, heavy: bool, reloads: int, idle: float, broken: int = 0
 ) -> dict[str, t.Any]:
     top = Path(tempfile.mkdtemp(prefix=f"citus-bench-{kind.name}-"))
     folder = top / "project"
@@ -337,7 +407,8 @@ def measure(
         time.sleep(1.0)  # let reloaders finish setting up their watches
 
         poller = Poller(port)
-        poller.start()
+        if reloads > 0:
+            poller.start()
         times: list[float] = []
         misses = 0
         for number in range(1, reloads + 1):
@@ -364,7 +435,8 @@ def measure(
                 times.append(served - written)
             time.sleep(0.3)  # a human does not save every 100 ms
         poller.stop.set()
-        poller.join(5)
+        if reloads > 0:
+            poller.join(5)
         result["reloads"] = len(times)
         result["missed"] = misses
         result["write_to_served_median_s"] = statistics.median(times) if times else None
@@ -389,6 +461,8 @@ def measure(
                 pid: round(100 * (cpu - before.get(pid, 0.0)) / idle, 3)
                 for pid, cpu in after.items()
             }
+        if broken > 0:
+            result.update(break_and_fix(kind, proc, port, app, heavy_code, broken))
         return result
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -443,6 +517,9 @@ def main() -> None:
     parser.add_argument("--apps", default="hello,heavy")
     parser.add_argument("--reloads", type=int, default=10)
     parser.add_argument("--idle", type=float, default=30.0, help="seconds idle")
+    parser.add_argument(
+        "--broken", type=int, default=3, help="times to save a syntax error and its fix"
+    )
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     # Started in the background, SIGINT may be ignored, and the servers would
@@ -459,7 +536,7 @@ def main() -> None:
             if not (BIN / kind.needs).exists():
                 print(f"skip {kind.name}: {kind.needs} is not installed", flush=True)
                 continue
-            result = measure(kind, heavy, args.reloads, args.idle)
+            result = measure(kind, heavy, args.reloads, args.idle, args.broken)
             results.append(result)
             print(json.dumps(result), flush=True)
     print()
@@ -468,7 +545,7 @@ def main() -> None:
         " | idle CPU |"
     )
     print("| --- | --- | --- | --- | --- | --- |")
-    for r in results:
+    for r in results if args.reloads > 0 or args.idle > 0 else []:
         if "error" in r:
             print(f"| {r['server']} | {r['app']} | {r['error']} | | | |")
             continue
@@ -480,6 +557,22 @@ def main() -> None:
             f"| {r['failed_requests']} / {r['requests']} "
             f"| {fmt(idle, '%') if idle is not None else '-'} |"
         )
+    if args.broken > 0:
+        print()
+        print(
+            "| server | app | write-to-error (median) | fix-to-served (median)"
+            " | unanswered / requests while broken |"
+        )
+        print("| --- | --- | --- | --- | --- |")
+        for r in results:
+            if "error" in r:
+                continue
+            note = f" ({r['broken_note']})" if r.get("broken_note") else ""
+            print(
+                f"| {r['server']} | {r['app']} | {fmt(r['write_to_error_median_s'])}"
+                f" | {fmt(r['fix_to_served_median_s'])}{note}"
+                f" | {r['broken_unanswered']} / {r['broken_requests']} |"
+            )
     for heavy in [False, True]:
         name = "heavy" if heavy else "hello"
         if name in args.apps.split(","):
