@@ -327,3 +327,23 @@ def test_a_client_trickling_its_head_is_dropped(
     finally:
         server.stop()
         listener.close()
+
+
+def test_page_follows_the_debuggers_trusted_hosts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from citus.debug import DebuggedApplication
+
+    monkeypatch.setenv("CITUS_DEBUGGER_STATE", str(tmp_path / "state.json"))
+    monkeypatch.setenv("CITUS_DEBUGGER_TRUSTED_HOSTS", "myapp.test")
+    debugger = DebuggedApplication(lambda environ, start_response: [])
+    page = ErrorPage(SECRET, "exit status 1", debugger.trusts_request)
+
+    def body(host: str, **more: str) -> str:
+        environ = {"HTTP_HOST": host, "wsgi.url_scheme": "http", **more}
+        return page.render(environ)[1].decode()
+
+    assert SECRET in body("myapp.test:8000")
+    assert SECRET in body("app.localhost:8000")
+    assert SECRET not in body("other.test:8000")
+    assert SECRET not in body("myapp.test:8000", HTTP_ORIGIN="http://other.test:8000")
