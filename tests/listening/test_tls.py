@@ -73,6 +73,22 @@ def test_devcert_files_key_mode_and_names(tmp_path: Path) -> None:
     assert basic.ca is False
 
 
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST"])
+def test_devcert_for_localhost_covers_both_loopback_addresses(
+    tmp_path: Path, host: str
+) -> None:
+    # citus serves localhost on 127.0.0.1 and ::1 and the banner prints those
+    # URLs: a certificate made for "localhost" must be good for them too.
+    cert_file, _ = make_ssl_devcert(tmp_path / "dev", host=host)
+    cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert set(san.get_values_for_type(x509.IPAddress)) == {
+        ipaddress.ip_address("127.0.0.1"),
+        ipaddress.ip_address("::1"),
+    }
+
+
 def test_devcert_for_a_host_and_cn(tmp_path: Path) -> None:
     cert_file, _ = make_ssl_devcert(str(tmp_path / "site"), host="dev.example", cn="X")
     cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())

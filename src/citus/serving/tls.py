@@ -150,7 +150,9 @@ def _adhoc_context() -> ssl.SSLContext:
 
 
 def _names(host: str | None) -> list[str]:
-    if host is None:
+    # citus's "localhost" is 127.0.0.1 and ::1, and the banner shows those
+    # URLs: the certificate must be good for them too.
+    if host is None or host.strip("[]").lower() == "localhost":
         return list(DEFAULT_NAMES)
     return [host.strip("[]")]
 
@@ -162,7 +164,8 @@ def generate_certificate(
 
     :param host: the name or address the certificate is for; it goes in the
         subjectAltName (as an IP address when it is one, else as a DNS name).
-        ``None`` covers ``localhost``, ``127.0.0.1`` and ``::1``.
+        ``None`` and ``"localhost"`` cover ``localhost``, ``127.0.0.1`` and
+        ``::1``.
     :param cn: the subject's common name; defaults to ``host`` or ``localhost``.
     :raises TLSConfigError: when ``cryptography`` is not installed.
     """
@@ -264,8 +267,9 @@ def make_ssl_devcert(
     ssl_context=(crt, key))`` or ``citus run --cert crt --key key``.
 
     :param base_path: the path of both files, without the extension.
-    :param host: the host name or IP address to serve; ``None`` covers
-        ``localhost``, ``127.0.0.1`` and ``::1``.
+    :param host: the host name or IP address to serve; ``None`` and
+        ``"localhost"`` cover ``localhost``, ``127.0.0.1`` and ``::1`` (the
+        addresses citus serves for ``localhost``).
     :param cn: the certificate's common name (defaults to ``host``).
     :returns: the certificate's path and the key's path.
     :raises TLSConfigError: when ``cryptography`` is not installed
