@@ -133,6 +133,16 @@ def test_devcert_verified_by_a_client_that_trusts_it(
     assert _handshake(context, client, name, ip) in ("TLSv1.2", "TLSv1.3")
 
 
+def test_swapped_certificate_and_key_are_named(tmp_path: Path) -> None:
+    cert_file, key_file = make_ssl_devcert(tmp_path / "dev")
+    with pytest.raises(TLSConfigError) as caught:
+        load_ssl_context((key_file, cert_file))
+    message = str(caught.value)
+    assert "look swapped" in message
+    assert f"--cert {cert_file} --key {key_file}" in message
+    assert "_ssl.c" not in message
+
+
 @pytest.mark.live_server
 def test_devcert_refused_for_another_name(tmp_path: Path) -> None:
     cert_file, key_file = make_ssl_devcert(tmp_path / "dev")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import re
 import ssl
 import tempfile
 import typing as t
@@ -115,13 +116,35 @@ def _files_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     try:
         context.load_cert_chain(cert_file, key_file, password=no_passphrase)
     except ssl.SSLError as error:
+        if _holds(cert_file, b"PRIVATE KEY-----") and _holds(
+            key_file, b"CERTIFICATE-----"
+        ):
+            raise TLSConfigError(
+                f"The certificate {cert_file!r} and the key {key_file!r} look"
+                " swapped: the first holds a private key, the second a"
+                f" certificate. Swap them: --cert {key_file} --key {cert_file}."
+            ) from error
+        # "[SSL] PEM lib (_ssl.c:3905)": the source position says nothing here.
+        reason = error.reason or _SSL_SOURCE.sub("", str(error))
         raise TLSConfigError(
             f"Could not use the certificate {cert_file!r} with the key"
-            f" {key_file!r} ({error.reason or error}). Check that both are PEM"
+            f" {key_file!r} ({reason}). Check that both are PEM"
             " files and that the key belongs to the certificate"
             " (make_ssl_devcert() writes a matching pair)."
         ) from error
     return context
+
+
+_SSL_SOURCE = re.compile(r"\s*\(_ssl\.c:\d+\)")
+
+
+def _holds(path: str, marker: bytes) -> bool:
+    """Whether the start of the file at ``path`` contains ``marker``."""
+    try:
+        with open(path, "rb") as file:
+            return marker in file.read(1 << 16)
+    except OSError:
+        return False
 
 
 def _require_cryptography(what: str) -> None:
