@@ -46,6 +46,31 @@ def test_threaded_and_processes_together_is_an_error() -> None:
         make_server("127.0.0.1", 0, hello, threaded=True, processes=2)
 
 
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix sockets")
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"threaded": True, "processes": 2}, "threaded=True with processes > 1"),
+        ({"processes": 0}, "processes must be a whole number, 1 or more, not 0"),
+        ({"processes": "2"}, "processes must be a whole number"),
+    ],
+)
+def test_run_simple_refuses_bad_concurrency_before_binding(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    options: dict[str, t.Any],
+    message: str,
+) -> None:
+    from citus.serving import run_simple
+
+    path = tmp_path / "s.sock"
+    with pytest.raises(ValueError, match=message):
+        run_simple(f"unix://{path}", 0, hello, **options)
+    # Nothing was bound (no socket file left behind) and no banner printed.
+    assert not path.exists()
+    assert "Running on" not in caplog.text
+
+
 def test_shutdown_returns_fast_and_lets_requests_finish() -> None:
     entered = threading.Event()
     release = threading.Event()

@@ -17,6 +17,7 @@ import typing as t
 from .._log import echo
 from ..reloader import is_running_from_reloader as is_running_from_reloader
 from .server import Server as Server
+from .server import check_concurrency
 from .server import make_server as make_server
 from .sockets import (
     BindError,
@@ -88,10 +89,7 @@ def run_simple(
     Exits with status 1 and a one-line explanation, not a traceback, when the
     address cannot be bound.
     """
-    if threaded and processes > 1:
-        raise ValueError(
-            "Cannot combine threaded=True with processes > 1: pick one of them."
-        )
+    check_concurrency(threaded, processes)  # before anything is bound
     if static_files:
         from .static import StaticFilesMiddleware
 
@@ -151,14 +149,18 @@ def run_simple(
             # The warnings (PIN off, reachable from the network) are red.
             echo(line)
 
-    server = Server(
-        sockets,
-        application,
-        threaded=threaded,
-        processes=processes,
-        ssl_context=context,
-        passthrough_errors=passthrough_errors,
-    )
+    try:
+        server = Server(
+            sockets,
+            application,
+            threaded=threaded,
+            processes=processes,
+            ssl_context=context,
+            passthrough_errors=passthrough_errors,
+        )
+    except BaseException:
+        release_sockets(sockets)
+        raise
     if use_reloader:
         from ..reloader import start_child_watcher
 

@@ -446,6 +446,25 @@ class _Pool:
                 pass
 
 
+def check_concurrency(threaded: bool, processes: int) -> None:
+    """Raise :class:`ValueError` for a ``threaded``/``processes`` pair that
+    cannot be served (both at once, fewer than one process, forks on Windows).
+    """
+    if not isinstance(processes, int) or isinstance(processes, bool) or processes < 1:
+        raise ValueError(
+            f"processes must be a whole number, 1 or more, not {processes!r}."
+        )
+    if threaded and processes > 1:
+        raise ValueError(
+            "Cannot combine threaded=True with processes > 1: pick one of them."
+        )
+    if processes > 1 and sys.platform == "win32":
+        raise ValueError(
+            f"processes={processes!r} needs os.fork(), which Windows does not"
+            " have: use threaded=True instead."
+        )
+
+
 class Server:
     """Serves a WSGI application on already-bound listening sockets.
 
@@ -480,17 +499,7 @@ class Server:
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         max_threads: int = DEFAULT_MAX_THREADS,
     ) -> None:
-        if threaded and processes > 1:
-            raise ValueError(
-                "Cannot combine threaded=True with processes > 1: pick one of them."
-            )
-        if processes < 1:
-            raise ValueError(f"processes must be 1 or more, not {processes!r}.")
-        if processes > 1 and sys.platform == "win32":
-            raise ValueError(
-                f"processes={processes!r} needs os.fork(), which Windows does not"
-                " have: use threaded=True instead."
-            )
+        check_concurrency(threaded, processes)
         if not sockets:
             raise ValueError("Server() needs at least one listening socket.")
         self.sockets = sockets
@@ -1088,10 +1097,7 @@ def make_server(
     from .sockets import bind_sockets
     from .tls import load_ssl_context
 
-    if threaded and processes > 1:
-        raise ValueError(
-            "Cannot combine threaded=True with processes > 1: pick one of them."
-        )
+    check_concurrency(threaded, processes)
     context = load_ssl_context(ssl_context)
     sockets = bind_sockets(host, port)
     try:
