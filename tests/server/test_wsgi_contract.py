@@ -123,6 +123,32 @@ def test_short_content_length_aborts(serve: t.Any) -> None:
     assert statuses(data) == [200]
 
 
+@pytest.mark.parametrize(
+    ("declared", "body"),
+    [("10", [b"12345"]), ("3", [b"12345"]), ("4", [])],
+    ids=["short", "long", "empty"],
+)
+def test_wrong_content_length_known_before_sending_is_a_500(
+    serve: t.Any,
+    caplog: pytest.LogCaptureFixture,
+    declared: str,
+    body: list[bytes],
+) -> None:
+    # The whole body is in hand before a byte goes out: the mismatch is
+    # answered with a 500 (and logged), not a connection closed on nothing.
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Length", declared)])
+        return body
+
+    run = serve(app)
+    with run.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+        data = read_all(sock)
+    assert statuses(data) == [500]
+    assert "Content-Length" in caplog.text
+    assert '"GET / HTTP/1.1" 500' in caplog.text
+
+
 def test_app_exception_is_a_500_and_a_logged_traceback(
     serve: t.Any, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -484,7 +484,7 @@ class Exchange:
                 else:
                     body = b"".join([self._as_bytes(part) for part in result])
                 head = self._send_head(len(body))
-                self.transport.send(head + conn.send_body(body) + conn.send_end())
+                self.transport.send(self._whole(head, body))
                 return
             if (
                 type(result) is FileWrapper
@@ -500,7 +500,7 @@ class Exchange:
                     write(chunk)
             if not self.headers_sent:
                 head = self._send_head(0)
-                self.transport.send(head + conn.send_end())
+                self.transport.send(self._whole(head, b""))
                 return
             try:
                 end = conn.send_end()
@@ -513,6 +513,18 @@ class Exchange:
             close = getattr(result, "close", None)
             if close is not None:
                 close()
+
+    def _whole(self, head: bytes, body: bytes) -> bytes:
+        """A whole response framed at once; if the application's own
+        Content-Length does not match ``body``, nothing was sent yet, so the
+        :class:`LocalProtocolError` leads to a 500 rather than a dropped
+        connection."""
+        conn = self.conn
+        try:
+            return head + conn.send_body(body) + conn.send_end()
+        except LocalProtocolError:
+            self.headers_sent = False
+            raise
 
     @staticmethod
     def _as_bytes(data: t.Any) -> bytes:
