@@ -761,16 +761,15 @@ class Server:
     def _accept(self, listener: socket.socket) -> None:
         poller = self._poller
         assert poller is not None
-        # The listening socket's blocking flag is shared with every process
-        # that holds it (the reloader's supervisor and child, forked workers):
-        # if one of them made it blocking again, an accept() whose connection
-        # another process took would hang this loop. Re-assert it (cheap).
-        try:
-            listener.setblocking(False)
-        except OSError:
-            return
         for _ in range(64):
             try:
+                # The listening socket's blocking flag is shared with every
+                # process that holds it (the reloader's supervisor and child,
+                # forked workers): if one of them made it blocking again, an
+                # accept() whose connection another process took would hang
+                # this loop. Re-assert it before each accept (one cheap call;
+                # requests may be served between two accepts).
+                listener.setblocking(False)
                 sock, peer = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return  # none left: another process may have taken it
