@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -596,3 +597,43 @@ def test_interrupt_filter_drops_only_keyboard_interrupt_tracebacks(step: int) ->
     output = InterruptFilter()
     assert output.feed(real[:60]) == b""
     assert output.flush() == real[:60]
+
+
+def test_an_open_event_stream_does_not_hold_the_reload_back(
+    run_citus: Runner, tmp_path: Path
+) -> None:
+    app = tmp_path / "hello.py"
+    source = (
+        "import time\n"
+        "from citus import API, Response\n\n"
+        "app = API(__name__)\n\n\n"
+        "@app.route('/')\n"
+        "def hello():\n"
+        "    return {message!r}\n\n\n"
+        "@app.route('/events')\n"
+        "def events():\n"
+        "    def ticks():\n"
+        "        while True:\n"
+        "            yield b'data: tick\\n\\n'\n"
+        "            time.sleep(0.1)\n\n"
+        "    return Response(ticks(), mimetype='text/event-stream')\n"
+    )
+    write(app, source.format(message="one"))
+    proc = run_citus(
+        "--app", "hello", "run", "--debug", "--port", "0", "--host", "127.0.0.1",
+        "--exclude-patterns", CITUS_SRC + os.sep + "*",
+    )  # fmt: skip
+    url = proc.wait_for_url()
+    wait_for_body(url, lambda s, b: b == "one")
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as stream:
+        stream.sendall(b"GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert b"data: tick" in stream.recv(65536)
+        write(app, source.format(message="two"))
+        started = time.monotonic()
+        wait_for_body(url, lambda s, b: b == "two")
+        # The old process ends the stream after its grace period (1 s).
+        stream.settimeout(10)
+        while stream.recv(65536):
+            pass
+        assert time.monotonic() - started < 8
