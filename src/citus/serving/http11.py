@@ -332,12 +332,11 @@ class Connection:
                 message = str(error)
                 lower = message.lower()
                 status = 400
-                if (
-                    "invalid http version" in lower
-                    or "major version" in lower
-                    or ("minor version" in lower)
-                ):
-                    status = 505  # llhttp: "Invalid HTTP/major/minor version"
+                if "invalid http version" in lower:
+                    # A well-formed version llhttp does not speak (HTTP/1.2).
+                    # "Invalid major/minor version" is a non-digit (HTTP/x.1):
+                    # not a version at all, so a plain 400.
+                    status = 505
                 if "Transfer-Encoding" in message and "invalid" in message:
                     status = 501
                 self._error = RemoteProtocolError(
