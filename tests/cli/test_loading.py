@@ -9,6 +9,7 @@ supervisor, never again by the children it restarts.
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import textwrap
 import time
@@ -173,3 +174,169 @@ def test_a_malformed_app_is_refused_before_the_reloader_starts(
     assert proc.log.lines[-1].startswith(message)
     assert "Serving citus app" not in proc.log.text
     assert "Running on" not in proc.log.text
+
+
+EXITING = """
+    import sys
+
+    from citus import API
+
+    app = API(__name__)
+    sys.exit("no DATABASE_URL {n}")
+"""
+
+
+def get_json(url: str) -> tuple[int, t.Any]:
+    status, body = get(url, accept="application/json")
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, None  # not the debugger's answer (the crash page's text)
+
+
+def poll_json(url: str, expected: t.Callable[[int, t.Any], bool]) -> t.Any:
+    """Request ``url`` as JSON until ``expected``; return the document."""
+    deadline = time.monotonic() + 20
+    answer: tuple[int, t.Any] | None = None
+    while time.monotonic() < deadline:
+        try:
+            answer = get_json(url)
+        except OSError:
+            answer = None
+        if answer is not None and expected(*answer):
+            return answer[1]
+        time.sleep(0.1)
+    raise AssertionError(f"no expected answer from {url} in 20s: {answer}")
+
+
+def shows_sys_exit(status: int, doc: t.Any) -> bool:
+    """The debugger's JSON for ``sys.exit()`` at import, not the crash page."""
+    if status != 500 or not isinstance(doc, dict) or "chain" not in doc:
+        return False
+    types = [block["type"] for block in doc["chain"]]
+    return "SystemExit" in types
+
+
+@pytest.mark.parametrize("mode", ["--debug", "--no-reload"])
+def test_sys_exit_at_start_fails_at_once_with_the_traceback(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path, mode: str
+) -> None:
+    """``sys.exit("...")`` at import is an import error like any other: the
+    same exit status and a traceback into the user's file, not a crash page
+    (under the reloader) nor a bare message."""
+    save(tmp_path / "hello.py", EXITING, 1)
+    with run_citus("--app", "hello", "run", "--port", "0", mode) as proc:
+        assert proc.wait() == 1
+    text = proc.log.text
+    assert 'hello.py", line 6, in <module>' in text
+    assert text.count("SystemExit: no DATABASE_URL 1") == 1
+    assert "The server process stopped" not in text
+
+
+def test_sys_exit_0_at_start_is_not_a_clean_exit(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    (tmp_path / "hello.py").write_text("import sys\nsys.exit(0)\n", encoding="utf-8")
+    with run_citus("--app", "hello", "run", "--port", "0", "--no-reload") as proc:
+        assert proc.wait() == 1
+    assert 'hello.py", line 2, in <module>' in proc.log.text
+    assert "SystemExit: 0" in proc.log.text
+    assert "Running on" not in proc.log.text
+
+
+def test_sys_exit_after_a_reload_shows_the_error_page(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    app = tmp_path / "hello.py"
+    save(app, GOOD, 1)
+    with run_citus("--app", "hello", *RELOAD, "--reloader-type", "stat") as proc:
+        url = proc.wait_for_url()
+        poll(url, lambda status, body: body == b"version 1")
+        save(app, EXITING, 2)
+        doc = poll_json(url, shows_sys_exit)
+        cause = doc["chain"][0]
+        assert cause["message"] == "no DATABASE_URL 2"
+        assert cause["frames"][0]["file"] == str(app)
+        assert cause["frames"][0]["line"] == 6
+        save(app, GOOD, 3)
+        poll(url, lambda status, body: body == b"version 3")
+        proc.interrupt()
+        assert proc.wait() == 0
+    assert "The server process stopped" not in proc.log.text
+
+
+def test_lazy_loading_serves_sys_exit_at_start(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    app = tmp_path / "hello.py"
+    save(app, EXITING, 1)
+    args = ("--app", "hello", *RELOAD, "--lazy-loading", "--reloader-type", "stat")
+    with run_citus(*args) as proc:
+        url = proc.wait_for_url()
+        doc = poll_json(url, shows_sys_exit)
+        assert doc["error"]["message"].endswith("no DATABASE_URL 1")
+        status, body = get(url)  # curl: the text starts in the user's file
+        assert status == 500
+        assert body.startswith(b'Traceback (most recent call last):\n  File "')
+        assert body.splitlines()[1].endswith(b'hello.py", line 6, in <module>')
+        save(app, GOOD, 2)
+        poll(url, lambda status, body: body == b"version 2")
+
+
+def test_eager_loading_fails_on_a_reload_that_calls_sys_exit(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    app = tmp_path / "hello.py"
+    save(app, GOOD, 1)
+    args = ("--app", "hello", *RELOAD, "--eager-loading", "--reloader-type", "stat")
+    with run_citus(*args) as proc:
+        url = proc.wait_for_url()
+        poll(url, lambda status, body: body == b"version 1")
+        save(app, EXITING, 2)
+        assert proc.wait() == 1
+    assert "SystemExit: no DATABASE_URL 2" in proc.log.text
+
+
+def test_a_base_exception_of_the_users_is_an_import_error_too(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    """Not only SystemExit: any BaseException but Ctrl+C's is shown, and the
+    server (which catches only Exception from apps) answers a 500."""
+    app = tmp_path / "hello.py"
+    source = """
+        class Stop(BaseException):
+            pass
+
+        raise Stop("odd {n}")
+    """
+    save(app, source, 1)
+    args = ("--app", "hello", *RELOAD, "--lazy-loading", "--reloader-type", "stat")
+    with run_citus(*args) as proc:
+        url = proc.wait_for_url()
+        doc = poll_json(url, lambda status, doc: status == 500 and doc is not None)
+        assert [b["type"] for b in doc["chain"]][0] == "hello.Stop"
+        assert doc["chain"][0]["frames"][0]["file"] == str(app)
+    with run_citus("--app", "hello", "run", "--port", "0", "--no-reload") as proc:
+        assert proc.wait() == 1
+    assert "hello.Stop: odd 1" in proc.log.text
+
+
+def test_keyboard_interrupt_at_import_stays_a_quiet_stop(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    (tmp_path / "hello.py").write_text("raise KeyboardInterrupt\n", encoding="utf-8")
+    with run_citus("--app", "hello", "run", "--port", "0", "--no-reload") as proc:
+        assert proc.wait() == 0
+    assert "Traceback" not in proc.log.text
+    assert "KeyboardInterrupt" not in proc.log.text
+
+
+@pytest.mark.parametrize("command", ["routes", "shell"])
+def test_routes_and_shell_show_sys_exit_at_import(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path, command: str
+) -> None:
+    save(tmp_path / "hello.py", EXITING, 1)
+    with run_citus("--app", "hello", command) as proc:
+        assert proc.wait() == 1
+    assert 'hello.py", line 6, in <module>' in proc.log.text
+    assert proc.log.lines[-1] == "SystemExit: no DATABASE_URL 1"

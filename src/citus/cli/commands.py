@@ -78,9 +78,9 @@ class AppInfo:
         """Import the app now; a user-code error prints its traceback, exit 1."""
         try:
             return locate_app(self.app_ref)
-        except click.ClickException:
+        except (click.ClickException, KeyboardInterrupt):
             raise
-        except Exception as error:
+        except BaseException as error:  # sys.exit() at import time too
             echo(format_load_error(error), err=True)
             raise SystemExit(1) from None
 

@@ -31,8 +31,11 @@ from .discovery import NoAppError, locate_app
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-_CITUS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_IMPORTLIB_DIR = os.path.dirname(os.path.abspath(importlib.__file__ or ""))
+# With a trailing separator: a user's ``citus_app/`` is not citus's own.
+_OWN_DIRS = (
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ""),
+    os.path.join(os.path.dirname(os.path.abspath(importlib.__file__ or "")), ""),
+)
 
 
 def supervisor_app(
@@ -44,39 +47,78 @@ def supervisor_app(
     )
 
 
+class AppLoadError(Exception):
+    """Raised by :class:`FailedApp` for a load error that is not an
+    :exc:`Exception` (``sys.exit()`` at import time, a ``BaseException``
+    subclass of the user's): servers and middleware catch only
+    :exc:`Exception`, so the original is shown as its cause.
+    """
+
+
 class FailedApp:
     """A WSGI app that raises the error the real app failed to load with.
 
-    Each request raises ``error`` again, with its original traceback, so that
-    the debugger (or the server's 500 page) shows what went wrong in the
-    user's code.
+    Each request raises ``error`` again, with its traceback from the first
+    frame of the user's code, so that the debugger (or the server's 500 page)
+    shows what went wrong there. An error that is not an :exc:`Exception`
+    (``SystemExit``) is raised as the cause of an :exc:`AppLoadError`.
+
+    Each request's environ gets :data:`citus.debug.LOAD_ERROR_KEY`: the
+    debugger then shows the error only to requests it trusts in full
+    (:meth:`citus.debug.DebuggedApplication.trusts_request`), as the
+    reloader's page does while the server is down.
     """
 
     def __init__(self, error: BaseException) -> None:
+        from ..debug import LOAD_ERROR_KEY
+
         self.error = error
-        self.traceback = _user_traceback(error.__traceback__)
+        self.traceback = _user_traceback(error)
+        self._key = LOAD_ERROR_KEY
+        self._wrapper: AppLoadError | None = None
+        if not isinstance(error, Exception):
+            message = str(error)
+            self._wrapper = AppLoadError(
+                f"The app raised {type(error).__name__} while it was imported"
+                + (f": {message}" if message else ".")
+            )
 
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
     ) -> t.Iterable[bytes]:
         """Raise the load error again."""
-        raise self.error.with_traceback(self.traceback)
+        __traceback_hide__ = True  # the debugger leaves this frame out
+        environ[self._key] = True
+        error = self.error.with_traceback(self.traceback)
+        if self._wrapper is not None:
+            raise self._wrapper.with_traceback(None) from error
+        raise error
 
 
 def _is_own_file(filename: str) -> bool:
-    return filename.startswith((_CITUS_DIR, _IMPORTLIB_DIR, "<frozen importlib"))
+    if filename.startswith("<frozen importlib"):
+        return True
+    return os.path.abspath(filename).startswith(_OWN_DIRS)
 
 
 def _is_own_frame(frame: traceback.FrameSummary) -> bool:
     return _is_own_file(frame.filename)
 
 
-def _user_traceback(tb: types.TracebackType | None) -> types.TracebackType | None:
-    """``tb`` from its first frame in the user's code (all of it if none is)."""
+def _user_traceback(error: BaseException) -> types.TracebackType | None:
+    """The traceback of ``error`` from its first frame in the user's code.
+
+    As in :func:`format_load_error`: a :exc:`SyntaxError` of the import (or a
+    wrong ``--app``) has no frame of the user's code and keeps none; any other
+    error that has none keeps all its frames.
+    """
+    tb = error.__traceback__
     start = tb
     while start is not None and _is_own_file(start.tb_frame.f_code.co_filename):
         start = start.tb_next
-    return start if start is not None else tb
+    if start is None and not isinstance(error, (SyntaxError, NoAppError)):
+        return tb
+    return start
 
 
 def format_load_error(error: BaseException) -> str:
@@ -132,7 +174,11 @@ def load_app_for_serving(
             raise
         failure: BaseException = error
         echo(f"Error: {error.format_message()}", err=True)
-    except Exception as error:
+    except KeyboardInterrupt:
+        raise  # Ctrl+C while importing: a normal stop, not an error
+    except BaseException as error:
+        # SystemExit too (sys.exit() at import time): a load error like any
+        # other, with its traceback, never a silent exit of the process.
         if fatal:
             _fail(
                 format_load_error(error),

@@ -80,6 +80,11 @@ TOKEN_LIFETIME = 8 * 3600
 DEFAULT_MAX_TRACEBACKS = 20
 #: Largest URL-encoded form body copied for the error page.
 MAX_FORM_COPY = 64 * 1024
+#: WSGI environ key an app sets when its error is that the real app failed to
+#: load (``citus run`` does): the page for it then follows
+#: :meth:`DebuggedApplication.trusts_request`, as the reloader's page for a
+#: server that is down does, instead of checking only the ``Host``.
+LOAD_ERROR_KEY = "citus.debug.load_error"
 
 _ASSETS = {
     "debugger.css": "text/css; charset=utf-8",
@@ -302,14 +307,15 @@ class DebuggedApplication:
                     " host, and this one had no Host header (an HTTP/1.0 client?)."
                     " Send 'Host: localhost'."
                 )
-            if kind == "json":
-                data = {"error": {"type": "InternalServerError", "message": reason}}
-                return status, self._headers("application/json"), to_json(data)
-            if kind == "text":
-                text = f"Internal Server Error\n\n{reason}\n"
-                return status, self._headers("text/plain; charset=utf-8"), _utf8(text)
-            page = render_minimal_page(reason)
-            return status, self._headers("text/html; charset=utf-8"), _utf8(page)
+            return self._refusal(status, kind, reason)
+        if environ.get(LOAD_ERROR_KEY) and not self.trusts_request(environ):
+            # While the app is down, the rule of the reloader's page.
+            reason = (
+                "The app failed to load. The debugger shows why only to requests"
+                " from the same origin, and this one came from another origin;"
+                " open this URL directly. The traceback is in the terminal."
+            )
+            return self._refusal(status, kind, reason)
         tb = self._store(error)
         if kind == "json":
             return status, self._headers("application/json"), to_json(tb.to_json())
@@ -334,6 +340,19 @@ class DebuggedApplication:
             config=find_config(self.app),
             notice=notice,
         )
+        return status, self._headers("text/html; charset=utf-8"), _utf8(page)
+
+    def _refusal(
+        self, status: str, kind: str, reason: str
+    ) -> tuple[str, list[tuple[str, str]], bytes]:
+        """The page without the traceback, saying ``reason``."""
+        if kind == "json":
+            data = {"error": {"type": "InternalServerError", "message": reason}}
+            return status, self._headers("application/json"), to_json(data)
+        if kind == "text":
+            text = f"Internal Server Error\n\n{reason}\n"
+            return status, self._headers("text/plain; charset=utf-8"), _utf8(text)
+        page = render_minimal_page(reason)
         return status, self._headers("text/html; charset=utf-8"), _utf8(page)
 
     @staticmethod
