@@ -261,3 +261,42 @@ else:
         value = _struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
         sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVTIMEO, value)
         sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDTIMEO, value)
+
+
+# -- signals around fork() ----------------------------------------------------------
+
+if sys.platform == "win32":
+
+    def block_stop_signals() -> object:
+        """Hold back SIGINT and SIGTERM for this thread (nothing on Windows).
+
+        :returns: what :func:`restore_signal_mask` needs to undo it.
+        """
+        return None
+
+    def restore_signal_mask(previous: object) -> None:
+        """Undo :func:`block_stop_signals`; held-back signals arrive now."""
+
+else:
+    import signal as _signal
+
+    def block_stop_signals() -> object:
+        """Hold back SIGINT and SIGTERM for this thread until
+        :func:`restore_signal_mask`.
+
+        Used around ``fork()``: a Ctrl+C that lands while a worker process is
+        being set up is delivered once it can handle it, instead of raising
+        KeyboardInterrupt in the middle of the fork (a traceback, or a child
+        the parent never learnt about).
+
+        :returns: the previous mask, for :func:`restore_signal_mask`.
+        """
+        return _signal.pthread_sigmask(
+            _signal.SIG_BLOCK, {_signal.SIGINT, _signal.SIGTERM}
+        )
+
+    def restore_signal_mask(previous: object) -> None:
+        """Undo :func:`block_stop_signals`; held-back signals arrive now."""
+        _signal.pthread_sigmask(
+            _signal.SIG_SETMASK, t.cast("set[_signal.Signals]", previous)
+        )

@@ -353,6 +353,81 @@ def test_listener_made_blocking_by_another_holder_does_not_hang(
         server.server_close()
 
 
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix sockets")
+@pytest.mark.parametrize("options", ["threaded=True", "processes=2"])
+def test_run_simple_ctrl_c_before_serving_started(
+    run_python: t.Any, tmp_path: Path, options: str
+) -> None:
+    # Ctrl+C right after the banner, before the server runs: quiet, status 0,
+    # and the Unix socket file is removed.
+    script = tmp_path / "serve.py"
+    path = tmp_path / "s.sock"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import logging, signal
+            from citus.serving import run_simple
+
+            class CtrlC(logging.StreamHandler):
+                def emit(self, record):
+                    super().emit(record)
+                    if record.getMessage() == "Press CTRL+C to quit":
+                        signal.raise_signal(signal.SIGINT)
+
+            logging.getLogger("citus").addHandler(CtrlC())
+
+            def app(environ, start_response):
+                start_response("200 OK", [])
+                return [b"ok"]
+
+            run_simple("unix://{path}", 0, app, {options})
+            print("run_simple returned", flush=True)
+            """
+        )
+    )
+    proc = run_python(str(script))
+    assert proc.wait(15) == 0
+    assert "Press CTRL+C to quit" in proc.log.text
+    assert "run_simple returned" in proc.log.text
+    assert "Traceback" not in proc.log.text
+    assert not path.exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no fork")
+def test_ctrl_c_while_forking_workers(run_python: t.Any, tmp_path: Path) -> None:
+    # A Ctrl+C that lands while a worker is being forked must neither be lost
+    # (in fork's own hooks) nor leave a worker the parent does not know about.
+    script = tmp_path / "serve.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os, signal
+            from citus.serving import run_simple
+
+            def app(environ, start_response):
+                start_response("200 OK", [])
+                return [b"ok"]
+
+            os.register_at_fork(
+                after_in_parent=lambda: signal.raise_signal(signal.SIGINT)
+            )
+            run_simple("127.0.0.1", 0, app, processes=2)
+            print("run_simple returned", flush=True)
+            """
+        )
+    )
+    proc = run_python(str(script))
+    url = proc.wait_for_url()
+    port = int(url.rsplit(":", 1)[1])
+    assert proc.wait(20) == 0
+    assert "run_simple returned" in proc.log.text
+    assert "Traceback" not in proc.log.text
+    assert "Exception ignored" not in proc.log.text
+    # No worker left behind serving the port.
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
 def test_pool_stop_skips_a_thread_that_never_started() -> None:
     from citus.serving.server import _Pool
 

@@ -30,9 +30,12 @@ from .tls import TLSConfigError, load_ssl_context
 from .tls import make_ssl_devcert as make_ssl_devcert
 
 if t.TYPE_CHECKING:
+    import socket
     import ssl
 
     from _typeshed.wsgi import WSGIApplication
+
+    from ..debug import DebuggedApplication
 
 __all__ = [
     "Server",
@@ -87,9 +90,50 @@ def run_simple(
     debugger, ``CITUS_DEBUGGER_PIN``.
 
     Exits with status 1 and a one-line explanation, not a traceback, when the
-    address cannot be bound.
+    address cannot be bound. Ctrl+C at any point, even before serving has
+    started, makes it return quietly.
     """
     check_concurrency(threaded, processes)  # before anything is bound
+    try:
+        _run_simple(
+            hostname,
+            port,
+            application,
+            use_reloader,
+            use_debugger,
+            use_evalex,
+            extra_files,
+            exclude_patterns,
+            reloader_interval,
+            reloader_type,
+            threaded,
+            processes,
+            static_files,
+            passthrough_errors,
+            ssl_context,
+        )
+    except KeyboardInterrupt:
+        pass  # Ctrl+C: stopped (the sockets were released on the way out)
+
+
+def _run_simple(
+    hostname: str,
+    port: int,
+    application: WSGIApplication,
+    use_reloader: bool,
+    use_debugger: bool,
+    use_evalex: bool,
+    extra_files: t.Iterable[str] | None,
+    exclude_patterns: t.Iterable[str] | None,
+    reloader_interval: float,
+    reloader_type: str,
+    threaded: bool,
+    processes: int,
+    static_files: dict[str, str] | None,
+    passthrough_errors: bool,
+    ssl_context: ssl.SSLContext | tuple[str, str] | str | None,
+) -> None:
+    """:func:`run_simple` itself, Ctrl+C aside."""
     if static_files:
         from .static import StaticFilesMiddleware
 
@@ -118,10 +162,46 @@ def run_simple(
             for line in error.explain():
                 echo(line, err=True)
             raise SystemExit(1) from None
-        for line in describe_urls(sockets, scheme):
-            echo(line, err=False)
-        echo("Press CTRL+C to quit", err=False)
+    try:
+        if inherited is None:
+            for line in describe_urls(sockets, scheme):
+                echo(line, err=False)
+            echo("Press CTRL+C to quit", err=False)
+        _serve_sockets(
+            sockets,
+            inherited is not None,
+            application,
+            debugger,
+            context,
+            use_reloader,
+            extra_files,
+            exclude_patterns,
+            reloader_interval,
+            reloader_type,
+            threaded,
+            processes,
+            passthrough_errors,
+        )
+    finally:
+        release_sockets(sockets)  # also after a Ctrl+C before serving started
 
+
+def _serve_sockets(
+    sockets: list[socket.socket],
+    inherited: bool,
+    application: WSGIApplication,
+    debugger: DebuggedApplication | None,
+    context: ssl.SSLContext | None,
+    use_reloader: bool,
+    extra_files: t.Iterable[str] | None,
+    exclude_patterns: t.Iterable[str] | None,
+    reloader_interval: float,
+    reloader_type: str,
+    threaded: bool,
+    processes: int,
+    passthrough_errors: bool,
+) -> None:
+    """Serve on bound ``sockets``: with the reloader's supervisor, or here."""
     if use_reloader and not is_running_from_reloader():
         from ..reloader import ReloaderError, run_with_reloader
 
@@ -149,18 +229,14 @@ def run_simple(
             # The warnings (PIN off, reachable from the network) are red.
             echo(line)
 
-    try:
-        server = Server(
-            sockets,
-            application,
-            threaded=threaded,
-            processes=processes,
-            ssl_context=context,
-            passthrough_errors=passthrough_errors,
-        )
-    except BaseException:
-        release_sockets(sockets)
-        raise
+    server = Server(
+        sockets,
+        application,
+        threaded=threaded,
+        processes=processes,
+        ssl_context=context,
+        passthrough_errors=passthrough_errors,
+    )
     if use_reloader:
         from ..reloader import start_child_watcher
 
@@ -176,7 +252,7 @@ def run_simple(
     # child (inherited sockets) keeps the supervisor's arrangement.
     previous_term = None
     if (
-        inherited is None
+        not inherited
         and sys.platform != "win32"
         and threading.current_thread() is threading.main_thread()
         and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL

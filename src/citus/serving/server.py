@@ -29,7 +29,12 @@ import typing as t
 import warnings
 from collections import deque
 
-from .._compat import MSG_DONTWAIT, set_io_timeout
+from .._compat import (
+    MSG_DONTWAIT,
+    block_stop_signals,
+    restore_signal_mask,
+    set_io_timeout,
+)
 from .._log import log_error
 from . import http11
 from .http11 import (
@@ -601,8 +606,14 @@ class Server:
         try:
             while not self._stopping:
                 while len(children) < self.processes and not self._stopping:
-                    pid = self._fork_child()
-                    children[pid] = True
+                    # Ctrl+C reaches the workers too: hold it back until the
+                    # worker has its own handlers and the parent knows its pid.
+                    mask = block_stop_signals()
+                    try:
+                        pid = self._fork_child(mask)
+                        children[pid] = True
+                    finally:
+                        restore_signal_mask(mask)
                 poller.poll(0.2, set())
                 for pid in list(children):
                     try:
@@ -630,7 +641,8 @@ class Server:
                     except OSError:
                         pass
 
-    def _fork_child(self) -> int:
+    def _fork_child(self, mask: object) -> int:
+        """Fork a worker (SIGINT and SIGTERM held back: ``mask`` undoes it)."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             pid = os.fork()
@@ -647,8 +659,11 @@ class Server:
             self._loop_done.set()
             signal.signal(signal.SIGTERM, lambda *args: self.shutdown())
             signal.signal(signal.SIGINT, lambda *args: self.shutdown())
+            restore_signal_mask(mask)  # a Ctrl+C held back now stops serving
             self.processes = 1
             self._serve_loop()
+        except KeyboardInterrupt:
+            pass  # stopping anyway
         except BaseException:
             logger.exception("Worker process %d failed:", os.getpid())
             status = 1
