@@ -1,7 +1,7 @@
 """The supervisor's page while the server process is down, tested as an attacker.
 
 A real ``citus run`` serves an app that then crashes its process at import (an
-edit that calls ``sys.exit`` with a secret in the message). The page must show
+edit that prints a secret and ends the process with ``os._exit``). The page must show
 that error only in debug mode and only to requests the debugger trusts: a local
 ``Host`` (DNS rebinding sends the attacker's name), a same-origin ``Origin`` and
 ``Sec-Fetch-Site`` (a cross-site page). Requests are written byte by byte on raw
@@ -51,14 +51,18 @@ def hello():
     return "hello one"
 """
 
-# The process dies at import (SystemExit is not an error the loader catches):
-# only the supervisor is left to answer, with the child's last words.
+# The process dies at import (os._exit: not an exception the loader could
+# catch, as sys.exit() would be): only the supervisor is left to answer, with
+# the child's last words.
 CRASHING = (
     GOOD
     + f"""
+import os
 import sys
 
-sys.exit("boom: the password is {SECRET}")
+sys.stderr.write("boom: the password is {SECRET}\\n")
+sys.stderr.flush()
+os._exit(1)
 """
 )
 
