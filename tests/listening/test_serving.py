@@ -185,6 +185,25 @@ def test_plain_http_to_the_tls_port_then_garbage_then_served(
     assert "plain HTTP request to an HTTPS server" in text
 
 
+def test_untrusted_certificate_is_one_readable_log_line(
+    devcert: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with Running(
+        make_server("127.0.0.1", 0, environ_app, ssl_context=devcert)
+    ) as server:
+        assert server.port
+        client = ssl.create_default_context()  # does not trust the devcert
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+            with pytest.raises(ssl.SSLCertVerificationError):
+                client.wrap_socket(raw, server_hostname="localhost")
+        # Still serving, for a client that trusts it.
+        assert _https_get(server.port, devcert[0])["wsgi.url_scheme"] == "https"
+    lines = [r.getMessage() for r in caplog.records if "TLS" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert "does not trust the certificate" in lines[0]
+    assert "_ssl.c" not in lines[0]
+
+
 def test_stalled_handshake_does_not_block_others(devcert: tuple[str, str]) -> None:
     with Running(
         make_server("127.0.0.1", 0, environ_app, ssl_context=devcert)

@@ -106,6 +106,38 @@ def _answer_and_close_gently(sock: socket.socket, answer: bytes) -> None:
         pass
 
 
+_NOT_TRUSTED = (
+    "the client does not trust the certificate, as expected for a self-signed"
+    " one until the client is told to trust it"
+)
+#: OpenSSL's reasons for a failed handshake, in words (the usual ones in
+#: development: a browser or tool that does not trust a self-signed certificate).
+_TLS_REASONS = {
+    "TLSV1_ALERT_UNKNOWN_CA": _NOT_TRUSTED,
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": _NOT_TRUSTED,
+    "SSLV3_ALERT_BAD_CERTIFICATE": "the client refused the certificate (is it"
+    " for another host name?)",
+    "UNSUPPORTED_PROTOCOL": "the client offers only TLS versions older than 1.2",
+    "UNEXPECTED_EOF_WHILE_READING": "the client closed the connection during"
+    " the handshake",
+    "NO_SHARED_CIPHER": "the client and the server have no cipher in common",
+}
+
+
+def _tls_failure(error: BaseException) -> str:
+    """One readable reason for a failed handshake (without ``_ssl.c:NNN``)."""
+    reason = getattr(error, "reason", None)
+    if isinstance(reason, str) and reason in _TLS_REASONS:
+        return f"{_TLS_REASONS[reason]} ({reason})"
+    if isinstance(error, TimeoutError):
+        return "the client sent nothing in time"
+    if isinstance(error, ConnectionError):
+        return "the client closed the connection during the handshake"
+    text = str(error)
+    cut = text.rfind(" (_ssl.c:")
+    return text[:cut] if cut > 0 else text
+
+
 def _with_data(clients: list[_Client], wait: float = 0.2) -> set[_Client]:
     """The clients whose request bytes arrive within ``wait`` seconds (one wait
     for all of them)."""
@@ -975,7 +1007,7 @@ class Server:
             sock.do_handshake()
             sock.settimeout(self.io_timeout)
         except (OSError, ssl.SSLError, ValueError) as error:
-            log_error(f"{client.client}: TLS handshake failed: {error}")
+            log_error(f"{client.client}: TLS handshake failed: {_tls_failure(error)}")
             return False
         client.tls = True
         client.tls_pending = False
