@@ -163,7 +163,8 @@ def test_plain_http_to_the_tls_port_then_garbage_then_served(
         # Plain HTTP: a 400 that says why, then the connection closes.
         raw = http_get(("127.0.0.1", port))
         assert raw.startswith(b"HTTP/1.1 400 ")
-        assert b"plain HTTP request to an HTTPS server" in raw
+        assert b"plain HTTP request to an HTTPS server: use https://" in raw
+        assert b"\r\nDate: " in raw and b"\r\nServer: citus/" in raw
         # A handshake record that is garbage: closed, no traceback.
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(b"\x16\x03\x01\x00\x05hello" + b"\x00" * 64)

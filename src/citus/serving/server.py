@@ -73,12 +73,8 @@ _STARVED = 0.02
 _ACCEPT_PAUSE = 0.5
 #: Idle threads above the base ones exit after this many seconds.
 _IDLE_THREAD_EXIT = 10.0
-_TLS_PLAIN_HTTP_ANSWER = (
-    b"HTTP/1.1 400 Bad Request\r\n"
-    b"Content-Type: text/plain; charset=utf-8\r\n"
-    b"Content-Length: 57\r\n"
-    b"Connection: close\r\n\r\n"
-    b"The client sent a plain HTTP request to an HTTPS server.\n"
+_TLS_PLAIN_HTTP_MESSAGE = (
+    "the client sent a plain HTTP request to an HTTPS server: use https:// in the URL."
 )
 
 
@@ -998,7 +994,9 @@ class Server:
                 return False
             if first != b"\x16":
                 log_error(f"{client.client}: plain HTTP request to an HTTPS server.")
-                _answer_and_close_gently(raw, _TLS_PLAIN_HTTP_ANSWER)
+                _answer_and_close_gently(
+                    raw, http11.error_response(400, _TLS_PLAIN_HTTP_MESSAGE)
+                )
                 return False
             sock = context.wrap_socket(
                 raw, server_side=True, do_handshake_on_connect=False
