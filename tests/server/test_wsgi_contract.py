@@ -169,6 +169,32 @@ def test_app_exception_is_a_500_and_a_logged_traceback(
     assert "GET /boom" in record.getMessage()
 
 
+@pytest.mark.parametrize("threaded", [False, True])
+def test_sys_exit_in_the_app_is_a_500_not_the_end_of_the_server(
+    serve: t.Any, caplog: pytest.LogCaptureFixture, threaded: bool
+) -> None:
+    caplog.set_level(logging.INFO, logger="citus")
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        if environ["PATH_INFO"] == "/exit":
+            sys.exit("bye")
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    run = serve(app, threaded=threaded)
+    with run.connect() as sock:
+        sock.sendall(b"GET /exit HTTP/1.1\r\n\r\n")
+        status, headers, body = read_response(sock)
+    assert status == 500
+    wait_until(lambda: any(r.exc_info for r in caplog.records))
+    record = next(r for r in caplog.records if r.exc_info)
+    assert record.exc_info is not None and record.exc_info[0] is SystemExit
+    # The server is still there for the next client.
+    with run.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        assert read_response(sock)[::2] == (200, b"ok")
+
+
 @pytest.mark.parametrize(
     "header",
     [

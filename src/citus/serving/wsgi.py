@@ -448,7 +448,9 @@ class Exchange:
         except _AbortError:
             self.aborted = True
             self.conn.must_close()
-        except Exception:
+        except (Exception, SystemExit):
+            # sys.exit() in a view is the view's error, not a way to stop the
+            # server (Ctrl+C and shutdown() are).
             self.conn.must_close()
             if self.passthrough_errors:
                 self.aborted = True
