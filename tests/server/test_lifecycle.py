@@ -663,3 +663,73 @@ def test_in_a_multiprocessing_process_stopped_from_outside() -> None:
             process.join(5)
         queue.close()
         queue.join_thread()
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+def test_no_request_is_lost_when_a_new_server_takes_over_the_socket(
+    threaded: bool,
+) -> None:
+    """What a reload does: a new server starts on the listening socket, then the
+    old one is shut down. A client that connected to the old one and sends its
+    request a moment later is answered, by one server or the other."""
+    sock = socket.create_server(("127.0.0.1", 0), backlog=1024)
+    port = sock.getsockname()[1]
+    generation = [0]
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(generation[0]).encode()]
+
+    failures: list[str] = []
+    answered = [0]
+    stop = threading.Event()
+
+    def client(delay: float) -> None:
+        while not stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+                    if delay:
+                        time.sleep(delay)  # a client that is slow to send
+                    c.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                    data = read_all(c)
+                if not data.startswith(b"HTTP/1.1 200 "):
+                    failures.append(repr(data[:60]))
+                answered[0] += 1
+            except OSError as error:
+                failures.append(repr(error))
+
+    servers: list[tuple[Server, threading.Thread]] = []
+
+    def start() -> None:
+        server = Server([sock], app, threaded=threaded)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+
+    clients = [
+        threading.Thread(target=client, args=(delay,), daemon=True)
+        for delay in (0, 0, 0.002, 0.02)
+    ]
+    start()
+    for thread in clients:
+        thread.start()
+    try:
+        for n in range(1, 16):
+            seen = answered[0]
+            wait_until(lambda seen=seen: answered[0] > seen + 8)
+            generation[0] = n
+            start()
+            old, old_thread = servers.pop(0)
+            old.shutdown()
+            old_thread.join(10)
+            assert not old_thread.is_alive()
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join(15)
+        for server, thread in servers:
+            server.shutdown()
+            thread.join(10)
+        sock.close()
+    assert not failures, failures[:5]
+    assert answered[0] > 100

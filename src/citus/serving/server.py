@@ -175,6 +175,7 @@ class _Client:
         "deadline",
         "fd",
         "head_timer",
+        "last_chance",
         "registered",
         "sock",
         "tls",
@@ -188,6 +189,7 @@ class _Client:
         self.deadline = 0.0
         self.busy = False
         self.head_timer = True
+        self.last_chance = False
         self.registered = False
         self.tls = False
         self.tls_pending = False
@@ -908,7 +910,8 @@ class Server:
 
     def _rearm(self, client: _Client) -> None:
         if self._stopping:
-            self._close(client)
+            if not self._answer_arriving(client):
+                self._close(client)
             return
         poller = self._poller
         client.busy = False
@@ -920,6 +923,20 @@ class Server:
             client.registered = True
         except (OSError, ValueError):
             self._close(client)
+
+    def _answer_arriving(self, client: _Client) -> bool:
+        """While stopping: answer a request that is on its way on a connection
+        accepted before the stop (one short wait per connection). Closing
+        such a connection, as a reload stops a server, would fail a request
+        that the client made in good time. True when it was answered."""
+        if client.last_chance or not client.head_timer or client.tls_pending:
+            return False
+        client.last_chance = True
+        if not _with_data([client]):
+            return False
+        client.busy = True
+        self._handle_ready(client)
+        return True
 
     def _drain(self, quick: bool = False) -> None:
         """After the loop: close idle connections, give busy ones time."""
@@ -935,6 +952,7 @@ class Server:
             elif client in arriving:
                 # Accepted before the stop with its request on the way (a
                 # reload): answer it, as closing would reset a fresh request.
+                client.last_chance = True
                 client.busy = True
                 try:
                     self._handle_ready(client)
