@@ -7,11 +7,18 @@ and both branches define the same names.
 
 from __future__ import annotations
 
+import errno
+import importlib
 import os
+import select
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import typing as t
+import warnings
 
 if sys.platform == "win32":
     import msvcrt
@@ -242,10 +249,9 @@ if sys.platform == "win32":
         sock.settimeout(seconds)
 
 else:
-    import socket as _socket
     import struct as _struct
 
-    MSG_DONTWAIT = _socket.MSG_DONTWAIT
+    MSG_DONTWAIT = socket.MSG_DONTWAIT
 
     def set_io_timeout(sock: t.Any, seconds: float) -> None:
         """Make reads and writes on ``sock`` fail after ``seconds`` of waiting.
@@ -259,8 +265,8 @@ else:
             sock.setblocking(True)  # BSD sockets inherit the listener's mode
         whole = int(seconds)
         value = _struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
-        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVTIMEO, value)
-        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDTIMEO, value)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
 
 
 # -- signals around fork() ----------------------------------------------------------
@@ -278,7 +284,6 @@ if sys.platform == "win32":
         """Undo :func:`block_stop_signals`; held-back signals arrive now."""
 
 else:
-    import signal as _signal
 
     def block_stop_signals() -> object:
         """Hold back SIGINT and SIGTERM for this thread until
@@ -291,12 +296,335 @@ else:
 
         :returns: the previous mask, for :func:`restore_signal_mask`.
         """
-        return _signal.pthread_sigmask(
-            _signal.SIG_BLOCK, {_signal.SIGINT, _signal.SIGTERM}
-        )
+        return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
 
     def restore_signal_mask(previous: object) -> None:
         """Undo :func:`block_stop_signals`; held-back signals arrive now."""
-        _signal.pthread_sigmask(
-            _signal.SIG_SETMASK, t.cast("set[_signal.Signals]", previous)
+        signal.pthread_sigmask(
+            signal.SIG_SETMASK, t.cast("set[signal.Signals]", previous)
         )
+
+
+# -- Unix domain sockets --------------------------------------------------------
+
+if sys.platform == "win32":
+    #: ``socket.AF_UNIX``, or -1 where citus cannot listen on Unix sockets.
+    AF_UNIX = -1
+    #: Whether the server can listen on a Unix domain socket (``unix://PATH``).
+    HAS_UNIX_SOCKETS = False
+
+else:
+    AF_UNIX: int = getattr(socket, "AF_UNIX", -1)
+    HAS_UNIX_SOCKETS = AF_UNIX != -1
+
+
+def is_unix_socket(sock: t.Any) -> bool:
+    """Whether ``sock`` (a socket object) is a Unix domain socket."""
+    return HAS_UNIX_SOCKETS and bool(sock.family == AF_UNIX)
+
+
+# -- the debugger's private state folder -----------------------------------------
+
+if sys.platform == "win32":
+
+    def per_user_name(base: str) -> str:
+        """The name of a per-user folder in the temporary folder: ``base``, as
+        the temporary folder of Windows is already the user's own."""
+        return base
+
+    def is_private(info: os.stat_result) -> bool:
+        """Whether a file or folder belongs to this user and nobody else may
+        use it: always on Windows, where it lies in the user's own temporary
+        folder and ``st_uid`` means nothing."""
+        return True
+
+    def process_alive(pid: int) -> bool:
+        """Whether a process ``pid`` may exist.
+
+        Always ``True`` on Windows: there is no safe probe without more code,
+        so files named after a process are never swept there.
+        """
+        return True
+
+else:
+
+    def per_user_name(base: str) -> str:
+        """The name of a per-user folder in the temporary folder: ``base``
+        followed by the user id, as the temporary folder is shared."""
+        return f"{base}-{os.getuid()}"
+
+    def is_private(info: os.stat_result) -> bool:
+        """Whether a file or folder belongs to this user and nobody else may
+        use it: owned by this user, no permission for group or others."""
+        return info.st_uid == os.getuid() and not info.st_mode & 0o077
+
+    def process_alive(pid: int) -> bool:
+        """Whether a process ``pid`` may exist (someone else's counts)."""
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:  # PermissionError: alive, and someone else's
+            return True
+        return True
+
+
+# -- the reloader's children ------------------------------------------------------
+
+
+def windows_console_script(args: list[str]) -> list[str]:
+    """``args`` with a console script named without its suffix made runnable.
+
+    On Windows ``sys.orig_argv`` may name a console script (``citus.exe``) as
+    ``citus``; then the ``.exe`` (or the ``-script.py`` next to it) is run
+    instead. Pure, so it can be tried on any platform.
+
+    :param args: ``[python, script, *arguments]``.
+    """
+    if len(args) < 2 or args[1].startswith("-") or os.path.exists(args[1]):
+        return args
+    script = args[1]
+    if os.path.isfile(script + ".exe"):
+        return [script + ".exe", *args[2:]]
+    if os.path.isfile(script + "-script.py"):
+        return [args[0], script + "-script.py", *args[2:]]
+    return args
+
+
+if sys.platform == "win32":
+
+    def runnable_args(args: list[str]) -> list[str]:
+        """``args`` (this program's command line) in a form that starts it
+        again: see :func:`windows_console_script`."""
+        return windows_console_script(args)
+
+    def popen_passing(socks: t.Sequence[t.Any]) -> dict[str, t.Any]:
+        """Keyword arguments for ``subprocess.Popen`` that let the child
+        inherit the sockets ``socks`` under the same numbers (and nothing else).
+
+        Windows: the sockets become inheritable and are listed in the
+        ``handle_list`` of the child's ``STARTUPINFO``.
+        """
+        for sock in socks:
+            sock.set_inheritable(True)
+        info = subprocess.STARTUPINFO()
+        info.lpAttributeList = {"handle_list": [sock.fileno() for sock in socks]}
+        return {"startupinfo": info}
+
+    def child_stderr() -> tuple[int | None, int]:
+        """Where a child's standard error goes: ``(None, subprocess.PIPE)``
+        on Windows (no pseudo-terminals)."""
+        return None, subprocess.PIPE
+
+    def describe_exit_status(code: int) -> str:
+        """How a child ended, from ``Popen.returncode``: ``exit status N``."""
+        return f"exit status {code}"
+
+else:
+
+    def runnable_args(args: list[str]) -> list[str]:
+        """``args`` (this program's command line) in a form that starts it
+        again: unchanged on POSIX."""
+        return args
+
+    def popen_passing(socks: t.Sequence[t.Any]) -> dict[str, t.Any]:
+        """Keyword arguments for ``subprocess.Popen`` that let the child
+        inherit the sockets ``socks`` under the same numbers (``pass_fds``)."""
+        return {"pass_fds": tuple(sock.fileno() for sock in socks)}
+
+    def child_stderr() -> tuple[int | None, int]:
+        """Where a child's standard error goes: ``(master, slave)`` of a
+        pseudo-terminal when our standard error is a terminal, so that the
+        child still sees one (and colours its output); else
+        ``(None, subprocess.PIPE)``. The caller closes ``slave`` once the child
+        has started and reads ``master``.
+        """
+        try:
+            if not os.isatty(sys.stderr.fileno()):
+                return None, subprocess.PIPE
+        except (AttributeError, OSError, ValueError):
+            return None, subprocess.PIPE
+        import termios
+
+        master, slave = os.openpty()
+        try:
+            attrs = termios.tcgetattr(slave)
+            attrs[1] &= ~termios.OPOST  # our terminal turns \n into \r\n itself
+            termios.tcsetattr(slave, termios.TCSANOW, attrs)
+            try:
+                size = fcntl.ioctl(sys.stderr.fileno(), termios.TIOCGWINSZ, b"\0" * 8)
+                fcntl.ioctl(slave, termios.TIOCSWINSZ, size)
+            except OSError:
+                pass
+        except (OSError, termios.error):
+            os.close(master)
+            os.close(slave)
+            return None, subprocess.PIPE
+        return master, slave
+
+    def describe_exit_status(code: int) -> str:
+        """How a child ended, from ``Popen.returncode``: ``exit status N`` or
+        ``killed by SIGNAME``."""
+        if code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exit status {code}"
+
+
+# -- sharing listening sockets with other processes ------------------------------
+
+if sys.platform == "win32":
+
+    def make_nonblocking(sock: t.Any) -> int:
+        """Put ``sock`` in non-blocking mode; returns what
+        :func:`restore_blocking` needs (nothing on Windows)."""
+        sock.setblocking(False)
+        return 0
+
+    def restore_blocking(sock: t.Any, saved: int) -> None:
+        """Undo :func:`make_nonblocking`."""
+        sock.setblocking(True)
+
+    def allow_address_reuse(sock: t.Any) -> None:
+        """Let a new server bind the port while old connections linger.
+
+        Nothing on Windows, where ``SO_REUSEADDR`` would let two servers bind
+        the same port.
+        """
+
+else:
+
+    def make_nonblocking(sock: t.Any) -> int:
+        """Put ``sock`` in non-blocking mode; returns its previous file status
+        flags for :func:`restore_blocking`.
+
+        Works on the file status flags, which processes sharing the socket
+        share, without touching the Python object's timeout.
+        """
+        flags = fcntl.fcntl(sock.fileno(), fcntl.F_GETFL)
+        fcntl.fcntl(sock.fileno(), fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        return flags
+
+    def restore_blocking(sock: t.Any, saved: int) -> None:
+        """Undo :func:`make_nonblocking` (a closed socket is left alone)."""
+        try:
+            fcntl.fcntl(sock.fileno(), fcntl.F_SETFL, saved)
+        except OSError:
+            pass
+
+    def allow_address_reuse(sock: t.Any) -> None:
+        """Let a new server bind the port while old connections linger
+        (``SO_REUSEADDR``)."""
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+
+
+# -- SIGTERM ----------------------------------------------------------------------
+
+if sys.platform == "win32":
+
+    def stop_on_sigterm(stop: t.Callable[[], object]) -> t.Callable[[], None] | None:
+        """Make SIGTERM call ``stop`` instead of ending the process.
+
+        Nothing on Windows, where no other process can send SIGTERM.
+
+        :returns: a function that puts the previous handler back, or ``None``
+            when nothing was changed.
+        """
+        return None
+
+else:
+
+    def stop_on_sigterm(stop: t.Callable[[], object]) -> t.Callable[[], None] | None:
+        """Make SIGTERM call ``stop`` instead of ending the process.
+
+        Only in the main thread, and only while SIGTERM has its default action
+        (a handler someone else installed is kept).
+
+        :returns: a function that puts the previous handler back, or ``None``
+            when nothing was changed.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        if signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+            return None
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop())
+
+        def restore() -> None:
+            signal.signal(signal.SIGTERM, previous)
+
+        return restore
+
+
+# -- worker processes (processes=N) and the poller -------------------------------
+
+if sys.platform == "win32":
+    #: Whether ``os.fork()`` exists, so the server can run worker processes.
+    CAN_FORK = False
+
+    def fork_process() -> int:
+        """``os.fork()``; Windows has none, so this raises ``OSError``."""
+        raise OSError(errno.ENOSYS, "os.fork() is not available on Windows")
+
+    def reap_child(pid: int) -> int | None:
+        """The wait status of the forked child ``pid`` once it has ended, or
+        ``None`` while it runs. Windows forks no children: ``ChildProcessError``."""
+        raise ChildProcessError(errno.ECHILD, "no forked children on Windows")
+
+    def kill_now(pid: int) -> None:
+        """End process ``pid`` at once (``TerminateProcess`` on Windows)."""
+        os.kill(pid, signal.SIGTERM)
+
+    #: ``select.EPOLLIN`` (0 where there is no epoll).
+    EPOLLIN = 0
+    #: ``select.EPOLLIN | select.EPOLLONESHOT`` (0 where there is no epoll).
+    EPOLLIN_ONESHOT = 0
+
+    def open_epoll() -> t.Any:
+        """A new ``select.epoll``, or ``None`` where there is none (Windows)."""
+        return None
+
+else:
+    CAN_FORK = True
+
+    def fork_process() -> int:
+        """``os.fork()``, without Python's warning about forking a process
+        that has threads (the child only serves; it never takes a lock a
+        thread of the parent held)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return os.fork()
+
+    def reap_child(pid: int) -> int | None:
+        """The wait status of the forked child ``pid`` once it has ended (it is
+        reaped), or ``None`` while it runs. Raises ``ChildProcessError`` when
+        there is no such child."""
+        done, status = os.waitpid(pid, os.WNOHANG)
+        return status if done else None
+
+    def kill_now(pid: int) -> None:
+        """End process ``pid`` at once (SIGKILL)."""
+        os.kill(pid, signal.SIGKILL)
+
+    EPOLLIN: int = getattr(select, "EPOLLIN", 0)
+    EPOLLIN_ONESHOT: int = EPOLLIN | getattr(select, "EPOLLONESHOT", 0)
+
+    def open_epoll() -> t.Any:
+        """A new ``select.epoll``, or ``None`` where there is none (not Linux)."""
+        return select.epoll() if hasattr(select, "epoll") else None
+
+
+# -- the shell --------------------------------------------------------------------
+
+
+def enable_tab_completion(namespace: dict[str, t.Any]) -> None:
+    """Let Tab complete names from ``namespace`` in ``code.interact()``,
+    where a ``readline`` module exists (on Windows only with pyreadline3)."""
+    try:
+        readline = importlib.import_module("readline")
+        import rlcompleter
+    except ImportError:
+        return
+    readline.set_completer(rlcompleter.Completer(namespace).complete)
+    readline.parse_and_bind("tab: complete")

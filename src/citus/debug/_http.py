@@ -15,6 +15,8 @@ import socket
 import typing as t
 from urllib.parse import parse_qsl
 
+from .._compat import is_unix_socket
+
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
@@ -79,7 +81,7 @@ def is_loopback_address(addr: str | None) -> bool:
 
 def socket_exposed(sock: socket.socket) -> str | None:
     """The address of ``sock`` when other machines can reach it, else ``None``."""
-    if getattr(socket, "AF_UNIX", None) is not None and sock.family == socket.AF_UNIX:
+    if is_unix_socket(sock):
         return None
     try:
         host = str(sock.getsockname()[0])

@@ -21,12 +21,17 @@ import re
 import secrets
 import shutil
 import stat
-import sys
 import tempfile
 import threading
 import typing as t
 
-from .._compat import lock_file, unlock_file
+from .._compat import (
+    is_private,
+    lock_file,
+    per_user_name,
+    process_alive,
+    unlock_file,
+)
 
 #: Environment variable: the state file shared with the reloader's children.
 STATE_ENV = "CITUS_DEBUGGER_STATE"
@@ -55,13 +60,6 @@ BASE_NAME = "citus-debugger"
 _STATE_FILE = re.compile(r"(\d+)-[A-Za-z0-9_-]+\.json")
 
 
-def _is_private(info: os.stat_result) -> bool:
-    """Whether a file or folder belongs to this user and nobody else may use it."""
-    if sys.platform == "win32":
-        return True  # the user's own temporary folder; st_uid means nothing here
-    return info.st_uid == os.getuid() and not info.st_mode & 0o077
-
-
 def _private_folder(path: str) -> bool:
     """Create ``path`` as a private folder if missing; whether it is one now.
 
@@ -78,29 +76,13 @@ def _private_folder(path: str) -> bool:
         info = os.lstat(path)
     except OSError:
         return False
-    return stat.S_ISDIR(info.st_mode) and _is_private(info)
+    return stat.S_ISDIR(info.st_mode) and is_private(info)
 
 
 def _base_folder() -> str | None:
     """The per-user folder for state files, or ``None`` when it can't be trusted."""
-    if sys.platform == "win32":
-        name = BASE_NAME  # the temporary folder is already per user
-    else:
-        name = f"{BASE_NAME}-{os.getuid()}"
-    path = os.path.join(tempfile.gettempdir(), name)
+    path = os.path.join(tempfile.gettempdir(), per_user_name(BASE_NAME))
     return path if _private_folder(path) else None
-
-
-def _process_alive(pid: int) -> bool:
-    if sys.platform == "win32":
-        return True  # no safe probe without extra code; never sweep there
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: alive, and someone else's
-        return True
-    return True
 
 
 def sweep_stale(folder: str) -> list[str]:
@@ -126,9 +108,9 @@ def sweep_stale(folder: str) -> list[str]:
             info = entry.stat(follow_symlinks=False)
         except OSError:
             continue
-        if not stat.S_ISREG(info.st_mode) or not _is_private(info):
+        if not stat.S_ISREG(info.st_mode) or not is_private(info):
             continue
-        if _process_alive(int(match.group(1))):
+        if process_alive(int(match.group(1))):
             continue
         try:
             os.remove(entry.path)
@@ -223,9 +205,9 @@ class SharedState:
             return False
         return (
             stat.S_ISREG(info.st_mode)
-            and _is_private(info)
+            and is_private(info)
             and stat.S_ISDIR(folder.st_mode)
-            and _is_private(folder)
+            and is_private(folder)
         )
 
     def _open(self) -> t.IO[str]:
@@ -237,7 +219,7 @@ class SharedState:
             self._relocate()
             return _open_no_link(self.path)
         else:
-            if _is_private(os.fstat(file.fileno())):
+            if is_private(os.fstat(file.fileno())):
                 return file
             file.close()
         # Removed under us (a temporary-folder cleaner) or no longer private:
