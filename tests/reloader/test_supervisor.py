@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from citus._compat import windows_console_script
 from citus.reloader import supervisor as supervisor_module
 from citus.reloader.stat_backend import StatBackend
 from citus.reloader.supervisor import Supervisor, child_args
@@ -171,11 +172,9 @@ def test_child_args_repeat_the_command_line(monkeypatch: pytest.MonkeyPatch) -> 
 def test_windows_console_script_without_suffix(tmp_path: Path) -> None:
     exe = tmp_path / "citus.exe"
     exe.write_text("")
-    args = supervisor_module._windows_console_script(
-        ["python.exe", str(tmp_path / "citus"), "run"]
-    )
+    args = windows_console_script(["python.exe", str(tmp_path / "citus"), "run"])
     assert args == [str(exe), "run"]
-    assert supervisor_module._windows_console_script(["python.exe", "-m", "x"]) == [
+    assert windows_console_script(["python.exe", "-m", "x"]) == [
         "python.exe",
         "-m",
         "x",

@@ -18,13 +18,14 @@ import fnmatch
 import hashlib
 import os
 import re
-import signal
 import site
 import sys
 import sysconfig
 import threading
 import time
 import typing as t
+
+from .._compat import block_stop_signals
 
 #: Environment variable that opts in to watching loaded modules that live in
 #: site-packages (``1``/``true``/``yes``).
@@ -131,8 +132,7 @@ def background_thread(
     """
 
     def run() -> None:
-        if hasattr(signal, "pthread_sigmask"):
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        block_stop_signals()  # until the thread ends
         target(*args)
 
     thread = threading.Thread(target=run, name=name, daemon=True)

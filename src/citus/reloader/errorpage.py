@@ -16,15 +16,14 @@ whose only allowance is a per-response nonce for the page's own style.
 from __future__ import annotations
 
 import html
-import os
 import secrets
 import select
 import socket
-import sys
 import threading
 import time
 import typing as t
 
+from .._compat import is_unix_socket, make_nonblocking, restore_blocking
 from .._log import log_request
 from .base import background_thread
 
@@ -189,7 +188,7 @@ class ErrorServer:
 
     def start(self) -> None:
         """Start answering, in a daemon thread."""
-        self._flags = [_set_nonblocking(sock) for sock in self.sockets]
+        self._flags = [make_nonblocking(sock) for sock in self.sockets]
         self._thread = background_thread(self._run, name="citus-error-page")
 
     def stop(self) -> None:
@@ -201,7 +200,7 @@ class ErrorServer:
         if self._thread is not None:
             self._thread.join(5)
         for sock, flags in zip(self.sockets, self._flags, strict=False):
-            _restore_flags(sock, flags)
+            restore_blocking(sock, flags)
         self._wake_r.close()
         self._wake_w.close()
 
@@ -285,10 +284,7 @@ class ErrorServer:
 def _client_address(conn: socket.socket, addr: t.Any) -> str:
     from ..serving.wsgi import address_environ
 
-    is_unix = getattr(socket, "AF_UNIX", None) is not None and (
-        conn.family == getattr(socket, "AF_UNIX", None)
-    )
-    if is_unix:
+    if is_unix_socket(conn):
         return address_environ(None, None, True)["REMOTE_ADDR"]
     return str(addr[0]) if isinstance(addr, tuple) and addr else "-"
 
@@ -302,27 +298,3 @@ def _close_gently(conn: socket.socket) -> None:
             pass
     except OSError:
         pass
-
-
-if sys.platform == "win32":
-
-    def _set_nonblocking(sock: socket.socket) -> int:
-        sock.setblocking(False)
-        return 0
-
-    def _restore_flags(sock: socket.socket, flags: int) -> None:
-        sock.setblocking(True)
-
-else:
-    import fcntl
-
-    def _set_nonblocking(sock: socket.socket) -> int:
-        flags = fcntl.fcntl(sock.fileno(), fcntl.F_GETFL)
-        fcntl.fcntl(sock.fileno(), fcntl.F_SETFL, flags | os.O_NONBLOCK)
-        return flags
-
-    def _restore_flags(sock: socket.socket, flags: int) -> None:
-        try:
-            fcntl.fcntl(sock.fileno(), fcntl.F_SETFL, flags)
-        except OSError:
-            pass

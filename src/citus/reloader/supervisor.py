@@ -33,6 +33,12 @@ import threading
 import time
 import typing as t
 
+from .._compat import (
+    child_stderr,
+    describe_exit_status,
+    popen_passing,
+    runnable_args,
+)
 from .._log import echo
 from .base import (
     WARNED_ENV,
@@ -77,20 +83,7 @@ def child_args() -> list[str]:
     """
     orig = list(getattr(sys, "orig_argv", []))
     args = [sys.executable, *orig[1:]] if orig else [sys.executable, *sys.argv]
-    if sys.platform == "win32":
-        args = _windows_console_script(args)
-    return args
-
-
-def _windows_console_script(args: list[str]) -> list[str]:
-    if len(args) < 2 or args[1].startswith("-") or os.path.exists(args[1]):
-        return args
-    script = args[1]
-    if os.path.isfile(script + ".exe"):
-        return [script + ".exe", *args[2:]]
-    if os.path.isfile(script + "-script.py"):
-        return [args[0], script + "-script.py", *args[2:]]
-    return args
+    return runnable_args(args)
 
 
 class _Child:
@@ -253,17 +246,8 @@ class Supervisor:
         env["CITUS_SERVER_FDS"] = ",".join(str(fd) for fd in fds)
         env[CONTROL_FD_ENV] = str(child_end.fileno())
         env.update(extra_env)
-        kwargs: dict[str, t.Any] = {}
-        if sys.platform == "win32":
-            handles = [*fds, child_end.fileno()]
-            for sock in [*self.sockets, child_end]:
-                sock.set_inheritable(True)
-            info = subprocess.STARTUPINFO()
-            info.lpAttributeList = {"handle_list": handles}
-            kwargs["startupinfo"] = info
-        else:
-            kwargs["pass_fds"] = (*fds, child_end.fileno())
-        master, stderr = _stderr_for_child()
+        kwargs = popen_passing([*self.sockets, child_end])
+        master, stderr = child_stderr()
         try:
             proc = subprocess.Popen(
                 child_args(), env=env, stderr=stderr, close_fds=True, **kwargs
@@ -371,12 +355,12 @@ class Supervisor:
             )
         else:
             echo(
-                f" * The server process stopped ({_describe_status(code)}); showing"
+                f" * The server process stopped ({describe_exit_status(code)}); showing"
                 " its error until a watched file changes",
                 err=True,
             )
         self._crashed = child
-        page = ErrorPage(child.tail_text(), _describe_status(code), self.trust)
+        page = ErrorPage(child.tail_text(), describe_exit_status(code), self.trust)
         server = ErrorServer(self.sockets, page, self.ssl_context)
         server.start()
         self._error_server = server
@@ -603,53 +587,6 @@ class InterruptFilter:
 
 def _plain(line: bytes) -> str:
     return _ANSI.sub("", line.decode("utf-8", "replace")).strip()
-
-
-def _describe_status(code: int) -> str:
-    if code < 0 and sys.platform != "win32":
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit status {code}"
-
-
-if sys.platform == "win32":
-
-    def _stderr_for_child() -> tuple[int | None, int]:
-        """A pipe for the child's standard error (``(None, PIPE)``)."""
-        return None, subprocess.PIPE
-
-else:
-
-    def _stderr_for_child() -> tuple[int | None, int]:
-        """``(master, slave)`` of a pseudo-terminal when our standard error is
-        a terminal, so that the child still sees one (and colours its output);
-        else ``(None, PIPE)``."""
-        try:
-            if not os.isatty(sys.stderr.fileno()):
-                return None, subprocess.PIPE
-        except (AttributeError, OSError, ValueError):
-            return None, subprocess.PIPE
-        import termios
-
-        master, slave = os.openpty()
-        try:
-            attrs = termios.tcgetattr(slave)
-            attrs[1] &= ~termios.OPOST  # our terminal turns \n into \r\n itself
-            termios.tcsetattr(slave, termios.TCSANOW, attrs)
-            try:
-                import fcntl as _fcntl
-
-                size = _fcntl.ioctl(sys.stderr.fileno(), termios.TIOCGWINSZ, b"\0" * 8)
-                _fcntl.ioctl(slave, termios.TIOCSWINSZ, size)
-            except OSError:
-                pass
-        except (OSError, termios.error):
-            os.close(master)
-            os.close(slave)
-            return None, subprocess.PIPE
-        return master, slave
 
 
 def _write_stderr(data: bytes) -> None:
