@@ -1,15 +1,15 @@
 """The :mod:`selectors` poller that macOS, the BSDs and Windows use, tried on Linux.
 
 Linux uses ``epoll`` directly; elsewhere the server falls back to
-:mod:`selectors` and re-registers connections from its loop. These tests hide
-``select.epoll`` from the server so that the fallback runs here too.
+:mod:`selectors` and re-registers connections from its loop. These tests give
+the server an ``open_epoll`` that finds no epoll, so that the fallback runs
+here too.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import types
 import typing as t
 
 import pytest
@@ -22,12 +22,7 @@ pytestmark = pytest.mark.live_server
 
 @pytest.fixture(autouse=True)
 def no_epoll(monkeypatch: pytest.MonkeyPatch) -> None:
-    import select
-
-    without = types.SimpleNamespace(
-        **{name: getattr(select, name) for name in dir(select) if "epoll" not in name}
-    )
-    monkeypatch.setattr(server_module, "select", without)
+    monkeypatch.setattr(server_module, "open_epoll", lambda: None)
 
 
 def echo(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:

@@ -9,11 +9,9 @@ to, and otherwise serves with :class:`.server.Server` until Ctrl+C.
 
 from __future__ import annotations
 
-import signal
-import sys
-import threading
 import typing as t
 
+from .._compat import stop_on_sigterm
 from .._log import echo
 from ..reloader import is_running_from_reloader as is_running_from_reloader
 from .server import Server as Server
@@ -250,23 +248,14 @@ def _serve_sockets(
     # SIGTERM (kill, an IDE's stop button, docker stop) stops serving as Ctrl+C
     # does, so the Unix socket file this process bound is removed. A reloader
     # child (inherited sockets) keeps the supervisor's arrangement.
-    previous_term = None
-    if (
-        not inherited
-        and sys.platform != "win32"
-        and threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
-    ):
-        previous_term = signal.signal(
-            signal.SIGTERM, lambda signum, frame: server.shutdown()
-        )
+    restore_sigterm = None if inherited else stop_on_sigterm(server.shutdown)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
-        if previous_term is not None:
-            signal.signal(signal.SIGTERM, previous_term)
+        if restore_sigterm is not None:
+            restore_sigterm()
         server.server_close()
     if use_reloader:
         from ..reloader import EXIT_RELOAD, reload_requested

@@ -17,7 +17,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import select
 import selectors
 import signal
 import socket
@@ -26,12 +25,19 @@ import sys
 import threading
 import time
 import typing as t
-import warnings
 from collections import deque
 
 from .._compat import (
+    AF_UNIX,
+    CAN_FORK,
+    EPOLLIN,
+    EPOLLIN_ONESHOT,
     MSG_DONTWAIT,
     block_stop_signals,
+    fork_process,
+    kill_now,
+    open_epoll,
+    reap_child,
     restore_signal_mask,
     set_io_timeout,
 )
@@ -63,8 +69,6 @@ DEFAULT_MAX_THREADS = 256
 
 _RECV_SIZE = 65536
 _BODY_RECV_SIZE = 262144
-#: ``socket.AF_UNIX`` where the platform has it (older Windows builds do not).
-_AF_UNIX = getattr(socket, "AF_UNIX", -1)
 #: Worker threads started as work arrives; more only when work waits.
 _BASE_THREADS = 4
 #: Seconds queued work may wait before another worker thread is started.
@@ -243,9 +247,9 @@ class _Poller:
         self._pending: deque[int] = deque()
         self._ready: deque[int] = deque()
         self._main = threading.get_ident()
-        if hasattr(select, "epoll"):
-            self._epoll = select.epoll()
-            self._epoll.register(self.wake_fd, select.EPOLLIN)
+        self._epoll = open_epoll()
+        if self._epoll is not None:
+            self._epoll.register(self.wake_fd, EPOLLIN)
         else:
             self._selector = selectors.DefaultSelector()
             self._selector.register(self.wake_fd, selectors.EVENT_READ)
@@ -253,7 +257,7 @@ class _Poller:
     def add_listener(self, fd: int) -> None:
         """Watch a listening socket (level-triggered)."""
         if self._epoll is not None:
-            self._epoll.register(fd, select.EPOLLIN)
+            self._epoll.register(fd, EPOLLIN)
         else:
             assert self._selector is not None
             self._selector.register(fd, selectors.EVENT_READ)
@@ -281,7 +285,7 @@ class _Poller:
     def add_conn(self, fd: int) -> None:
         """Watch a new connection (from the loop's thread)."""
         if self._epoll is not None:
-            self._epoll.register(fd, select.EPOLLIN | select.EPOLLONESHOT)
+            self._epoll.register(fd, EPOLLIN_ONESHOT)
         else:
             assert self._selector is not None
             self._selector.register(fd, selectors.EVENT_READ)
@@ -293,9 +297,9 @@ class _Poller:
         """
         if self._epoll is not None:
             if first:
-                self._epoll.register(fd, select.EPOLLIN | select.EPOLLONESHOT)
+                self._epoll.register(fd, EPOLLIN_ONESHOT)
             else:
-                self._epoll.modify(fd, select.EPOLLIN | select.EPOLLONESHOT)
+                self._epoll.modify(fd, EPOLLIN_ONESHOT)
         elif threading.get_ident() == self._main:
             assert self._selector is not None
             self._selector.register(fd, selectors.EVENT_READ)
@@ -493,7 +497,7 @@ def check_concurrency(threaded: bool, processes: int) -> None:
         raise ValueError(
             "Cannot combine threaded=True with processes > 1: pick one of them."
         )
-    if processes > 1 and sys.platform == "win32":
+    if processes > 1 and not CAN_FORK:
         raise ValueError(
             f"processes={processes!r} needs os.fork(), which Windows does not"
             " have: use threaded=True instead."
@@ -647,10 +651,10 @@ class Server:
                 poller.poll(0.2, set())
                 for pid in list(children):
                     try:
-                        done, status = os.waitpid(pid, os.WNOHANG)
+                        status = reap_child(pid)
                     except ChildProcessError:
-                        done, status = pid, 0
-                    if done:
+                        status = 0
+                    if status is not None:
                         del children[pid]
                         if not self._stopping:
                             logger.error(
@@ -673,9 +677,7 @@ class Server:
 
     def _fork_child(self, mask: object) -> int:
         """Fork a worker (SIGINT and SIGTERM held back: ``mask`` undoes it)."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
+        pid = fork_process()
         if pid:
             return pid
         # In the child: serve until told to stop, then leave without cleanup
@@ -711,16 +713,16 @@ class Server:
         while remaining and time.monotonic() < deadline:
             for pid in list(remaining):
                 try:
-                    done, _ = os.waitpid(pid, os.WNOHANG)
+                    done = reap_child(pid) is not None
                 except ChildProcessError:
-                    done = pid
+                    done = True
                 if done:
                     remaining.discard(pid)
             if remaining:
                 time.sleep(0.02)
         for pid in remaining:
             try:
-                os.kill(pid, signal.SIGKILL)
+                kill_now(pid)
                 os.waitpid(pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
@@ -746,7 +748,7 @@ class Server:
                 listeners[sock.fileno()] = sock
                 poller.add_listener(sock.fileno())
                 local = sock.getsockname()
-                if sock.family == _AF_UNIX or local[0] not in ("0.0.0.0", "::"):
+                if sock.family == AF_UNIX or local[0] not in ("0.0.0.0", "::"):
                     # Every connection gets the same local address.
                     self._local_addresses[sock] = local
             if self._stopping:
@@ -832,7 +834,7 @@ class Server:
                         poller.remove(sock.fileno())
                 return
             family = sock.family
-            if family != _AF_UNIX:
+            if family != AF_UNIX:
                 try:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 except OSError:
@@ -851,7 +853,7 @@ class Server:
                 except OSError:
                     sock.close()
                     continue
-            addresses = address_environ(local, peer, family == _AF_UNIX)
+            addresses = address_environ(local, peer, family == AF_UNIX)
             client.client = addresses["REMOTE_ADDR"]
             client.base = base_environ(
                 addresses,

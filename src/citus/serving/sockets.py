@@ -17,12 +17,16 @@ import ipaddress
 import os
 import socket
 import stat
-import sys
 import traceback
 import typing as t
 import weakref
 
-from .._compat import find_port_holder
+from .._compat import (
+    AF_UNIX,
+    HAS_UNIX_SOCKETS,
+    allow_address_reuse,
+    find_port_holder,
+)
 from .._log import escape_control
 
 #: The environment variable through which the reloader's supervisor hands its
@@ -412,8 +416,7 @@ def _bind_tcp(
 ) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        if sys.platform != "win32":
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        allow_address_reuse(sock)
         if family == socket.AF_INET6:
             wildcard = sockaddr[0] == "::"
             dual = wildcard and socket.has_dualstack_ipv6()
@@ -435,7 +438,7 @@ def _bind_unix(host: str) -> socket.socket:
             0,
             hint=["Give the socket's path: citus run --host unix:///tmp/app.sock"],
         )
-    if sys.platform == "win32" or not hasattr(socket, "AF_UNIX"):
+    if not HAS_UNIX_SOCKETS:
         raise _bind_error(
             OSError(errno.EAFNOSUPPORT, "Unix domain sockets are not supported"),
             host,
@@ -443,7 +446,7 @@ def _bind_unix(host: str) -> socket.socket:
             hint=["This Python has no AF_UNIX: listen on TCP instead (--host)."],
         )
     _clear_stale_socket(host, path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = socket.socket(AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)
         sock.listen(BACKLOG)
@@ -457,8 +460,6 @@ def _bind_unix(host: str) -> socket.socket:
 
 def _clear_stale_socket(host: str, path: str) -> None:
     """Remove a socket file at ``path`` that no server answers on."""
-    if sys.platform == "win32":  # pragma: no cover - _bind_unix refused already
-        return
     try:
         info = os.lstat(path)
     except FileNotFoundError:
@@ -476,7 +477,7 @@ def _clear_stale_socket(host: str, path: str) -> None:
                 f" citus run --host unix://{_other_path(path)}",
             ],
         )
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe = socket.socket(AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.settimeout(1.0)
         probe.connect(path)
@@ -580,7 +581,7 @@ def describe_addresses(
     find = own_address or machine_address
     lines: list[str] = []
     for family, name in addresses:
-        if hasattr(socket, "AF_UNIX") and family == socket.AF_UNIX:
+        if HAS_UNIX_SOCKETS and family == AF_UNIX:
             path = name.decode(errors="replace") if isinstance(name, bytes) else name
             secure = " (HTTPS)" if scheme == "https" else ""
             lines.append(f" * Running on unix://{path}{secure}")
