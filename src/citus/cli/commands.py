@@ -18,6 +18,7 @@ import click
 from click.core import ParameterSource
 
 from .. import reloader
+from .._compat import enable_tab_completion
 from .._env import get_debug_flag, mark_run_from_cli, parse_bool
 from .._log import echo
 from ..app import show_server_banner
@@ -460,12 +461,5 @@ def shell_command(info: AppInfo) -> None:
     import code
 
     if sys.stdin.isatty():
-        try:
-            import readline
-            import rlcompleter
-        except ImportError:  # pragma: no cover - Windows without pyreadline
-            pass
-        else:
-            readline.set_completer(rlcompleter.Completer(namespace).complete)
-            readline.parse_and_bind("tab: complete")
+        enable_tab_completion(namespace)
     code.interact(banner=banner, local=namespace, exitmsg="")
