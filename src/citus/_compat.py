@@ -2,7 +2,9 @@
 Windows lives here, behind names that are the same on both.
 
 Each branch tests ``sys.platform == "win32"`` literally so that mypy narrows it,
-and both branches define the same names.
+and both branches define the same names. Other modules never test the
+platform themselves; a check that only picks an error message reads one of the
+constants :data:`WIN`, :data:`CAN_FORK` or :data:`HAS_UNIX_SOCKETS`.
 """
 
 from __future__ import annotations
@@ -589,9 +591,9 @@ else:
     CAN_FORK = True
 
     def fork_process() -> int:
-        """``os.fork()``, without Python's warning about forking a process
-        that has threads (the child only serves; it never takes a lock a
-        thread of the parent held)."""
+        """``os.fork()``, with the DeprecationWarning that Python 3.12 and
+        later give for forking a process that has threads silenced: the server
+        forks its workers on purpose."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             return os.fork()
