@@ -35,6 +35,13 @@ def test_mypy_strict_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("platform", ["win32", "darwin"])
+def test_mypy_strict_is_clean_for_the_other_platforms(platform: str) -> None:
+    """The branches that only run elsewhere (citus._compat) type-check too."""
+    result = _run(_tool("mypy"), "--platform", platform)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_ruff_check_is_clean() -> None:
     result = _run(_tool("ruff"), "check", "src", "tests", "bench", "examples")
     assert result.returncode == 0, result.stdout + result.stderr
