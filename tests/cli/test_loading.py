@@ -39,6 +39,14 @@ BROKEN = """
     app = API(__name__)
     raise RuntimeError("broken by an edit {n}")
 """
+EXITING = """
+    import sys
+
+    from citus import API
+
+    app = API(__name__)
+    sys.exit("no DATABASE_URL {n}")
+"""
 
 
 def save(path: Path, source: str, n: int) -> None:
@@ -123,8 +131,16 @@ def test_lazy_loading_serves_an_error_at_start(
         poll(url, lambda status, body: body == b"version 2")
 
 
+@pytest.mark.parametrize(
+    ("source", "error"),
+    [
+        (BROKEN, "RuntimeError: broken by an edit 2"),
+        (EXITING, "SystemExit: no DATABASE_URL 2"),
+    ],
+    ids=["exception", "sys-exit"],
+)
 def test_eager_loading_fails_even_on_reload(
-    run_citus: t.Callable[..., t.Any], tmp_path: Path
+    run_citus: t.Callable[..., t.Any], tmp_path: Path, source: str, error: str
 ) -> None:
     app = tmp_path / "hello.py"
     save(app, GOOD, 1)
@@ -132,9 +148,9 @@ def test_eager_loading_fails_even_on_reload(
     with run_citus(*args) as proc:
         url = proc.wait_for_url()
         poll(url, lambda status, body: body == b"version 1")
-        save(app, BROKEN, 2)
+        save(app, source, 2)
         assert proc.wait() == 1
-    assert "RuntimeError: broken by an edit 2" in proc.log.text
+    assert error in proc.log.text
 
 
 def test_wrong_app_under_the_reloader_is_a_usage_error(
@@ -174,16 +190,6 @@ def test_a_malformed_app_is_refused_before_the_reloader_starts(
     assert proc.log.lines[-1].startswith(message)
     assert "Serving citus app" not in proc.log.text
     assert "Running on" not in proc.log.text
-
-
-EXITING = """
-    import sys
-
-    from citus import API
-
-    app = API(__name__)
-    sys.exit("no DATABASE_URL {n}")
-"""
 
 
 def get_json(url: str) -> tuple[int, t.Any]:
@@ -281,20 +287,6 @@ def test_lazy_loading_serves_sys_exit_at_start(
         assert body.splitlines()[1].endswith(b'hello.py", line 6, in <module>')
         save(app, GOOD, 2)
         poll(url, lambda status, body: body == b"version 2")
-
-
-def test_eager_loading_fails_on_a_reload_that_calls_sys_exit(
-    run_citus: t.Callable[..., t.Any], tmp_path: Path
-) -> None:
-    app = tmp_path / "hello.py"
-    save(app, GOOD, 1)
-    args = ("--app", "hello", *RELOAD, "--eager-loading", "--reloader-type", "stat")
-    with run_citus(*args) as proc:
-        url = proc.wait_for_url()
-        poll(url, lambda status, body: body == b"version 1")
-        save(app, EXITING, 2)
-        assert proc.wait() == 1
-    assert "SystemExit: no DATABASE_URL 2" in proc.log.text
 
 
 def test_a_base_exception_of_the_users_is_an_import_error_too(
