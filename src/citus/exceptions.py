@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import html
 import typing as t
-from http import HTTPStatus
+
+from ._status import reason_phrase
 
 if t.TYPE_CHECKING:
     from .wrappers.response import Response
@@ -70,10 +71,7 @@ class HTTPException(Exception):
     @property
     def name(self) -> str:
         """The reason phrase, e.g. ``Not Found``."""
-        try:
-            return HTTPStatus(self.code).phrase
-        except ValueError:
-            return "Unknown Error"
+        return reason_phrase(self.code, "Unknown Error")
 
     def get_headers(self) -> list[tuple[str, str]]:
         """The headers of the error page."""
@@ -383,10 +381,7 @@ def exception_for_code(code: int) -> type[HTTPException]:
         )
     cls = default_exceptions.get(code)
     if cls is None:
-        try:
-            phrase = HTTPStatus(code).phrase
-        except ValueError:
-            phrase = "Error"
+        phrase = reason_phrase(code, "Error")
         cls = type(f"HTTPError{code}", (HTTPException,), {"code": code})
         cls.description = f"{phrase}."
     return cls

@@ -87,7 +87,7 @@ def test_body_over_the_limit_is_413(notes: t.Any, live_server: t.Any) -> None:
         headers={"Content-Type": "application/json"},
     )
     assert status == 413
-    assert json.loads(body)["error"] == "Request Entity Too Large"
+    assert json.loads(body)["error"] == "Content Too Large"
 
 
 @pytest.mark.parametrize(

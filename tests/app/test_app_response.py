@@ -339,3 +339,32 @@ def test_204_has_no_body_nor_length() -> None:
     assert response.status_code == 204
     assert "Content-Length" not in response.headers
     assert response.data == b""
+
+
+@pytest.mark.parametrize(
+    ("code", "phrase"),
+    [
+        (413, "Content Too Large"),
+        (414, "URI Too Long"),
+        (416, "Range Not Satisfiable"),
+        (422, "Unprocessable Content"),
+        (404, "Not Found"),
+    ],
+)
+def test_reason_phrases_are_rfc_9110_on_every_python(code: int, phrase: str) -> None:
+    """Python renamed some phrases only in 3.13; citus's are the same on all."""
+    from http import HTTPStatus
+
+    from citus.exceptions import abort
+
+    assert Response(status=code).status == f"{code} {phrase}"
+    assert Response(status=HTTPStatus(code)).status == f"{code} {phrase}"
+    app = API("phrases")
+
+    @app.route("/")
+    def index() -> str:
+        abort(code)
+
+    response = app.test_client().get("/")
+    assert response.status == f"{code} {phrase}"
+    assert phrase in response.text

@@ -47,6 +47,7 @@ from email.utils import formatdate
 import httptools
 
 from .. import __version__
+from .._status import reason_phrase
 
 # -- states -----------------------------------------------------------------
 
@@ -98,43 +99,6 @@ PAUSED: t.Final = "PAUSED"
 Event = t.Union["Request", bytes, str]
 
 SERVER_HEADER = f"citus/{__version__}"
-
-_REASONS: dict[int, str] = {
-    100: "Continue",
-    101: "Switching Protocols",
-    200: "OK",
-    201: "Created",
-    202: "Accepted",
-    204: "No Content",
-    206: "Partial Content",
-    301: "Moved Permanently",
-    302: "Found",
-    303: "See Other",
-    304: "Not Modified",
-    307: "Temporary Redirect",
-    308: "Permanent Redirect",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    408: "Request Timeout",
-    411: "Length Required",
-    413: "Content Too Large",
-    414: "URI Too Long",
-    417: "Expectation Failed",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    501: "Not Implemented",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    505: "HTTP Version Not Supported",
-}
-
-
-def reason_phrase(status: int) -> str:
-    """The standard reason phrase for ``status`` (empty when unknown)."""
-    return _REASONS.get(status, "")
 
 
 class RemoteProtocolError(Exception):

@@ -20,6 +20,8 @@ import os
 import typing as t
 from email.utils import formatdate, parsedate_to_datetime
 
+from .._status import reason_phrase
+
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
@@ -314,7 +316,5 @@ class StaticFilesMiddleware:
     @staticmethod
     def _send(result: Result, start_response: StartResponse) -> t.Iterable[bytes]:
         status, headers, body = result
-        from http import HTTPStatus
-
-        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+        start_response(f"{status} {reason_phrase(status)}", headers)
         return body

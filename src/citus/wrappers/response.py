@@ -17,6 +17,7 @@ from email.utils import format_datetime
 from http import HTTPStatus
 from urllib.parse import quote
 
+from .._status import reason_phrase
 from .datastructures import Headers
 
 if t.TYPE_CHECKING:
@@ -32,13 +33,10 @@ _SAMESITE = {"strict": "Strict", "lax": "Lax", "none": "None"}
 
 def _status_line(status: int | str | HTTPStatus) -> tuple[int, str]:
     if isinstance(status, HTTPStatus):
-        return status.value, f"{status.value} {status.phrase}"
+        return status.value, f"{status.value} {reason_phrase(status.value)}"
     if isinstance(status, int) and not isinstance(status, bool):
         code = status
-        try:
-            phrase = HTTPStatus(code).phrase
-        except ValueError:
-            phrase = "UNKNOWN"
+        phrase = reason_phrase(code, "UNKNOWN")
     elif isinstance(status, str):
         text = status.strip()
         head, _, phrase = text.partition(" ")
@@ -49,10 +47,7 @@ def _status_line(status: int | str | HTTPStatus) -> tuple[int, str]:
             )
         code = int(head)
         if not phrase:
-            try:
-                phrase = HTTPStatus(code).phrase
-            except ValueError:
-                phrase = "UNKNOWN"
+            phrase = reason_phrase(code, "UNKNOWN")
     else:
         raise TypeError(
             f"Invalid status {status!r} of type {type(status).__name__!r}: give an"
