@@ -227,7 +227,9 @@ class API:
             (``"api"``; may be a variable such as ``"<user>"``).
         :param endpoint: the name for ``url_for``; the function's name by default.
         :param strict_slashes: a rule ending in ``/`` redirects the URL without
-            it (308).
+            it (308), and a rule without one does not match the URL with one;
+            ``False`` lets both forms of the URL reach the view, without a
+            redirect.
         :param defaults: extra keyword arguments for the view.
         """
 

@@ -439,3 +439,34 @@ def test_mounted_under_a_prefix(app: API) -> None:
         "/where", environ_overrides={"SCRIPT_NAME": "/mount"}
     )
     assert response.get_json() == {"url": "/mount/users/1", "path": "/where"}
+
+
+def test_strict_slashes_false_matches_both_forms_without_redirect() -> None:
+    app = API("loose_slashes")
+
+    @app.route("/docs/", strict_slashes=False)
+    def docs() -> str:
+        return "docs"
+
+    @app.route("/items", methods=["GET", "POST"], strict_slashes=False)
+    def items() -> str:
+        return "items"
+
+    @app.route("/strict/")
+    def strict() -> str:
+        return "strict"
+
+    client = app.test_client()
+    for path, body in [
+        ("/docs/", "docs"),
+        ("/docs", "docs"),
+        ("/items", "items"),
+        ("/items/", "items"),
+    ]:
+        response = client.get(path)
+        assert (response.status_code, response.text) == (200, body), path
+    assert client.post("/items/").text == "items"
+    assert client.put("/items/").headers["Allow"] == "GET, HEAD, OPTIONS, POST"
+    assert app.url_for("docs") == "/docs/"
+    # The default is unchanged: a redirect to the rule's own form.
+    assert client.get("/strict").status_code == 308

@@ -167,7 +167,7 @@ class MapAdapter:
             host_values = rule.match_host(self.host, self.subdomain)
             if host_values is None:
                 continue
-            values = rule.match_path(path)
+            values = _match_path(rule, path)
             if values is None:
                 if (
                     redirect_to is None
@@ -201,7 +201,7 @@ class MapAdapter:
         for rule in self.map.sorted_rules:
             if (
                 rule.match_host(self.host, self.subdomain) is not None
-                and rule.match_path(path) is not None
+                and _match_path(rule, path) is not None
             ):
                 methods |= rule.methods
         return methods
@@ -329,3 +329,13 @@ class MapAdapter:
         if self.subdomain and self._url_server_name:
             return self._url_server_name  # from a subdomain back to the main host
         return self.host
+
+
+def _match_path(rule: Rule, path: str) -> dict[str, t.Any] | None:
+    """``rule.match_path(path)``; for a rule with ``strict_slashes=False``, the
+    path with its trailing slash added or removed matches too (no redirect)."""
+    values = rule.match_path(path)
+    if values is None and not rule.strict_slashes and path not in ("", "/"):
+        other = path[:-1] if path.endswith("/") else path + "/"
+        values = rule.match_path(other)
+    return values

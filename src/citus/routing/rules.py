@@ -57,7 +57,8 @@ class Rule:
     :param host: match the whole ``Host`` header (may hold variables).
     :param subdomain: match the part of the host before ``SERVER_NAME``.
     :param strict_slashes: redirect ``/rule`` to ``/rule/`` (308) when the rule
-        ends with a slash.
+        ends with a slash; ``False``: the path with or without its trailing
+        slash matches, without a redirect.
     :param defaults: values passed to the view that the URL does not hold.
     """
 
