@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json as _json
+import mimetypes
 import os
 import sys
 import time
@@ -435,6 +436,12 @@ def _is_file(value: t.Any) -> bool:
     )
 
 
+def _guess_type(filename: object) -> str:
+    """The content type a browser would send for ``filename``."""
+    guessed = mimetypes.guess_type(str(filename), strict=False)[0]
+    return guessed or "application/octet-stream"
+
+
 def _multipart(data: t.Mapping[str, t.Any]) -> tuple[bytes, str]:
     boundary = f"citus-{uuid.uuid4().hex}"
     out = io.BytesIO()
@@ -444,11 +451,11 @@ def _multipart(data: t.Mapping[str, t.Any]) -> tuple[bytes, str]:
             if _is_file(item):
                 if isinstance(item, tuple):
                     stream, filename = item[0], item[1]
-                    ctype = item[2] if len(item) > 2 else "application/octet-stream"
+                    ctype = item[2] if len(item) > 2 else _guess_type(item[1])
                 else:
                     stream = item
                     filename = os.path.basename(str(getattr(item, "name", name)))
-                    ctype = "application/octet-stream"
+                    ctype = _guess_type(filename)
                 content = stream.read()
                 if isinstance(content, str):
                     content = content.encode()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import threading
 import typing as t
+from pathlib import Path
 
 import pytest
 
@@ -182,6 +183,37 @@ def test_multipart_form_with_files(app: API) -> None:
             "content_type": "text/plain",
             "data": "hello file",
         }
+    }
+
+
+def test_client_guesses_an_uploads_content_type_from_its_name(
+    tmp_path: Path,
+) -> None:
+    app = API("guessed_types")
+
+    @app.route("/up", methods=["POST"])
+    def up() -> dict[str, str]:
+        return {k: f.content_type or "" for k, f in request.files.items()}
+
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"\x89PNG")
+    with photo.open("rb") as opened:
+        response = app.test_client().post(
+            "/up",
+            data={
+                "text": (io.BytesIO(b"hi"), "notes.txt"),
+                "data": (io.BytesIO(b"{}"), "data.json"),
+                "blob": (io.BytesIO(b"x"), "no-extension"),
+                "given": (io.BytesIO(b"x"), "a.txt", "text/markdown"),
+                "opened": opened,
+            },
+        )
+    assert response.get_json() == {
+        "text": "text/plain",
+        "data": "application/json",
+        "blob": "application/octet-stream",
+        "given": "text/markdown",
+        "opened": "image/png",
     }
 
 
