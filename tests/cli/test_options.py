@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import subprocess
 import sys
 import typing as t
 from pathlib import Path
@@ -262,3 +264,18 @@ def test_help_reads_well() -> None:
         "Error: Option '-h' requires an argument. In citus run, -h is --host:"
         " for help, use citus run --help."
     )
+
+
+@pytest.mark.skipif(not shutil.which("bash"), reason="needs bash")
+def test_help_examples_are_valid_shell() -> None:
+    # Each example of "citus --help" must paste into a POSIX shell as is: an
+    # unquoted "create_app()" is a syntax error there.
+    top = CliRunner().invoke(main, ["--help"])
+    examples = top.output.split("Examples:")[1].split("Options:")[0]
+    lines = [line.strip() for line in examples.splitlines() if line.strip()]
+    assert any("create_app(" in line for line in lines)
+    for line in lines:
+        check = subprocess.run(
+            ["bash", "-n", "-c", line], capture_output=True, text=True, timeout=10
+        )
+        assert check.returncode == 0, (line, check.stderr)

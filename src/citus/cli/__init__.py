@@ -113,7 +113,7 @@ def main(ctx: click.Context, app: str | None, debug: bool | None) -> None:
     \b
     Examples:
       citus --app hello run --debug
-      CITUS_APP=hello:create_app() citus run --port 8001
+      CITUS_APP='hello:create_app()' citus run --port 8001
       citus routes
     """
     if ctx.invoked_subcommand is None:
