@@ -102,6 +102,25 @@ def test_ipv6_literal_server(ipv6: None) -> None:
         assert _body(http_get(("::1", server.port)))["REMOTE_ADDR"] == "::1"
 
 
+def test_ipv4_client_of_a_dual_stack_socket(ipv6: None) -> None:
+    # A server on "::" also takes IPv4 clients, which the system reports as
+    # "::ffff:127.0.0.1". Bound to that mapped loopback address, the socket
+    # stays on this machine and takes the same path.
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(("::ffff:127.0.0.1", 0))
+    except OSError as error:
+        sock.close()
+        pytest.skip(f"no dual-stack sockets here: {error}")
+    sock.listen()
+    port = sock.getsockname()[1]
+    with Running(Server([sock], environ_app)):
+        seen = _body(http_get(("127.0.0.1", port)))
+    assert seen["REMOTE_ADDR"] == "127.0.0.1"
+    assert seen["SERVER_NAME"] == "127.0.0.1"
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="Unix sockets on POSIX only")
 def test_unix_socket_request(tmp_path: Path) -> None:
     path = tmp_path / "app.sock"

@@ -71,11 +71,23 @@ def address_environ(
             "REMOTE_PORT": "0",
         }
     return {
-        "SERVER_NAME": str(server_address[0]),
+        "SERVER_NAME": _unmapped(str(server_address[0])),
         "SERVER_PORT": str(server_address[1]),
-        "REMOTE_ADDR": str(peer_address[0]),
+        "REMOTE_ADDR": _unmapped(str(peer_address[0])),
         "REMOTE_PORT": str(peer_address[1]),
     }
+
+
+def _unmapped(host: str) -> str:
+    """``127.0.0.1`` for ``::ffff:127.0.0.1``: an IPv4 client of a dual-stack socket.
+
+    A server on ``::`` takes IPv4 clients too, and the system reports them as
+    IPv4-mapped IPv6 addresses. Apps (and the request log) expect the plain
+    IPv4 address, as they get it from a server on ``0.0.0.0``.
+    """
+    if host[:7].lower() == "::ffff:" and "." in host:
+        return host[7:]
+    return host
 
 
 def split_target(target: bytes) -> tuple[bytes, bytes]:
