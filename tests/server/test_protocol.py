@@ -218,6 +218,27 @@ def test_head_sends_no_body_but_the_length(serve: t.Any) -> None:
     assert second.endswith(b"\r\n\r\n/x")
 
 
+def test_head_with_an_empty_body_claims_no_length(serve: t.Any) -> None:
+    """An app (a framework) that drops the body of a HEAD response gives no
+    length: a Content-Length: 0 would contradict the GET response's."""
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> t.Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        if environ["REQUEST_METHOD"] == "HEAD":
+            return []
+        return iter([b"streamed ", b"body"])
+
+    run = serve(app)
+    with run.connect() as sock:
+        sock.sendall(b"HEAD / HTTP/1.1\r\n\r\n")
+        status, headers, rest = read_response(sock, head_only=True)
+        assert status == 200 and rest == b""
+        assert "content-length" not in headers
+        sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        status, headers, body = read_response(sock)
+    assert headers["transfer-encoding"] == "chunked" and body == b"streamed body"
+
+
 def test_file_wrapper_sends_the_file(serve: t.Any, tmp_path: t.Any) -> None:
     target = tmp_path / "data.bin"
     target.write_bytes(bytes(range(256)) * 1000)

@@ -546,7 +546,9 @@ class Connection:
             self._remaining = 0 if self._head_only else app_length
         elif code in (204, 304) or 100 <= code < 200:
             pass
-        elif content_length is not None:
+        elif content_length is not None and (content_length or not self._head_only):
+            # An empty body for HEAD tells nothing of GET's length: no header
+            # rather than a Content-Length: 0 that GET would contradict.
             append(f"Content-Length: {content_length}\r\n")
             self._remaining = 0 if self._head_only else content_length
         elif self._head_only:
