@@ -189,3 +189,29 @@ def test_get_helper_fails_on_refused_port() -> None:
     with pytest.raises(OSError):
         get(f"http://127.0.0.1:{port}")
     assert os.environ.get("CITUS_RUN_MAIN") != "true"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ("reloader_type='nope'", "Unknown reloader_type 'nope'"),
+        ("reloader_interval=0", "reloader_interval must be more than 0 seconds"),
+    ],
+)
+def test_wrong_reloader_options_are_refused_before_serving(
+    run_python: t.Callable[..., t.Any], tmp_path: Path, options: str, message: str
+) -> None:
+    """run_simple's caller learns of the mistake before a port is bound or a
+    URL printed (citus run refuses such values as usage errors already)."""
+    script = tmp_path / "serve.py"
+    script.write_text(
+        "from citus.serving import run_simple\n"
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    return [b'ok']\n"
+        f"run_simple('127.0.0.1', 0, app, use_reloader=True, {options})\n"
+    )
+    proc = run_python(str(script))
+    assert proc.wait() == 1
+    assert f"ValueError: {message}" in proc.log.text
+    assert "Running on" not in proc.log.text

@@ -31,6 +31,7 @@ __all__ = [
     "EXIT_RELOAD",
     "EXIT_USAGE",
     "ReloaderError",
+    "check_options",
     "is_first_start",
     "is_running_from_reloader",
     "run_with_reloader",
@@ -90,12 +91,7 @@ def resolve_backend(reloader_type: str) -> str:
     :raises ValueError: for an unknown name.
     :raises ReloaderError: for ``"watchdog"`` when watchdog is not installed.
     """
-    valid = ["auto", *BACKENDS]
-    if reloader_type not in valid:
-        names = ", ".join(repr(name) for name in valid)
-        raise ValueError(
-            f"Unknown reloader_type {reloader_type!r}: use one of {names}."
-        )
+    _check_type(reloader_type)
     if reloader_type in ("auto", "watchdog"):
         # Finding it is enough here (importing it costs 30 ms at each start);
         # a child whose import then fails falls back to polling, and says so.
@@ -122,6 +118,26 @@ def make_backend(name: str, interval: float) -> Backend:
     module = importlib.import_module(f".{module_name}", __name__)
     backend: Backend = getattr(module, class_name)(interval)
     return backend
+
+
+def check_options(reloader_type: str, interval: float) -> None:
+    """Refuse the ``reloader_type`` and ``interval`` that
+    :func:`run_with_reloader` would refuse, before anything is bound or printed.
+
+    :raises ValueError: for an unknown name or an interval that is not a
+        positive number.
+    """
+    _check_type(reloader_type)
+    _check_interval(interval)
+
+
+def _check_type(reloader_type: str) -> None:
+    valid = ["auto", *BACKENDS]
+    if reloader_type not in valid:
+        names = ", ".join(repr(name) for name in valid)
+        raise ValueError(
+            f"Unknown reloader_type {reloader_type!r}: use one of {names}."
+        )
 
 
 def _check_interval(interval: float) -> float:

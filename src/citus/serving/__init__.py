@@ -132,6 +132,11 @@ def _run_simple(
     ssl_context: ssl.SSLContext | tuple[str, str] | str | None,
 ) -> None:
     """:func:`run_simple` itself, Ctrl+C aside."""
+    if use_reloader and not is_running_from_reloader():
+        from ..reloader import check_options
+
+        # The caller's mistake: say so before binding or printing anything.
+        check_options(reloader_type, reloader_interval)
     if static_files:
         from .static import StaticFilesMiddleware
 
