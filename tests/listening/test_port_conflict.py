@@ -78,7 +78,7 @@ def test_port_in_use_exits_1_with_the_holder_and_a_free_port(
     assert "HOLDING" not in lines[1]  # the command line, not the output
     assert "-c" in lines[1]
     match = re.fullmatch(
-        r"Either stop that program, or use another port: citus run --port (\d+)",
+        r"Either stop that program, or use another port: app\.run\(port=(\d+)\)",
         lines[2],
     )
     assert match, output
@@ -112,7 +112,7 @@ def test_the_suggested_port_skips_taken_ones(run_python: RunPython) -> None:
         assert server.wait() == 1
         output = server.log.text
         assert f"Port {port} is in use by another program: PID {os.getpid()}" in output
-        suggested = int(re.findall(r"citus run --port (\d+)", output)[0])
+        suggested = int(re.findall(r"app\.run\(port=(\d+)\)", output)[0])
         assert suggested > held
     finally:
         first.close()
@@ -156,7 +156,7 @@ def test_permission_denied_on_a_low_port(run_python: RunPython) -> None:
     assert lines[0] == "PermissionError: [Errno 13] Permission denied", output
     assert "Port 80 is a privileged port (below 1024)" in lines[1]
     assert re.fullmatch(
-        r"Use a port above 1024 instead: citus run --port \d{4,5}", lines[2]
+        r"Use a port above 1024 instead: app\.run\(port=\d{4,5}\)", lines[2]
     ), output
 
 

@@ -135,7 +135,7 @@ def test_unknown_host_name() -> None:
     lines = info.value.explain()
     assert lines[0].startswith("socket.gaierror: [Errno")
     assert "'no-such-host.invalid'" in lines[1]
-    assert "--host localhost" in lines[2]
+    assert "app.run(host='localhost')" in lines[2]
 
 
 def test_address_not_on_this_machine() -> None:
@@ -152,7 +152,7 @@ def test_port_out_of_range(port: int) -> None:
     with pytest.raises(BindError) as info:
         bind_sockets("127.0.0.1", port)
     assert str(port) in info.value.explain()[0]
-    assert "--port 8000" in info.value.explain()[1]
+    assert "app.run(port=8000)" in info.value.explain()[1]
 
 
 def _loopback_only_name() -> str | None:
@@ -377,10 +377,10 @@ def test_machine_address_is_not_loopback() -> None:
 @pytest.mark.parametrize(
     ("host", "hint"),
     [
-        ("localhost:5000", "citus run --host localhost --port 5000"),
-        ("http://localhost:5000/", "citus run --host localhost --port 5000"),
-        ("https://[::1]/", "citus run --host ::1 --port 8000"),
-        ("[::1]:5000", "citus run --host ::1 --port 5000"),
+        ("localhost:5000", "app.run(host='localhost', port=5000)"),
+        ("http://localhost:5000/", "app.run(host='localhost', port=5000)"),
+        ("https://[::1]/", "app.run(host='::1', port=8000)"),
+        ("[::1]:5000", "app.run(host='::1', port=5000)"),
     ],
 )
 def test_url_or_port_given_as_host(host: str, hint: str) -> None:

@@ -27,6 +27,7 @@ from .._compat import (
     allow_address_reuse,
     find_port_holder,
 )
+from .._env import is_run_from_cli
 from .._log import escape_control
 
 #: The environment variable through which the reloader's supervisor hands its
@@ -115,8 +116,8 @@ class BindError(OSError):
             if self.address_in_use:
                 return [
                     f"Another server is listening on the Unix socket {path!r}.",
-                    "Either stop that server, or pick another path:"
-                    f" citus run --host unix://{_other_path(path)}",
+                    "Either stop that server, or pick another path: "
+                    + _run_with(host=f"unix://{_other_path(path)}"),
                 ]
             return [
                 f"citus could not listen on the Unix socket {path!r}.",
@@ -138,15 +139,15 @@ class BindError(OSError):
                     " system, a firewall or a security policy)."
                 )
             free = _next_free_port(self.host, max(self.port, 8000) if self.port else 0)
-            suggestion = f" citus run --port {free}" if free else ""
+            suggestion = f" {_run_with(port=free)}" if free else ""
             return [why, f"Use a port above 1024 instead:{suggestion}"]
         no_ipv6 = (errno.EAFNOSUPPORT, getattr(errno, "WSAEAFNOSUPPORT", -1))
         if ":" in self.host and (code in no_ipv6 or not has_ipv6()):
             return [
                 f"citus cannot listen on {self.host!r}: this machine has no IPv6"
                 " (or it is turned off).",
-                "Use IPv4 instead: citus run --host 127.0.0.1 (or localhost, which"
-                " uses IPv6 only where it is available)",
+                f"Use IPv4 instead: {_run_with(host='127.0.0.1')} (or localhost,"
+                " which uses IPv6 only where it is available)",
             ]
         if code == errno.EADDRNOTAVAIL or code == getattr(
             errno, "WSAEADDRNOTAVAIL", -1
@@ -154,18 +155,18 @@ class BindError(OSError):
             return [
                 f"{self.host!r} is not an address of this machine, so citus cannot"
                 " listen on it.",
-                "Use localhost (this machine only) or 0.0.0.0 (every network):"
-                " citus run --host localhost",
+                "Use localhost (this machine only) or 0.0.0.0 (every network): "
+                + _run_with(host="localhost"),
             ]
         if isinstance(self.original, socket.gaierror):
             return [
                 f"citus could not find the address of the host name {self.host!r}.",
-                "Check its spelling, or use an address: citus run --host"
-                " localhost (or 127.0.0.1, ::1, 0.0.0.0).",
+                "Check its spelling, or use an address:"
+                f" {_run_with(host='localhost')} (or 127.0.0.1, ::1, 0.0.0.0).",
             ]
         return [
             f"citus could not listen on {self.host!r}, port {self.port}.",
-            "Check the host and the port: citus run --host localhost --port 8000",
+            "Check the host and the port: " + _run_with(host="localhost", port=8000),
         ]
 
     def _in_use_hint(self) -> list[str]:
@@ -180,8 +181,7 @@ class BindError(OSError):
         free = _next_free_port(self.host, self.port + 1)
         if free:
             lines.append(
-                "Either stop that program, or use another port:"
-                f" citus run --port {free}"
+                f"Either stop that program, or use another port: {_run_with(port=free)}"
             )
         else:
             lines.append("Either stop that program, or use another port (--port).")
@@ -202,6 +202,15 @@ def _bind_error(
     if getattr(original, "errno", None) in _IN_USE_ERRNOS:
         return AddressInUseError(original, host, port, hint=hint)
     return BindError(original, host, port, hint=hint)
+
+
+def _run_with(**options: str | int) -> str:
+    """How the user asks for ``options`` (``host``, ``port``): on the command
+    line under ``citus run``, else as the arguments of ``app.run()`` (a
+    script's server, or ``run_simple``'s, whose ``hostname`` is ``host``)."""
+    if is_run_from_cli():
+        return "citus run " + " ".join(f"--{k} {v}" for k, v in options.items())
+    return "app.run(" + ", ".join(f"{k}={v!r}" for k, v in options.items()) + ")"
 
 
 def _other_path(path: str) -> str:
@@ -275,7 +284,7 @@ def bind_sockets(host: str, port: int) -> list[socket.socket]:
             ValueError(f"port must be a number from 0 to 65535, not {port!r}"),
             host,
             0,
-            hint=["Use a port such as 8000: citus run --port 8000"],
+            hint=[f"Use a port such as 8000: {_run_with(port=8000)}"],
         )
     addresses = _resolve(host, port)
     attempts = PORT_ZERO_ATTEMPTS if port == 0 and len(addresses) > 1 else 1
@@ -292,7 +301,7 @@ def bind_sockets(host: str, port: int) -> list[socket.socket]:
         hint=[
             f"citus could not find a port free on every address of {host!r}"
             f" in {attempts} tries.",
-            "Pick a port yourself: citus run --port 8000",
+            f"Pick a port yourself: {_run_with(port=8000)}",
         ],
     )
 
@@ -391,7 +400,7 @@ def _check_not_url(host: str, name: str) -> None:
             0,
             hint=[
                 "Give the host alone, and the port on its own:"
-                f" citus run --host {bare} --port {url_port}",
+                f" {_run_with(host=bare, port=url_port)}",
                 "For a Unix socket, write unix:///path/to/app.sock.",
             ],
         )
@@ -406,7 +415,7 @@ def _check_not_url(host: str, name: str) -> None:
             0,
             hint=[
                 "Give the port on its own:"
-                f" citus run --host {bare or 'localhost'} --port {maybe_port}",
+                f" {_run_with(host=bare or 'localhost', port=int(maybe_port))}",
             ],
         )
 
@@ -436,7 +445,7 @@ def _bind_unix(host: str) -> socket.socket:
             ValueError(f"no path after 'unix://' in {host!r}"),
             host,
             0,
-            hint=["Give the socket's path: citus run --host unix:///tmp/app.sock"],
+            hint=["Give the socket's path: " + _run_with(host="unix:///tmp/app.sock")],
         )
     if not HAS_UNIX_SOCKETS:
         raise _bind_error(
@@ -473,8 +482,8 @@ def _clear_stale_socket(host: str, path: str) -> None:
             0,
             hint=[
                 f"{path!r} exists and is not a socket; citus left it untouched.",
-                "Pick a path where no file is (or move that file away):"
-                f" citus run --host unix://{_other_path(path)}",
+                "Pick a path where no file is (or move that file away): "
+                + _run_with(host=f"unix://{_other_path(path)}"),
             ],
         )
     probe = socket.socket(AF_UNIX, socket.SOCK_STREAM)
