@@ -292,3 +292,24 @@ def log_error(message: str) -> None:
     access_logger.warning(
         message, extra={"color_message": _ERROR_COLOUR + message + _RESET}
     )
+
+
+def show_server_banner(app_name: str, debug: bool) -> None:
+    """Print the lines that open a server's output (shared with ``citus run``).
+
+    ::
+
+         * Serving citus app 'hello'
+         * Debug mode: off
+        WARNING: This is a development server. Do not use it in a production deployment.
+
+    :param app_name: the application's name, e.g. the module ``hello``.
+    :param debug: whether debug mode is on (the warning shows only when off).
+    """
+    echo(f" * Serving citus app '{app_name}'")
+    echo(f" * Debug mode: {'on' if debug else 'off'}")
+    if not debug:
+        echo(
+            "WARNING: This is a development server. Do not use it in a production"
+            " deployment."
+        )

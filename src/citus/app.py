@@ -18,7 +18,7 @@ import sys
 import typing as t
 
 from . import _env
-from ._log import echo
+from ._log import echo, show_server_banner
 from .exceptions import (
     HTTPException,
     InternalServerError,
@@ -67,27 +67,6 @@ _ran_from_cli_warned = False
 
 ResponseValue = t.Any
 ErrorHandler = t.Callable[[t.Any], ResponseValue]
-
-
-def show_server_banner(app_name: str, debug: bool) -> None:
-    """Print the lines that open a server's output (shared with ``citus run``).
-
-    ::
-
-         * Serving citus app 'hello'
-         * Debug mode: off
-        WARNING: This is a development server. Do not use it in a production deployment.
-
-    :param app_name: the application's name, e.g. the module ``hello``.
-    :param debug: whether debug mode is on (the warning shows only when off).
-    """
-    echo(f" * Serving citus app '{app_name}'")
-    echo(f" * Debug mode: {'on' if debug else 'off'}")
-    if not debug:
-        echo(
-            "WARNING: This is a development server. Do not use it in a production"
-            " deployment."
-        )
 
 
 def _cli_command() -> str:

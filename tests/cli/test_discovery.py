@@ -403,14 +403,15 @@ def test_python_dash_m_citus(write: Writer, project: Path) -> None:
 
 
 def test_file_named_like_a_loaded_module(cli: Runner, write: Writer) -> None:
-    write("json.py", "def app(environ, start_response):\n    return []\n")
-    for reference in ("json", "json.py"):
+    # citus itself has imported the standard library's logging by then.
+    write("logging.py", "def app(environ, start_response):\n    return []\n")
+    for reference in ("logging", "logging.py"):
         message = usage_error(cli("--app", reference, "routes"))
         assert message.startswith(
-            f"Error: Could not import your {reference!r}: the name 'json' is"
+            f"Error: Could not import your {reference!r}: the name 'logging' is"
             " already taken by"
         )
-        assert message.endswith("Rename your file (e.g. json_app.py).")
+        assert message.endswith("Rename your file (e.g. logging_app.py).")
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="Windows keeps a busy folder")

@@ -20,8 +20,7 @@ from click.core import ParameterSource
 from .. import reloader
 from .._compat import enable_tab_completion
 from .._env import get_debug_flag, mark_run_from_cli, parse_bool
-from .._log import echo
-from ..app import show_server_banner
+from .._log import echo, show_server_banner
 from .discovery import AppModuleNotFoundError, check_reference, locate_app
 from .loader import format_load_error, load_app_for_serving, supervisor_app
 from .params import CertParamType, SeparatedPathList, check_ssl_options, run_option
