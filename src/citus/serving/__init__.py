@@ -14,9 +14,7 @@ import typing as t
 from .._compat import stop_on_sigterm
 from .._log import echo
 from ..reloader import is_running_from_reloader as is_running_from_reloader
-from .server import Server as Server
-from .server import check_concurrency
-from .server import make_server as make_server
+from ._options import check_concurrency
 from .sockets import (
     BindError,
     bind_sockets,
@@ -34,6 +32,8 @@ if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
     from ..debug import DebuggedApplication
+    from .server import Server as Server
+    from .server import make_server as make_server
 
 __all__ = [
     "Server",
@@ -42,6 +42,16 @@ __all__ = [
     "make_ssl_devcert",
     "run_simple",
 ]
+
+
+def __getattr__(name: str) -> t.Any:
+    """``Server`` and ``make_server``, imported on first use (the reloader's
+    supervisor never serves, so it never loads the server)."""
+    if name in ("Server", "make_server"):
+        from . import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def run_simple(
@@ -231,6 +241,8 @@ def _serve_sockets(
         for line in debugger.banner_lines(sockets):
             # The warnings (PIN off, reachable from the network) are red.
             echo(line)
+
+    from .server import Server
 
     server = Server(
         sockets,

@@ -29,7 +29,6 @@ from collections import deque
 
 from .._compat import (
     AF_UNIX,
-    CAN_FORK,
     EPOLLIN,
     EPOLLIN_ONESHOT,
     MSG_DONTWAIT,
@@ -43,6 +42,7 @@ from .._compat import (
 )
 from .._log import log_error
 from . import http11
+from ._options import check_concurrency
 from .http11 import (
     CONNECTION_CLOSED,
     NEED_DATA,
@@ -483,25 +483,6 @@ class _Pool:
                 thread.join(max(0.0, deadline - time.monotonic()))
             except RuntimeError:  # pragma: no cover - not started after all
                 pass
-
-
-def check_concurrency(threaded: bool, processes: int) -> None:
-    """Raise :class:`ValueError` for a ``threaded``/``processes`` pair that
-    cannot be served (both at once, fewer than one process, forks on Windows).
-    """
-    if not isinstance(processes, int) or isinstance(processes, bool) or processes < 1:
-        raise ValueError(
-            f"processes must be a whole number, 1 or more, not {processes!r}."
-        )
-    if threaded and processes > 1:
-        raise ValueError(
-            "Cannot combine threaded=True with processes > 1: pick one of them."
-        )
-    if processes > 1 and not CAN_FORK:
-        raise ValueError(
-            f"processes={processes!r} needs os.fork(), which Windows does not"
-            " have: use threaded=True instead."
-        )
 
 
 class Server:
