@@ -101,102 +101,65 @@ def run_simple(
     address cannot be bound. Ctrl+C at any point, even before serving has
     started, makes it return quietly.
     """
-    check_concurrency(threaded, processes)  # before anything is bound
-    try:
-        _run_simple(
-            hostname,
-            port,
-            application,
-            use_reloader,
-            use_debugger,
-            use_evalex,
-            extra_files,
-            exclude_patterns,
-            reloader_interval,
-            reloader_type,
-            threaded,
-            processes,
-            static_files,
-            passthrough_errors,
-            ssl_context,
-        )
-    except KeyboardInterrupt:
-        pass  # Ctrl+C: stopped (the sockets were released on the way out)
-
-
-def _run_simple(
-    hostname: str,
-    port: int,
-    application: WSGIApplication,
-    use_reloader: bool,
-    use_debugger: bool,
-    use_evalex: bool,
-    extra_files: t.Iterable[str] | None,
-    exclude_patterns: t.Iterable[str] | None,
-    reloader_interval: float,
-    reloader_type: str,
-    threaded: bool,
-    processes: int,
-    static_files: dict[str, str] | None,
-    passthrough_errors: bool,
-    ssl_context: ssl.SSLContext | tuple[str, str] | str | None,
-) -> None:
-    """:func:`run_simple` itself, Ctrl+C aside."""
+    # The caller's mistakes: refused before anything is bound or printed.
+    check_concurrency(threaded, processes)
     if use_reloader and not is_running_from_reloader():
         from ..reloader import check_options
 
-        # The caller's mistake: say so before binding or printing anything.
         check_options(reloader_type, reloader_interval)
-    if static_files:
-        from .static import StaticFilesMiddleware
-
-        application = StaticFilesMiddleware(application, static_files)
-    debugger = None
-    if use_debugger:
-        from ..debug import DebuggedApplication
-
-        debugger = DebuggedApplication(application, evalex=use_evalex)
-        application = debugger
-
     try:
-        context = load_ssl_context(ssl_context)
-    except TLSConfigError as error:
-        echo(str(error), err=True)
-        raise SystemExit(1) from None
-    scheme = "https" if context is not None else "http"
+        if static_files:
+            from .static import StaticFilesMiddleware
 
-    inherited = sockets_from_env()
-    if inherited is not None:
-        sockets = inherited
-    else:
+            application = StaticFilesMiddleware(application, static_files)
+        debugger = None
+        if use_debugger:
+            from ..debug import DebuggedApplication
+
+            debugger = DebuggedApplication(application, evalex=use_evalex)
+            application = debugger
+
         try:
-            sockets = bind_sockets(hostname, port)
-        except BindError as error:
-            for line in error.explain():
-                echo(line, err=True)
+            context = load_ssl_context(ssl_context)
+        except TLSConfigError as error:
+            echo(str(error), err=True)
             raise SystemExit(1) from None
-    try:
-        if inherited is None:
-            for line in describe_urls(sockets, scheme):
-                echo(line, err=False)
-            echo("Press CTRL+C to quit", err=False)
-        _serve_sockets(
-            sockets,
-            inherited is not None,
-            application,
-            debugger,
-            context,
-            use_reloader,
-            extra_files,
-            exclude_patterns,
-            reloader_interval,
-            reloader_type,
-            threaded,
-            processes,
-            passthrough_errors,
-        )
-    finally:
-        release_sockets(sockets)  # also after a Ctrl+C before serving started
+        scheme = "https" if context is not None else "http"
+
+        inherited = sockets_from_env()
+        if inherited is not None:
+            sockets = inherited
+        else:
+            try:
+                sockets = bind_sockets(hostname, port)
+            except BindError as error:
+                for line in error.explain():
+                    echo(line, err=True)
+                raise SystemExit(1) from None
+        try:
+            if inherited is None:
+                for line in describe_urls(sockets, scheme):
+                    echo(line, err=False)
+                echo("Press CTRL+C to quit", err=False)
+            _serve_sockets(
+                sockets,
+                inherited is not None,
+                application,
+                debugger,
+                context,
+                use_reloader,
+                extra_files,
+                exclude_patterns,
+                reloader_interval,
+                reloader_type,
+                threaded,
+                processes,
+                passthrough_errors,
+            )
+        finally:
+            release_sockets(sockets)  # also after a Ctrl+C before serving started
+    except KeyboardInterrupt:
+        pass  # Ctrl+C: stopped (the sockets were released on the way out)
 
 
 def _serve_sockets(
