@@ -315,7 +315,7 @@ class Response:
         :param partitioned: CHIPS partitioned cookie (implies ``secure``).
         :raises ValueError: a bad name or ``samesite`` value.
         """
-        if not key or not all(c in _TOKEN for c in key):
+        if not _is_token(key):
             raise ValueError(
                 f"Invalid cookie name {key!r}: use letters, digits and !#$%&'*+-.^_`|~."
             )
@@ -386,7 +386,7 @@ class Response:
             them as Latin-1).
         """
         for name, value in self.headers.items():
-            if not name or not all(c in _TOKEN for c in name):
+            if not _is_token(name):
                 raise ValueError(
                     f"Invalid header name {name!r}: use letters, digits and"
                     " !#$%&'*+-.^_`|~ only, e.g. 'X-Request-Id'."
@@ -454,6 +454,11 @@ _COOKIE_SAFE = "!#$&'()*+-./:<>?@[]^_`{|}~"
 _TOKEN = frozenset(
     "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )
+
+
+def _is_token(text: str) -> bool:
+    """Whether ``text`` is a non-empty HTTP token (a header or cookie name)."""
+    return bool(text) and _TOKEN.issuperset(text)
 
 
 def _cookie_date(value: _dt.datetime | int | float | str) -> str:
