@@ -105,15 +105,25 @@ def set_warning_listener(listener: t.Callable[[str], None] | None) -> None:
     _warning_listener = listener
 
 
+def note_warning(key: str) -> bool:
+    """Record in :data:`WARNED_ENV` that the warning ``key`` was given.
+
+    :returns: ``False`` if it was recorded already.
+    """
+    given = [k for k in os.environ.get(WARNED_ENV, "").split(",") if k]
+    if key in given:
+        return False
+    os.environ[WARNED_ENV] = ",".join([*given, key])
+    return True
+
+
 def warn_once(key: str, message: str) -> None:
     """Print ``message`` to standard error, unless the warning ``key`` was
     given already by this run of the server (see :data:`WARNED_ENV`)."""
     from .._log import echo
 
-    given = [k for k in os.environ.get(WARNED_ENV, "").split(",") if k]
-    if key in given:
+    if not note_warning(key):
         return
-    os.environ[WARNED_ENV] = ",".join([*given, key])
     echo(message, err=True)
     if _warning_listener is not None:
         _warning_listener(key)

@@ -49,6 +49,7 @@ from .base import (
     files_of_traceback_text,
     is_excluded,
     module_files,
+    note_warning,
 )
 from .child import (
     CHANGED_AT_ENV,
@@ -453,9 +454,8 @@ class Supervisor:
                 continue
             if kind == "warned":
                 # Later children (and our own watcher after a crash) stay quiet.
-                given = [k for k in os.environ.get(WARNED_ENV, "").split(",") if k]
-                if value not in given and "," not in value:
-                    os.environ[WARNED_ENV] = ",".join([*given, value])
+                if "," not in value:
+                    note_warning(value)
                 continue
             if kind == "change":
                 if self._crashed is not None and child is self._crashed:
