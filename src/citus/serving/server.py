@@ -907,18 +907,25 @@ class Server:
         except (OSError, ValueError):
             self._close(client)
 
-    def _answer_arriving(self, client: _Client) -> bool:
-        """While stopping: answer a request that is on its way on a connection
-        accepted before the stop (one short wait per connection). Closing
-        such a connection, as a reload stops a server, would fail a request
-        that the client made in good time. True when it was answered."""
-        if client.last_chance or not client.head_timer or client.tls_pending:
-            return False
+    @staticmethod
+    def _may_get_request(client: _Client) -> bool:
+        """While stopping: whether ``client``'s connection may still have a
+        request on its way (accepted before the stop, or mid-head), which a
+        reload must answer rather than reset; one chance per connection."""
+        return client.head_timer and not client.tls_pending and not client.last_chance
+
+    def _answer_last(self, client: _Client) -> None:
+        """Answer the request that arrived on ``client`` while stopping."""
         client.last_chance = True
-        if not _with_data([client]):
-            return False
         client.busy = True
         self._handle_ready(client)
+
+    def _answer_arriving(self, client: _Client) -> bool:
+        """While stopping: wait briefly for ``client``'s request and answer
+        it. True when it was answered."""
+        if not self._may_get_request(client) or not _with_data([client]):
+            return False
+        self._answer_last(client)
         return True
 
     def _drain(self, quick: bool = False) -> None:
@@ -926,19 +933,15 @@ class Server:
         fresh = [
             client
             for client in self._clients.values()
-            if not client.busy and client.head_timer and not client.tls_pending
+            if not client.busy and self._may_get_request(client)
         ]
-        arriving = _with_data(fresh)
+        arriving = _with_data(fresh)  # one wait for all of them
         for client in list(self._clients.values()):
             if client.busy:
                 client.conn.must_close()  # answer with Connection: close
             elif client in arriving:
-                # Accepted before the stop with its request on the way (a
-                # reload): answer it, as closing would reset a fresh request.
-                client.last_chance = True
-                client.busy = True
                 try:
-                    self._handle_ready(client)
+                    self._answer_last(client)
                 except Exception:  # pragma: no cover - _handle_ready closed it
                     pass
                 self._close(client)
