@@ -475,6 +475,11 @@ def request_url(environ: WSGIEnvironment) -> str:
     return redact_text(f"{scheme}://{host}{path}" + (f"?{query}" if query else ""))
 
 
+def _shown(name: str, value: str) -> str:
+    """``value`` as the request sections show it: hidden under a secret name."""
+    return REDACTED if is_secret_name(name) else value
+
+
 def request_sections(
     environ: WSGIEnvironment, form_body: bytes | None
 ) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -493,26 +498,22 @@ def request_sections(
             name = key.replace("_", "-").title()
         else:
             continue
-        shown = REDACTED if is_secret_name(name) else redact_text(str(value))
-        headers.append((name, shown))
+        headers.append((name, _shown(name, redact_text(str(value)))))
     query = [
-        (k, REDACTED if is_secret_name(k) else v)
+        (k, _shown(k, v))
         for k, v in parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
     ]
     form: list[tuple[str, str]] = []
     if form_body is not None:
         text = form_body.decode("utf-8", "replace")
-        form = [
-            (k, REDACTED if is_secret_name(k) else v)
-            for k, v in parse_qsl(text, keep_blank_values=True)
-        ]
+        form = [(k, _shown(k, v)) for k, v in parse_qsl(text, keep_blank_values=True)]
     elif environ.get("CONTENT_LENGTH") not in (None, "", "0"):
         form = [("(body)", f"{environ.get('CONTENT_TYPE', '')}, not shown")]
     cookies = []
     for part in environ.get("HTTP_COOKIE", "").split(";"):
         name, sep, value = part.strip().partition("=")
         if sep:
-            cookies.append((name, REDACTED if is_secret_name(name) else value))
+            cookies.append((name, _shown(name, value)))
     return [
         ("Headers", headers),
         ("Query string", query),
