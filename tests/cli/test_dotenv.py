@@ -105,15 +105,14 @@ def test_missing_env_file_is_a_usage_error(cli: Runner) -> None:
     assert "'nope.env' does not exist" in result.stderr
 
 
-def test_hint_without_python_dotenv(write: Writer, project: Path) -> None:
-    write(".env", "CITUS_APP=hello\n")
-    write("wsgi.py", APP)
+def run_without_dotenv(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``citus ARGS`` in ``project``, as if python-dotenv were not installed."""
     code = (
         "import sys; sys.modules['dotenv'] = None\n"
         "from citus.cli import main\n"
-        "main(['routes'])\n"
+        f"main({list(args)!r}, prog_name='citus')\n"
     )
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", code],
         cwd=project,
         capture_output=True,
@@ -121,6 +120,12 @@ def test_hint_without_python_dotenv(write: Writer, project: Path) -> None:
         timeout=30,
         env={"PATH": "", "NO_COLOR": "1"},
     )
+
+
+def test_hint_without_python_dotenv(write: Writer, project: Path) -> None:
+    write(".env", "CITUS_APP=hello\n")
+    write("wsgi.py", APP)
+    result = run_without_dotenv(project, "routes")
     assert result.returncode == 0, result.stderr
     assert "python-dotenv is not installed" in result.stderr
     assert ".env" in result.stderr
@@ -135,19 +140,7 @@ def test_env_file_without_python_dotenv_is_a_usage_error(
     """A file named on the command line is not skipped with a mere tip."""
     write("wsgi.py", APP)
     write("custom.env", "CITUS_APP=hello\n")
-    code = (
-        "import sys; sys.modules['dotenv'] = None\n"
-        "from citus.cli import main\n"
-        "main(['--env-file', 'custom.env', 'routes'], prog_name='citus')\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env={"PATH": "", "NO_COLOR": "1"},
-    )
+    result = run_without_dotenv(project, "--env-file", "custom.env", "routes")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         "Error: Invalid value for '--env-file' / '-e': 'custom.env' cannot be"
