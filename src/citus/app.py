@@ -39,7 +39,7 @@ if t.TYPE_CHECKING:
 
     from .testing import Client
 
-__all__ = ["API", "show_server_banner", "url_for"]
+__all__ = ["API", "url_for"]
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
