@@ -108,13 +108,7 @@ def guess_type(path: str) -> str:
 
 
 def _error(status: int, headers: list[tuple[str, str]] | None = None) -> Result:
-    reasons = {
-        400: "Bad Request",
-        404: "Not Found",
-        405: "Method Not Allowed",
-        416: "Range Not Satisfiable",
-    }
-    body = f"{status} {reasons.get(status, 'Error')}\n".encode()
+    body = f"{status} {reason_phrase(status, 'Error')}\n".encode()
     return (
         status,
         [
