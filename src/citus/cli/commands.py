@@ -115,8 +115,9 @@ _GROUP_OPTIONS = {"--app", "-A", "--env-file", "-e"}
 
 class CitusCommand(click.Command):
     """A subcommand that says where a misplaced group option (``--app``) goes,
-    and that Ctrl+C ends quietly, with exit status 0, as it ends ``citus run``
-    (click would print ``Aborted!`` and exit with status 1).
+    and that Ctrl+C ends quietly, with exit status 0, as a normal stop (click
+    would print ``Aborted!`` and exit with status 1): ``citus run`` relies on
+    it, also for a Ctrl+C while the app is still importing.
 
     A module that is not found because ``CITUS_APP`` came from a ``.env`` file
     in another folder gets that file named (:meth:`AppInfo.explain_not_found`).
@@ -273,46 +274,40 @@ def run_command(
     use_debugger = debug_flag if debugger is None else debugger
     in_child = use_reloader and reloader.is_running_from_reloader()
 
-    try:
-        app: WSGIApplication
-        if in_child:
-            # The banner was printed by the supervisor; only load the app
-            # (a spare child first waits, warm, until a change needs it).
-            reloader.wait_if_spare()
-            app = load_app_for_serving(
-                info.app_ref, eager=eager_loading, use_reloader=True
-            )
+    app: WSGIApplication
+    if in_child:
+        # The banner was printed by the supervisor; only load the app
+        # (a spare child first waits, warm, until a change needs it).
+        reloader.wait_if_spare()
+        app = load_app_for_serving(info.app_ref, eager=eager_loading, use_reloader=True)
+    else:
+        # A wrong --app is a usage error at once, before anything starts.
+        name = check_reference(info.app_ref)
+        if use_reloader:
+            # The supervisor never imports the app; its children do.
+            app = supervisor_app
         else:
-            # A wrong --app is a usage error at once, before anything starts.
-            name = check_reference(info.app_ref)
-            if use_reloader:
-                # The supervisor never imports the app; its children do.
-                app = supervisor_app
-            else:
-                app = load_app_for_serving(
-                    info.app_ref, eager=eager_loading, use_reloader=False
-                )
-            show_server_banner(name, debug_flag)
-        if use_debugger:
-            _let_errors_reach_the_debugger(app)
+            app = load_app_for_serving(
+                info.app_ref, eager=eager_loading, use_reloader=False
+            )
+        show_server_banner(name, debug_flag)
+    if use_debugger:
+        _let_errors_reach_the_debugger(app)
 
-        from ..serving import run_simple
+    from ..serving import run_simple
 
-        run_simple(
-            host,
-            port,
-            app,
-            use_reloader=use_reloader,
-            use_debugger=use_debugger,
-            extra_files=extra_files,
-            exclude_patterns=exclude_patterns,
-            reloader_type=reloader_type,
-            threaded=with_threads,
-            ssl_context=ssl_context,
-        )
-    except KeyboardInterrupt:
-        # Ctrl+C, possibly while the app was still importing: a normal stop.
-        pass
+    run_simple(
+        host,
+        port,
+        app,
+        use_reloader=use_reloader,
+        use_debugger=use_debugger,
+        extra_files=extra_files,
+        exclude_patterns=exclude_patterns,
+        reloader_type=reloader_type,
+        threaded=with_threads,
+        ssl_context=ssl_context,
+    )
 
 
 def _let_errors_reach_the_debugger(app: object) -> None:
