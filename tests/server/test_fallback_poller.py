@@ -15,14 +15,14 @@ import typing as t
 import pytest
 from serverkit import is_closed, read_all, read_response, statuses
 
-from citus.serving import server as server_module
+from citus.serving import _poller as poller_module
 
 pytestmark = pytest.mark.live_server
 
 
 @pytest.fixture(autouse=True)
 def no_epoll(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(server_module, "open_epoll", lambda: None)
+    monkeypatch.setattr(poller_module, "open_epoll", lambda: None)
 
 
 def echo(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:

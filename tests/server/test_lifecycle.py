@@ -429,9 +429,9 @@ def test_ctrl_c_while_forking_workers(run_python: t.Any, tmp_path: Path) -> None
 
 
 def test_pool_stop_skips_a_thread_that_never_started() -> None:
-    from citus.serving.server import _Pool
+    from citus.serving._pool import Pool
 
-    pool = _Pool(lambda client: None, 2, 2)
+    pool = Pool(lambda client: None, 2, 2)
     # submit() creates a thread, then starts it: Ctrl+C can land in between.
     never_started = pool._new_thread()
     assert never_started.ident is None
@@ -441,7 +441,7 @@ def test_pool_stop_skips_a_thread_that_never_started() -> None:
 
 
 def test_pool_stop_is_bounded_with_a_stuck_worker() -> None:
-    from citus.serving.server import _Pool
+    from citus.serving._pool import Pool
 
     release = threading.Event()
     entered = threading.Event()
@@ -450,7 +450,7 @@ def test_pool_stop_is_bounded_with_a_stuck_worker() -> None:
         entered.set()
         release.wait(30)
 
-    pool = _Pool(stuck, 1, 1)
+    pool = Pool(stuck, 1, 1)
     try:
         pool.submit(t.cast(t.Any, object()))
         assert entered.wait(10)
@@ -465,13 +465,13 @@ def test_pool_stop_is_bounded_with_a_stuck_worker() -> None:
 def test_pool_survives_a_thread_that_cannot_start(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from citus.serving.server import _Pool
+    from citus.serving._pool import Pool
 
     class Refused(threading.Thread):
         def start(self) -> None:
             raise RuntimeError("can't start new thread")
 
-    pool = _Pool(lambda client: None, 2, 2)
+    pool = Pool(lambda client: None, 2, 2)
     monkeypatch.setattr(
         pool,
         "_new_thread",

@@ -17,7 +17,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import selectors
 import signal
 import socket
 import ssl
@@ -25,30 +24,35 @@ import sys
 import threading
 import time
 import typing as t
-from collections import deque
 
 from .._compat import (
     AF_UNIX,
-    EPOLLIN,
-    EPOLLIN_ONESHOT,
     MSG_DONTWAIT,
     block_stop_signals,
     fork_process,
     kill_now,
-    open_epoll,
     reap_child,
     restore_signal_mask,
     set_io_timeout,
 )
 from .._log import log_error
 from . import http11
+from ._connection import (
+    RECV_SIZE,
+    Client,
+    answer_and_close_gently,
+    with_data,
+)
 from ._options import check_concurrency
+from ._poller import Poller
+from ._pool import BASE_THREADS, STARVED, Pool
 from .http11 import (
     CONNECTION_CLOSED,
     NEED_DATA,
     PAUSED,
     RemoteProtocolError,
 )
+from .tls import PLAIN_HTTP_MESSAGE, handshake_failure
 from .wsgi import Exchange, Input, address_environ, base_environ, build_environ
 
 if t.TYPE_CHECKING:
@@ -67,422 +71,8 @@ DEFAULT_SHUTDOWN_TIMEOUT = 5.0
 #: Most worker threads at once with ``threaded=True``.
 DEFAULT_MAX_THREADS = 256
 
-_RECV_SIZE = 65536
-_BODY_RECV_SIZE = 262144
-#: Worker threads started as work arrives; more only when work waits.
-_BASE_THREADS = 4
-#: Seconds queued work may wait before another worker thread is started.
-_STARVED = 0.02
 #: Seconds to stop accepting after running out of file descriptors.
 _ACCEPT_PAUSE = 0.5
-#: Idle threads above the base ones exit after this many seconds.
-_IDLE_THREAD_EXIT = 10.0
-_TLS_PLAIN_HTTP_MESSAGE = (
-    "the client sent a plain HTTP request to an HTTPS server: use https:// in the URL."
-)
-
-
-def _answer_and_close_gently(sock: socket.socket, answer: bytes) -> None:
-    """Send ``answer`` and end our side without a reset losing it.
-
-    Closing a socket whose receive buffer still holds the client's request
-    makes the kernel send a reset, which can discard the answer on its way:
-    read what already arrived, send, then shut down writing.
-    """
-    try:
-        sock.setblocking(False)
-        try:
-            while sock.recv(65536):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
-        sock.settimeout(1.0)
-        sock.sendall(answer)
-        sock.shutdown(socket.SHUT_WR)
-        sock.setblocking(False)
-        while sock.recv(65536):  # the client's close, if it came already
-            pass
-    except OSError:
-        pass
-
-
-_NOT_TRUSTED = (
-    "the client does not trust the certificate, as expected for a self-signed"
-    " one until the client is told to trust it"
-)
-#: OpenSSL's reasons for a failed handshake, in words (the usual ones in
-#: development: a browser or tool that does not trust a self-signed certificate).
-_TLS_REASONS = {
-    "TLSV1_ALERT_UNKNOWN_CA": _NOT_TRUSTED,
-    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": _NOT_TRUSTED,
-    "SSLV3_ALERT_BAD_CERTIFICATE": "the client refused the certificate (is it"
-    " for another host name?)",
-    "UNSUPPORTED_PROTOCOL": "the client offers only TLS versions older than 1.2",
-    "UNEXPECTED_EOF_WHILE_READING": "the client closed the connection during"
-    " the handshake",
-    "NO_SHARED_CIPHER": "the client and the server have no cipher in common",
-}
-
-
-def _tls_failure(error: BaseException) -> str:
-    """One readable reason for a failed handshake (without ``_ssl.c:NNN``)."""
-    reason = getattr(error, "reason", None)
-    if isinstance(reason, str) and reason in _TLS_REASONS:
-        return f"{_TLS_REASONS[reason]} ({reason})"
-    if isinstance(error, TimeoutError):
-        return "the client sent nothing in time"
-    if isinstance(error, ConnectionError):
-        return "the client closed the connection during the handshake"
-    text = str(error)
-    cut = text.rfind(" (_ssl.c:")
-    return text[:cut] if cut > 0 else text
-
-
-def _with_data(clients: list[_Client], wait: float = 0.2) -> set[_Client]:
-    """The clients whose request bytes arrive within ``wait`` seconds (one wait
-    for all of them)."""
-    if not clients:
-        return set()
-    ready: set[_Client] = set()
-    with selectors.DefaultSelector() as selector:
-        for client in clients:
-            try:
-                selector.register(client.sock, selectors.EVENT_READ, client)
-            except (OSError, ValueError):
-                pass
-        deadline = time.monotonic() + wait
-        while len(ready) < len(clients):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                events = selector.select(remaining)
-            except OSError:
-                break
-            for key, _ in events:
-                ready.add(key.data)
-                selector.unregister(key.fileobj)
-    return ready
-
-
-class _Client:
-    """One accepted connection: its socket, HTTP state and timers.
-
-    It is the :class:`.wsgi.Transport` of the exchanges on the connection.
-    """
-
-    __slots__ = (
-        "base",
-        "busy",
-        "client",
-        "conn",
-        "deadline",
-        "fd",
-        "head_timer",
-        "last_chance",
-        "registered",
-        "sock",
-        "tls",
-        "tls_pending",
-    )
-
-    def __init__(self, sock: socket.socket, fd: int) -> None:
-        self.sock = sock
-        self.fd = fd
-        self.conn = http11.Connection()
-        self.deadline = 0.0
-        self.busy = False
-        self.head_timer = True
-        self.last_chance = False
-        self.registered = False
-        self.tls = False
-        self.tls_pending = False
-        self.base: dict[str, t.Any] = {}
-        self.client = ""
-
-    def recv(self) -> bytes:
-        """Bytes from the client; ``TimeoutError`` past the I/O timeout."""
-        try:
-            # Called for request bodies: large reads, fewer system calls.
-            return self.sock.recv(_BODY_RECV_SIZE)
-        except (BlockingIOError, TimeoutError):
-            raise TimeoutError("timed out waiting for the client") from None
-
-    def send(self, data: bytes) -> None:
-        """Send all of ``data``."""
-        self.sock.sendall(data)
-
-    def sendfile(self, file: t.IO[bytes], offset: int, count: int) -> int | None:
-        """Send part of ``file`` with ``os.sendfile`` (``None`` over TLS)."""
-        if self.tls:
-            return None
-        if not hasattr(os, "sendfile"):
-            return self.sock.sendfile(file, offset, count)
-        out = self.sock.fileno()
-        source = file.fileno()
-        sent = 0
-        while sent < count:
-            # Blocks at most the socket's send timeout (BlockingIOError then).
-            size = os.sendfile(out, source, offset + sent, min(count - sent, 1 << 20))
-            if not size:
-                break
-            sent += size
-        return sent
-
-
-class _Poller:
-    """Watches listening sockets and idle connections for readability.
-
-    Connections are one-shot: once reported, a connection is not reported
-    again until :meth:`rearm` (callable from any thread) is called for it.
-    """
-
-    def __init__(self) -> None:
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self.wake_fd = self._wake_r.fileno()
-        self._epoll: t.Any = None
-        self._selector: selectors.BaseSelector | None = None
-        self._pending: deque[int] = deque()
-        self._ready: deque[int] = deque()
-        self._main = threading.get_ident()
-        self._epoll = open_epoll()
-        if self._epoll is not None:
-            self._epoll.register(self.wake_fd, EPOLLIN)
-        else:
-            self._selector = selectors.DefaultSelector()
-            self._selector.register(self.wake_fd, selectors.EVENT_READ)
-
-    def add_listener(self, fd: int) -> None:
-        """Watch a listening socket (level-triggered)."""
-        if self._epoll is not None:
-            self._epoll.register(fd, EPOLLIN)
-        else:
-            assert self._selector is not None
-            self._selector.register(fd, selectors.EVENT_READ)
-
-    def forget(self, fd: int) -> None:
-        """Stop watching a connection that is about to be closed."""
-        if self._epoll is not None:
-            return  # closing the socket removes it from the epoll set
-        self.remove(fd)
-
-    def remove(self, fd: int) -> None:
-        """Stop watching ``fd`` (a listener, or a connection about to close)."""
-        if self._epoll is not None:
-            try:
-                self._epoll.unregister(fd)
-            except (OSError, ValueError):
-                pass
-        elif threading.get_ident() == self._main:
-            assert self._selector is not None
-            try:
-                self._selector.unregister(fd)
-            except (KeyError, ValueError):
-                pass
-
-    def add_conn(self, fd: int) -> None:
-        """Watch a new connection (from the loop's thread)."""
-        if self._epoll is not None:
-            self._epoll.register(fd, EPOLLIN_ONESHOT)
-        else:
-            assert self._selector is not None
-            self._selector.register(fd, selectors.EVENT_READ)
-
-    def rearm(self, fd: int, first: bool = False) -> None:
-        """Watch ``fd`` (again) once it was reported, from any thread.
-
-        ``first`` for a connection that was read before it was ever watched.
-        """
-        if self._epoll is not None:
-            if first:
-                self._epoll.register(fd, EPOLLIN_ONESHOT)
-            else:
-                self._epoll.modify(fd, EPOLLIN_ONESHOT)
-        elif threading.get_ident() == self._main:
-            assert self._selector is not None
-            self._selector.register(fd, selectors.EVENT_READ)
-        else:
-            self._pending.append(fd)
-            self.wake()
-
-    def push_ready(self, fd: int) -> None:
-        """Report ``fd`` as ready at the next :meth:`poll` (from any thread)."""
-        self._ready.append(fd)
-        self.wake()
-
-    def wake(self) -> None:
-        """Make :meth:`poll` return now (safe from signal handlers)."""
-        try:
-            self._wake_w.send(b"x")
-        except OSError:
-            pass
-
-    def poll(self, timeout: float, listeners: set[int]) -> list[int]:
-        """The ready file descriptors (connections are unwatched until rearmed)."""
-        if self._epoll is not None:
-            try:
-                events = self._epoll.poll(timeout)
-            except InterruptedError:
-                return []
-            ready = [fd for fd, _ in events]
-        else:
-            selector = self._selector
-            assert selector is not None
-            while self._pending:
-                fd = self._pending.popleft()
-                try:
-                    selector.register(fd, selectors.EVENT_READ)
-                except (KeyError, ValueError, OSError):
-                    pass
-            ready = [key.fd for key, _ in selector.select(timeout)]
-            for fd in ready:
-                if fd not in listeners and fd != self.wake_fd:
-                    selector.unregister(fd)
-        if self.wake_fd in ready:
-            try:
-                while self._wake_r.recv(4096):
-                    pass
-            except OSError:
-                pass
-        while self._ready:
-            ready.append(self._ready.popleft())
-        return ready
-
-    def close(self) -> None:
-        """Release the poller and its wake-up sockets."""
-        if self._epoll is not None:
-            self._epoll.close()
-        if self._selector is not None:
-            self._selector.close()
-        self._wake_r.close()
-        self._wake_w.close()
-
-
-class _Pool:
-    """Worker threads: a few to start with, more when work waits too long.
-
-    Requests are short and share the GIL, so a handful of threads serve them
-    fastest; a request that holds its thread for long (a stream, a slow
-    upstream) must not starve the others, so when work has waited more than
-    ``_STARVED`` seconds :meth:`check` adds a thread, up to ``max_threads``.
-    """
-
-    def __init__(
-        self, handler: t.Callable[[_Client], None], base: int, max_threads: int
-    ) -> None:
-        self._handler = handler
-        self._base = base
-        self._max = max(base, max_threads)
-        self._queue: deque[tuple[float, _Client | None]] = deque()
-        self._cond = threading.Condition(threading.Lock())
-        self._idle = 0
-        self._threads: list[threading.Thread] = []
-        self._start_failed = False
-
-    @property
-    def waiting(self) -> bool:
-        """Whether work is queued (the loop then checks for starvation)."""
-        return bool(self._queue)
-
-    def submit(self, item: _Client) -> None:
-        with self._cond:
-            self._queue.append((time.monotonic(), item))
-            if self._idle >= len(self._queue):
-                self._cond.notify()
-                return
-            if len(self._threads) >= self._base:
-                return
-            thread = self._new_thread()
-        self._start(thread)
-
-    def check(self, now: float) -> None:
-        """Add a thread if the oldest queued work waited too long."""
-        with self._cond:
-            if not self._queue or now - self._queue[0][0] < _STARVED:
-                return
-            if self._idle or len(self._threads) >= self._max:
-                return
-            thread = self._new_thread()
-        self._start(thread)
-
-    def _start(self, thread: threading.Thread) -> None:
-        """Start ``thread``; if the system refuses, forget it and say so once."""
-        try:
-            thread.start()
-        except RuntimeError as error:  # "can't start new thread"
-            with self._cond:
-                if thread in self._threads:
-                    self._threads.remove(thread)
-                warn = not self._start_failed
-                self._start_failed = True
-            if warn:
-                log_error(
-                    f"Cannot start another worker thread: {error}. Requests wait"
-                    " for the running ones; lower the load or raise the limit on"
-                    " threads (ulimit -u)."
-                )
-
-    def _new_thread(self) -> threading.Thread:
-        thread = threading.Thread(
-            target=self._work,
-            name=f"citus-worker-{len(self._threads)}",
-            daemon=True,
-        )
-        self._threads.append(thread)
-        return thread
-
-    def _work(self) -> None:
-        cond = self._cond
-        queue = self._queue
-        handler = self._handler
-        while True:
-            with cond:
-                while not queue:
-                    self._idle += 1
-                    woken = cond.wait(_IDLE_THREAD_EXIT)
-                    self._idle -= 1
-                    me = threading.current_thread()
-                    if (
-                        not woken
-                        and not queue
-                        and len(self._threads) > self._base
-                        and me in self._threads
-                    ):
-                        self._threads.remove(me)
-                        return
-                item = queue.popleft()[1]
-            if item is None:
-                return
-            try:
-                handler(item)
-            except Exception:
-                # passthrough_errors (or a bug): the thread lives on.
-                logger.exception("Error in a worker thread:")
-
-    def stop(self, timeout: float) -> None:
-        """Ask every thread to exit; wait up to ``timeout`` seconds in all.
-
-        Never raises and never waits longer: work still queued is dropped (its
-        connections are closed by then), and a thread that was created but
-        never started (Ctrl+C between the two steps) is not waited for.
-        """
-        with self._cond:
-            threads = list(self._threads)
-            self._threads = []
-            self._queue.clear()
-            for _ in threads:
-                self._queue.append((0.0, None))
-            self._cond.notify_all()
-        deadline = time.monotonic() + timeout
-        for thread in threads:
-            if thread.ident is None or thread is threading.current_thread():
-                continue
-            try:
-                thread.join(max(0.0, deadline - time.monotonic()))
-            except RuntimeError:  # pragma: no cover - not started after all
-                pass
 
 
 class Server:
@@ -534,12 +124,12 @@ class Server:
         self.shutdown_timeout = shutdown_timeout
         self.max_threads = max_threads
         self._stopping = False
-        self._poller: _Poller | None = None
+        self._poller: Poller | None = None
         self._loop_thread: int | None = None
         self._loop_done = threading.Event()
         self._loop_done.set()
-        self._clients: dict[int, _Client] = {}
-        self._pool: _Pool | None = None
+        self._clients: dict[int, Client] = {}
+        self._pool: Pool | None = None
         self._children: list[int] = []
         self._local_addresses: dict[socket.socket, t.Any] = {}
         self._accept_paused_until = 0.0
@@ -616,7 +206,7 @@ class Server:
     def _serve_processes(self) -> None:
         self._loop_thread = threading.get_ident()
         self._loop_done.clear()
-        poller = self._poller = _Poller()
+        poller = self._poller = Poller()
         children: dict[int, bool] = {}
         try:
             while not self._stopping:
@@ -713,13 +303,13 @@ class Server:
     def _serve_loop(self) -> None:
         self._loop_thread = threading.get_ident()
         self._loop_done.clear()
-        poller = self._poller = _Poller()
+        poller = self._poller = Poller()
         listeners: dict[int, socket.socket] = {}
         if self.threaded or self.ssl_context is not None:
-            self._pool = _Pool(
+            self._pool = Pool(
                 self._handle_ready,
-                _BASE_THREADS,
-                self.max_threads if self.threaded else _BASE_THREADS,
+                BASE_THREADS,
+                self.max_threads if self.threaded else BASE_THREADS,
             )
         try:
             self._local_addresses = {}
@@ -742,7 +332,7 @@ class Server:
             while not self._stopping:
                 timeout = 0.25
                 if pool is not None and pool.waiting:
-                    timeout = _STARVED
+                    timeout = STARVED
                     pool.check(time.monotonic())
                 for fd in poller.poll(timeout, listener_fds):
                     if fd in listeners:
@@ -826,7 +416,7 @@ class Server:
                 sock.close()
                 continue
             fd = sock.fileno()
-            client = _Client(sock, fd)
+            client = Client(sock, fd)
             local = self._local_addresses.get(listener)
             if local is None:
                 try:
@@ -880,7 +470,7 @@ class Server:
                     pass
             self._close(client)
 
-    def _close(self, client: _Client) -> None:
+    def _close(self, client: Client) -> None:
         if self._clients.pop(client.fd, None) is None:
             return
         poller = self._poller
@@ -891,7 +481,7 @@ class Server:
         except OSError:
             pass
 
-    def _rearm(self, client: _Client) -> None:
+    def _rearm(self, client: Client) -> None:
         if self._stopping:
             if not self._answer_arriving(client):
                 self._close(client)
@@ -908,22 +498,22 @@ class Server:
             self._close(client)
 
     @staticmethod
-    def _may_get_request(client: _Client) -> bool:
+    def _may_get_request(client: Client) -> bool:
         """While stopping: whether ``client``'s connection may still have a
         request on its way (accepted before the stop, or mid-head), which a
         reload must answer rather than reset; one chance per connection."""
         return client.head_timer and not client.tls_pending and not client.last_chance
 
-    def _answer_last(self, client: _Client) -> None:
+    def _answer_last(self, client: Client) -> None:
         """Answer the request that arrived on ``client`` while stopping."""
         client.last_chance = True
         client.busy = True
         self._handle_ready(client)
 
-    def _answer_arriving(self, client: _Client) -> bool:
+    def _answer_arriving(self, client: Client) -> bool:
         """While stopping: wait briefly for ``client``'s request and answer
         it. True when it was answered."""
-        if not self._may_get_request(client) or not _with_data([client]):
+        if not self._may_get_request(client) or not with_data([client]):
             return False
         self._answer_last(client)
         return True
@@ -935,7 +525,7 @@ class Server:
             for client in self._clients.values()
             if not client.busy and self._may_get_request(client)
         ]
-        arriving = _with_data(fresh)  # one wait for all of them
+        arriving = with_data(fresh)  # one wait for all of them
         for client in list(self._clients.values()):
             if client.busy:
                 client.conn.must_close()  # answer with Connection: close
@@ -963,7 +553,7 @@ class Server:
 
     # -- one connection -------------------------------------------------------
 
-    def _handle_ready(self, client: _Client) -> None:
+    def _handle_ready(self, client: Client) -> None:
         """The client has bytes for us: read, answer what is complete."""
         try:
             if client.tls_pending:
@@ -987,7 +577,7 @@ class Server:
             self._close(client)
             raise
 
-    def _handshake(self, client: _Client) -> bool:
+    def _handshake(self, client: Client) -> bool:
         context = self.ssl_context
         assert context is not None
         raw = client.sock
@@ -998,8 +588,8 @@ class Server:
                 return False
             if first != b"\x16":
                 log_error(f"{client.client}: plain HTTP request to an HTTPS server.")
-                _answer_and_close_gently(
-                    raw, http11.error_response(400, _TLS_PLAIN_HTTP_MESSAGE)
+                answer_and_close_gently(
+                    raw, http11.error_response(400, PLAIN_HTTP_MESSAGE)
                 )
                 return False
             sock = context.wrap_socket(
@@ -1009,13 +599,14 @@ class Server:
             sock.do_handshake()
             sock.settimeout(self.io_timeout)
         except (OSError, ssl.SSLError, ValueError) as error:
-            log_error(f"{client.client}: TLS handshake failed: {_tls_failure(error)}")
+            reason = handshake_failure(error)
+            log_error(f"{client.client}: TLS handshake failed: {reason}")
             return False
         client.tls = True
         client.tls_pending = False
         return True
 
-    def _serve_client(self, client: _Client) -> None:
+    def _serve_client(self, client: Client) -> None:
         sock = client.sock
         conn = client.conn
         try:
@@ -1024,11 +615,11 @@ class Server:
                 # not threaded, the whole server): read without waiting.
                 sock.settimeout(0)
                 try:
-                    data = sock.recv(_RECV_SIZE)
+                    data = sock.recv(RECV_SIZE)
                 finally:
                     sock.settimeout(self.io_timeout)
             else:
-                data = sock.recv(_RECV_SIZE, MSG_DONTWAIT)
+                data = sock.recv(RECV_SIZE, MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
             self._rearm(client)
             return
@@ -1045,7 +636,7 @@ class Server:
             if event is NEED_DATA:
                 if client.tls and sock.pending():  # type: ignore[attr-defined]
                     try:
-                        conn.receive_data(sock.recv(_RECV_SIZE))
+                        conn.receive_data(sock.recv(RECV_SIZE))
                     except OSError:
                         self._close(client)
                         return
@@ -1083,7 +674,7 @@ class Server:
             conn.start_next_cycle()
             client.deadline = time.monotonic() + self.keepalive_timeout
 
-    def _discard_body(self, client: _Client) -> bool:
+    def _discard_body(self, client: Client) -> bool:
         """Read and drop the rest of an unread body; False to close instead."""
         conn = client.conn
         left = http11.DRAIN_LIMIT
@@ -1097,7 +688,7 @@ class Server:
                 elif event is http11.END_OF_MESSAGE:
                     return True
                 elif event is NEED_DATA:
-                    data = client.sock.recv(_RECV_SIZE)
+                    data = client.sock.recv(RECV_SIZE)
                     if not data:
                         return False
                     conn.receive_data(data)
@@ -1106,7 +697,7 @@ class Server:
         except (OSError, RemoteProtocolError):
             return False
 
-    def _refuse(self, client: _Client, error: RemoteProtocolError) -> None:
+    def _refuse(self, client: Client, error: RemoteProtocolError) -> None:
         """Answer a protocol error with its status, log one line, close."""
         log_error(f"{client.client}: {error} ({error.status_hint})")
         if client.tls:
@@ -1117,7 +708,7 @@ class Server:
             except OSError:
                 pass
         else:
-            _answer_and_close_gently(
+            answer_and_close_gently(
                 client.sock, http11.error_response(error.status_hint, str(error))
             )
         self._close(client)

@@ -6,7 +6,8 @@ into a server-side context; :func:`make_ssl_devcert` writes a certificate and
 key for development that carry the host as a subjectAltName, so that clients
 accept them once told to trust the certificate. Certificates are made with the
 optional ``cryptography`` package (``citus[ssl]``); everything else uses only
-:mod:`ssl`. The handshake itself happens in :mod:`.server`, per connection.
+:mod:`ssl`. The handshake itself happens in :mod:`.server`, per connection;
+:func:`handshake_failure` says in words why one failed.
 """
 
 from __future__ import annotations
@@ -306,3 +307,40 @@ def make_ssl_devcert(
         file.write(cert_pem)
     _write_private(key_file, key_pem)
     return cert_file, key_file
+
+
+#: The answer to a plain HTTP request on an HTTPS port (with status 400).
+PLAIN_HTTP_MESSAGE = (
+    "the client sent a plain HTTP request to an HTTPS server: use https:// in the URL."
+)
+
+_NOT_TRUSTED = (
+    "the client does not trust the certificate, as expected for a self-signed"
+    " one until the client is told to trust it"
+)
+#: OpenSSL's reasons for a failed handshake, in words (the usual ones in
+#: development: a browser or tool that does not trust a self-signed certificate).
+_TLS_REASONS = {
+    "TLSV1_ALERT_UNKNOWN_CA": _NOT_TRUSTED,
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": _NOT_TRUSTED,
+    "SSLV3_ALERT_BAD_CERTIFICATE": "the client refused the certificate (is it"
+    " for another host name?)",
+    "UNSUPPORTED_PROTOCOL": "the client offers only TLS versions older than 1.2",
+    "UNEXPECTED_EOF_WHILE_READING": "the client closed the connection during"
+    " the handshake",
+    "NO_SHARED_CIPHER": "the client and the server have no cipher in common",
+}
+
+
+def handshake_failure(error: BaseException) -> str:
+    """One readable reason for a failed handshake (without ``_ssl.c:NNN``)."""
+    reason = getattr(error, "reason", None)
+    if isinstance(reason, str) and reason in _TLS_REASONS:
+        return f"{_TLS_REASONS[reason]} ({reason})"
+    if isinstance(error, TimeoutError):
+        return "the client sent nothing in time"
+    if isinstance(error, ConnectionError):
+        return "the client closed the connection during the handshake"
+    text = str(error)
+    cut = text.rfind(" (_ssl.c:")
+    return text[:cut] if cut > 0 else text

@@ -1,0 +1,139 @@
+"""One accepted connection: its socket, its HTTP state, its timers.
+
+:class:`Client` is what the server keeps per connection and the
+:class:`.wsgi.Transport` its exchanges write through. The helpers here act on
+connections without knowing about the loop: :func:`answer_and_close_gently`
+refuses a client without a reset eating the answer, and :func:`with_data`
+waits once for several connections' next bytes (used while stopping).
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import socket
+import time
+import typing as t
+
+from . import http11
+
+#: Bytes asked for per read of a request head.
+RECV_SIZE = 65536
+#: Bytes asked for per read of a request body (fewer, larger reads).
+BODY_RECV_SIZE = 262144
+
+
+class Client:
+    """One accepted connection: its socket, HTTP state and timers.
+
+    It is the :class:`.wsgi.Transport` of the exchanges on the connection.
+    """
+
+    __slots__ = (
+        "base",
+        "busy",
+        "client",
+        "conn",
+        "deadline",
+        "fd",
+        "head_timer",
+        "last_chance",
+        "registered",
+        "sock",
+        "tls",
+        "tls_pending",
+    )
+
+    def __init__(self, sock: socket.socket, fd: int) -> None:
+        self.sock = sock
+        self.fd = fd
+        self.conn = http11.Connection()
+        self.deadline = 0.0
+        self.busy = False
+        self.head_timer = True
+        self.last_chance = False
+        self.registered = False
+        self.tls = False
+        self.tls_pending = False
+        self.base: dict[str, t.Any] = {}
+        self.client = ""
+
+    def recv(self) -> bytes:
+        """Bytes from the client; ``TimeoutError`` past the I/O timeout."""
+        try:
+            # Called for request bodies: large reads, fewer system calls.
+            return self.sock.recv(BODY_RECV_SIZE)
+        except (BlockingIOError, TimeoutError):
+            raise TimeoutError("timed out waiting for the client") from None
+
+    def send(self, data: bytes) -> None:
+        """Send all of ``data``."""
+        self.sock.sendall(data)
+
+    def sendfile(self, file: t.IO[bytes], offset: int, count: int) -> int | None:
+        """Send part of ``file`` with ``os.sendfile`` (``None`` over TLS)."""
+        if self.tls:
+            return None
+        if not hasattr(os, "sendfile"):
+            return self.sock.sendfile(file, offset, count)
+        out = self.sock.fileno()
+        source = file.fileno()
+        sent = 0
+        while sent < count:
+            # Blocks at most the socket's send timeout (BlockingIOError then).
+            size = os.sendfile(out, source, offset + sent, min(count - sent, 1 << 20))
+            if not size:
+                break
+            sent += size
+        return sent
+
+
+def answer_and_close_gently(sock: socket.socket, answer: bytes) -> None:
+    """Send ``answer`` and end our side without a reset losing it.
+
+    Closing a socket whose receive buffer still holds the client's request
+    makes the kernel send a reset, which can discard the answer on its way:
+    read what already arrived, send, then shut down writing.
+    """
+    try:
+        sock.setblocking(False)
+        try:
+            while sock.recv(65536):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        sock.settimeout(1.0)
+        sock.sendall(answer)
+        sock.shutdown(socket.SHUT_WR)
+        sock.setblocking(False)
+        while sock.recv(65536):  # the client's close, if it came already
+            pass
+    except OSError:
+        pass
+
+
+def with_data(clients: list[Client], wait: float = 0.2) -> set[Client]:
+    """The clients whose request bytes arrive within ``wait`` seconds (one wait
+    for all of them)."""
+    if not clients:
+        return set()
+    ready: set[Client] = set()
+    with selectors.DefaultSelector() as selector:
+        for client in clients:
+            try:
+                selector.register(client.sock, selectors.EVENT_READ, client)
+            except (OSError, ValueError):
+                pass
+        deadline = time.monotonic() + wait
+        while len(ready) < len(clients):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                events = selector.select(remaining)
+            except OSError:
+                break
+            for key, _ in events:
+                ready.add(key.data)
+                selector.unregister(key.fileobj)
+    return ready
