@@ -24,6 +24,7 @@ import time
 import typing as t
 
 from ._compat import enable_vt_mode
+from ._redact import redact_query
 
 logger = logging.getLogger("citus")
 access_logger = logging.getLogger("citus.serving")
@@ -39,6 +40,10 @@ _STATUS_COLOURS = {
     5: "\x1b[1;31m",  # bold red
 }
 _ERROR_COLOUR = "\x1b[31m"
+#: A slow request's duration: bold, reversed, so that it stands out.
+_SLOW_COLOUR = "\x1b[1;7m"
+#: Requests that took longer than this (seconds) stand out on a terminal.
+SLOW_REQUEST = 0.5
 #: Lines given to :func:`echo` that start so are warnings: red on a terminal.
 _WARNING_PREFIX = "WARNING:"
 
@@ -62,6 +67,15 @@ def colour_wanted(stream: t.TextIO) -> bool:
     except (AttributeError, ValueError):
         return False
     return is_tty and enable_vt_mode(stream)
+
+
+def _coloured(message: str, colour: str | None, slow: str) -> str:
+    """``message`` coloured by status, its last part ``slow`` highlighted."""
+    if slow:
+        head = message[: -len(slow)]
+        head = head if colour is None else colour + head + _RESET
+        return f"{head}{_SLOW_COLOUR}{slow}{_RESET}"
+    return message if colour is None else colour + message + _RESET
 
 
 if t.TYPE_CHECKING:
@@ -105,14 +119,16 @@ class _ConsoleHandler(_StreamHandler):
         # built from a query string): it must not drive the terminal either.
         return escape_terminal(super().format(record))
 
-    def write_line(self, message: str, colour: str | None) -> None:
+    def write_line(self, message: str, colour: str | None, slow: str = "") -> None:
         """Write one request-log line as :meth:`emit` would, without a record.
 
         Only for when this handler is the only one that would see the record.
+        ``slow`` is the duration at the end of ``message`` when it must stand
+        out.
         """
         stream = sys.stderr
-        if colour is not None and self._wants_colour(stream):
-            message = colour + message + _RESET
+        if (colour is not None or slow) and self._wants_colour(stream):
+            message = _coloured(message, colour, slow)
         self.acquire()
         try:
             stream.write(message + "\n")
@@ -223,22 +239,48 @@ def _timestamp() -> str:
     return _last_stamp
 
 
-def log_request(client: str, request_line: str, status: int, size: int | None) -> None:
+def _duration(seconds: float) -> str:
+    """``12 ms``, ``0.4 ms`` (one decimal below 10 ms), ``2.31 s`` past 10 s."""
+    ms = seconds * 1000.0
+    if ms < 10.0:
+        return f"{max(ms, 0.0):.1f} ms"
+    if ms < 10_000.0:
+        return f"{ms:.0f} ms"
+    return f"{seconds:.2f} s"
+
+
+def log_request(
+    client: str,
+    request_line: str,
+    status: int,
+    size: int | None,
+    duration: float | None = None,
+) -> None:
     """Write one line of the request log through ``citus.serving``.
 
-    The line reads ``127.0.0.1 - - [22/Nov/2026 10:00:00] "GET / HTTP/1.1" 200 -``.
-    Control characters in ``client`` and ``request_line`` are escaped. Silence
-    the log with ``logging.getLogger("citus.serving").setLevel(logging.WARNING)``.
+    The line reads
+    ``127.0.0.1 - - [22/Nov/2026 10:00:00] "GET / HTTP/1.1" 200 - 12 ms``: the
+    client, the time, the request line, the status, the body size (``-`` when
+    unknown) and the time the request took. On a terminal the line is coloured
+    by status class, and a duration over :data:`SLOW_REQUEST` seconds stands
+    out. The values of secret-looking query parameters are hidden
+    (``/login?token=********``), as on the debugger's page. Control characters
+    in ``client`` and ``request_line`` are escaped. Silence the log with
+    ``logging.getLogger("citus.serving").setLevel(logging.WARNING)``.
 
     :param client: the client's address (``127.0.0.1``, ``::1``, or a Unix path).
     :param request_line: the request line as received, e.g. ``GET / HTTP/1.1``.
     :param status: the response status code.
     :param size: the body size in bytes, or ``None`` when unknown.
+    :param duration: seconds from the complete request head to the end of the
+        response, or ``None`` to leave it out.
     """
     if not _ready:
         _setup()
     if not access_logger.isEnabledFor(logging.INFO):
         return
+    if "?" in request_line:
+        request_line = redact_query(request_line)
     if not request_line.isprintable():
         request_line = escape_control(request_line)
     if not client.isprintable():
@@ -247,6 +289,12 @@ def log_request(client: str, request_line: str, status: int, size: int | None) -
         f'{client} - - [{_timestamp()}] "{request_line}" {status} '
         f"{'-' if size is None else size}"
     )
+    slow = ""
+    if duration is not None:
+        took = _duration(duration)
+        message = f"{message} {took}"
+        if duration > SLOW_REQUEST:
+            slow = took
     handler = _handler
     if handler is not None:
         colour = _STATUS_COLOURS.get(status // 100)
@@ -264,9 +312,9 @@ def log_request(client: str, request_line: str, status: int, size: int | None) -
             and not handler.filters
             and handler.level <= logging.INFO
         ):
-            handler.write_line(message, colour)
+            handler.write_line(message, colour, slow)
             return
-        extra = None if colour is None else {"color_message": colour + message + _RESET}
+        extra = {"color_message": _coloured(message, colour, slow)}
     else:
         extra = None
     # makeRecord + handle skips logging's caller lookup, the costly part of

@@ -304,3 +304,83 @@ def test_warning_lines_are_warnings_and_red_only_for_the_terminal(
     # Other handlers see the plain message.
     assert stream.getvalue().splitlines() == [DEV_WARNING, " * Debug mode: off"]
     assert "\x1b" not in captured.getvalue()
+
+
+# --- the duration and the redacted query ------------------------------------
+
+
+def test_line_ends_with_the_duration(captured: Captured) -> None:
+    _log.log_request("127.0.0.1", "GET / HTTP/1.1", 200, None, 0.0123)
+    _log.log_request("127.0.0.1", "GET /a HTTP/1.1", 200, 5, 0.00042)
+    _log.log_request("127.0.0.1", "GET /b HTTP/1.1", 200, None, 12.5)
+    first, second, third = captured.getvalue().splitlines()
+    assert re.match(LINE.pattern[:-1] + r" 12 ms$", first), first
+    assert second.endswith('"GET /a HTTP/1.1" 200 5 0.4 ms')
+    assert third.endswith('"GET /b HTTP/1.1" 200 - 12.50 s')
+
+
+def test_secret_query_values_are_redacted(captured: Captured) -> None:
+    _log.log_request(
+        "127.0.0.1", "GET /login?token=abc123&next=/home HTTP/1.1", 302, None, 0.001
+    )
+    _log.log_request("127.0.0.1", "GET /x?api_key=k&password=p HTTP/1.1", 200, None)
+    text = captured.getvalue()
+    assert "abc123" not in text and "=k&" not in text and "=p " not in text
+    assert '"GET /login?token=********&next=/home HTTP/1.1" 302 - 1.0 ms' in text
+    assert '"GET /x?api_key=********&password=******** HTTP/1.1" 200 -' in text
+
+
+SLOW_SCRIPT = """
+from citus._log import log_request
+log_request("127.0.0.1", "GET /fast HTTP/1.1", 200, None, 0.012)
+log_request("127.0.0.1", "GET /slow HTTP/1.1", 200, None, 0.75)
+"""
+
+
+@pty_only
+@pytest.mark.live_server
+def test_slow_requests_stand_out_on_a_terminal() -> None:
+    from listening_util import PtyProcess
+
+    with PtyProcess([sys.executable, "-c", SLOW_SCRIPT], {}) as proc:
+        assert proc.wait() == 0
+        output = proc.output.decode()
+    fast = next(line for line in output.splitlines() if "/fast" in line)
+    slow = next(line for line in output.splitlines() if "/slow" in line)
+    assert fast.endswith('"GET /fast HTTP/1.1" 200 - 12 ms\x1b[0m'), repr(fast)
+    assert "\x1b[1;7m" not in fast
+    assert slow.endswith("\x1b[1;7m750 ms\x1b[0m"), repr(slow)
+    with PtyProcess([sys.executable, "-c", SLOW_SCRIPT], {"NO_COLOR": "1"}) as proc:
+        assert proc.wait() == 0
+        assert "\x1b" not in proc.output.decode()
+
+
+SERVE_ONE = """
+import sys
+from citus.serving import run_simple
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hi"]
+
+run_simple("127.0.0.1", 0, app)
+"""
+
+
+@pytest.mark.live_server
+def test_a_real_server_logs_the_duration_and_hides_secrets(
+    run_python: t.Callable[..., t.Any],
+) -> None:
+    from listening_util import http_get
+
+    proc = run_python("-c", SERVE_ONE)
+    url = proc.wait_for_url()
+    port = int(url.rsplit(":", 1)[1])
+    assert http_get(("127.0.0.1", port), "/in?token=s3cr3t&page=2").startswith(
+        b"HTTP/1.1 200"
+    )
+    proc.wait_for_log(
+        r'^127\.0\.0\.1 - - \[.*\] "GET /in\?token=\*{8}&page=2 HTTP/1\.1" 200 -'
+        r" \d+(\.\d)? ms$"
+    )
+    assert "s3cr3t" not in proc.log.text

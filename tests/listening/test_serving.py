@@ -268,8 +268,10 @@ def test_run_simple_banner_lists_every_url(ipv6: None, run_python: RunPython) ->
     assert f" * Running on http://[::1]:{port}" in lines
     assert http_get(("::1", port)).startswith(b"HTTP/1.1 200")
     assert http_get(("127.0.0.1", port), "/404").startswith(b"HTTP/1.1 404")
-    proc.wait_for_log(r'^::1 - - \[.*\] "GET / HTTP/1\.1" 200 (2|-)$')
-    proc.wait_for_log(r'^127\.0\.0\.1 - - \[.*\] "GET /404 HTTP/1\.1" 404 (2|-)$')
+    proc.wait_for_log(r'^::1 - - \[.*\] "GET / HTTP/1\.1" 200 (2|-) [\d.]+ m?s$')
+    proc.wait_for_log(
+        r'^127\.0\.0\.1 - - \[.*\] "GET /404 HTTP/1\.1" 404 (2|-) [\d.]+ m?s$'
+    )
     assert "\x1b" not in proc.log.text
 
 

@@ -13,49 +13,13 @@ from __future__ import annotations
 import re
 import sys
 import typing as t
-from urllib.parse import unquote_plus
 
-#: What a redacted value is shown as.
-REDACTED = "********"
+from .._redact import QUERY_PAIR, redact_pair
+from .._redact import REDACTED as REDACTED
+from .._redact import is_secret_name as is_secret_name
+
 #: Longest representation shown before it is cut.
 MAX_REPR = 600
-
-#: Parts of names (lower case, without ``_`` and ``-``) that mark a value as
-#: secret, in the spirit of Django's ``SafeExceptionReporterFilter``.
-_SECRET_PARTS = (
-    "pass",
-    "pwd",
-    "secret",
-    "token",
-    "apikey",
-    "privatekey",
-    "accesskey",
-    "signingkey",
-    "auth",
-    "credential",
-    "signature",
-    "cookie",
-    "session",
-    "csrf",
-    "xsrf",
-    "salt",
-)
-_SECRET_RE = re.compile("|".join(_SECRET_PARTS))
-
-
-def is_secret_name(name: object) -> bool:
-    """Whether a variable, key or header called ``name`` probably holds a secret.
-
-    :param name: the name; anything that is not a string is never secret.
-    """
-    if not isinstance(name, str):
-        return False
-    normal = name.lower().replace("_", "").replace("-", "")
-    if _SECRET_RE.search(normal):
-        return True
-    # "api_key", "SECRET_KEY", "fernet_key"; but a plain "key" is usually a
-    # loop variable or a dictionary key, not a secret.
-    return normal.endswith("key") and normal != "key"
 
 
 def safe_repr(value: object, limit: int = MAX_REPR) -> str:
@@ -90,18 +54,6 @@ def _redacted_dict_repr(value: dict[t.Any, t.Any]) -> str:
 _URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.-]*://[^\s/:@'\"]*:)[^\s/@'\"]+@", re.I)
 
 
-# A ``name=value`` pair of a query string: after ``?`` or ``&``, or at the
-# start of the text or of a quoted string ('password=x&page=2' in a repr).
-_QUERY_PAIR = re.compile(r"(^|[?&'\"])([\w.%+\[\]-]+)=([^&#'\"\s<>]*)")
-
-
-def _redact_pair(match: re.Match[str]) -> str:
-    lead, name, value = match.groups()
-    if value and is_secret_name(unquote_plus(name)):
-        return f"{lead}{name}={REDACTED}"
-    return match.group(0)
-
-
 # A quoted string, as repr() writes it.
 _QUOTED = r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
 # ``password='x'`` (a dataclass or keyword repr) and ``'password': 'x'`` (a
@@ -133,7 +85,7 @@ def redact_text(text: str) -> str:
     """
     text = _URL_PASSWORD.sub(rf"\1{REDACTED}@", text)
     text = _NAMED_STRING.sub(_redact_named, text)
-    return _QUERY_PAIR.sub(_redact_pair, text)
+    return QUERY_PAIR.sub(redact_pair, text)
 
 
 def redact(name: object, value: object, limit: int = MAX_REPR) -> str:

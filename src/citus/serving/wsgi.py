@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 import typing as t
+from time import monotonic
 from urllib.parse import unquote_to_bytes
 
 from .._log import log_error, log_request
@@ -427,7 +428,12 @@ class Exchange:
     # -- the exchange -------------------------------------------------------
 
     def run(self, environ: dict[str, t.Any]) -> None:
-        """Call the application and send its response (or an error)."""
+        """Call the application and send its response (or an error).
+
+        Called as soon as the request's head is complete: the request log's
+        duration counts from here.
+        """
+        started = monotonic()
         try:
             self._call(environ)
         except ClientDisconnectedError as error:
@@ -473,7 +479,13 @@ class Exchange:
             else:
                 self.aborted = True
         finally:
-            log_request(self.client, _line(environ), self.code or 500, None)
+            log_request(
+                self.client,
+                _line(environ),
+                self.code or 500,
+                None,
+                monotonic() - started,
+            )
 
     def _send_error(self, status: int, message: str) -> None:
         self.code = status
