@@ -149,7 +149,7 @@ def json_errors(error):
     if request.path.startswith("/api/") or request.host.startswith("api."):
         # citus keeps the headers the status needs (a 405's Allow).
         return {"error": error.name, "message": error.description}, error.code
-    return error.get_response()
+    return error  # its usual page
 
 
 if __name__ == "__main__":

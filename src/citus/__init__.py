@@ -14,10 +14,10 @@ import typing as t
 
 if t.TYPE_CHECKING:
     from .app import API as API
+    from .app import current_app as current_app
     from .app import url_for as url_for
     from .exceptions import HTTPException as HTTPException
     from .exceptions import abort as abort
-    from .globals import current_app as current_app
     from .globals import request as request
     from .wrappers import Request as Request
     from .wrappers import Response as Response
@@ -36,7 +36,7 @@ _HOMES = {
     "url_for": "app",
     "HTTPException": "exceptions",
     "abort": "exceptions",
-    "current_app": "globals",
+    "current_app": "app",
     "request": "globals",
     "Request": "wrappers",
     "Response": "wrappers",

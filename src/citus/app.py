@@ -27,19 +27,19 @@ from .exceptions import (
     RequestRedirect,
     default_exceptions,
 )
-from .globals import _app_var, _request_var
+from .globals import _Proxy, _request_var
 from .routing import Map, MapAdapter, Rule
 from .routing.map import _split_port
 from .wrappers.datastructures import Headers
 from .wrappers.request import Request
-from .wrappers.response import Response, to_response
+from .wrappers.response import Response, error_response, to_response
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
     from .testing import Client
 
-__all__ = ["API", "url_for"]
+__all__ = ["API", "current_app", "url_for"]
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
@@ -64,6 +64,12 @@ DEFAULT_CONFIG: dict[str, t.Any] = {
 }
 
 _ran_from_cli_warned = False
+
+#: The application handling the current request; set next to
+#: ``citus.globals._request_var`` while a request is handled.
+_app_var: contextvars.ContextVar[API | None] = contextvars.ContextVar(
+    "citus.app", default=None
+)
 
 ResponseValue = t.Any
 ErrorHandler = t.Callable[[t.Any], ResponseValue]
@@ -519,7 +525,8 @@ class API:
         """Turn what a view returned into a :class:`~citus.Response`.
 
         :param value: ``str``/``bytes`` (HTML), ``dict``/``list`` (JSON), a
-            ``Response``, an iterator of chunks (streamed), or a tuple
+            ``Response``, an ``HTTPException`` (its error page), an iterator
+            of chunks (streamed), or a tuple
             ``(body, status)``, ``(body, headers)`` or ``(body, status, headers)``.
         :param view: the function that returned it, named in errors.
         :raises TypeError: ``value`` is none of those.
@@ -540,10 +547,10 @@ class API:
     def handle_http_exception(self, error: HTTPException) -> Response:
         """The application's handler for ``error``, else its error page."""
         if isinstance(error, RequestRedirect) or error.response is not None:
-            return error.get_response()  # a redirect, or abort(Response(...))
+            return error_response(error)  # a redirect, or abort(Response(...))
         handler = self._find_handler(error)
         if handler is None:
-            return error.get_response()
+            return error_response(error)
         response = self.make_response(handler(error), handler)
         if response.status_code == error.code:
             # Keep the headers the status needs (a 405's Allow, a 416's
@@ -585,7 +592,7 @@ class API:
                 return self.make_response(handler(server_error), handler)
             except Exception:
                 self.logger.exception("The error handler for 500 failed too")
-        return server_error.get_response()
+        return error_response(server_error)
 
     def send_static_file(self, filename: str) -> Response:
         """Answer with the file ``filename`` of :attr:`static_folder` (the view
@@ -759,3 +766,18 @@ def url_for(endpoint: str, **values: t.Any) -> str:
             " app.url_for(...) on the application outside of a request."
         )
     return app.url_for(endpoint, **values)
+
+
+def _get_app() -> API:
+    value = _app_var.get()
+    if value is None:
+        raise RuntimeError(
+            "Working outside of a request: 'citus.current_app' exists only while"
+            " a view handles a request. Use the application object itself here."
+        )
+    return value
+
+
+#: The application handling the current request, a context-local proxy like
+#: ``citus.request``.
+current_app: API = t.cast("API", _Proxy(_get_app, "citus.current_app"))

@@ -5,6 +5,11 @@ A view (or citus itself) stops handling a request by raising one of the
 application turns the exception into a small HTML error page, unless an
 ``@app.errorhandler`` for its code or class answers instead. Each class knows its
 status code, its reason phrase and a sentence for the user.
+
+This module sits below :mod:`citus.wrappers`, whose request and data structures
+raise these errors, and so never imports it: an error describes its page
+(:meth:`HTTPException.get_body`, :meth:`HTTPException.get_headers`), and
+:func:`citus.wrappers.response.error_response` makes the response.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import typing as t
 from ._status import reason_phrase
 
 if t.TYPE_CHECKING:
-    from .wrappers.response import Response
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 __all__ = [
     "BadGateway",
@@ -42,8 +47,27 @@ __all__ = [
     "Unauthorized",
     "UnprocessableEntity",
     "UnsupportedMediaType",
+    "ResponseLike",
     "abort",
 ]
+
+
+class ResponseLike(t.Protocol):
+    """What :func:`abort` and ``HTTPException(response=...)`` take as a ready
+    answer: a :class:`~citus.Response`.
+
+    Described by its shape (a WSGI application with a status code) so that
+    this module need not import :mod:`citus.wrappers`, which imports it.
+    """
+
+    @property
+    def status_code(self) -> int:
+        """The response's status code."""
+
+    def __call__(
+        self, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> t.Iterable[bytes]:
+        """Send the response as a WSGI application."""
 
 
 class HTTPException(Exception):
@@ -61,7 +85,7 @@ class HTTPException(Exception):
     description: str = "An error occurred."
 
     def __init__(
-        self, description: str | None = None, response: Response | None = None
+        self, description: str | None = None, response: ResponseLike | None = None
     ) -> None:
         if description is not None:
             self.description = description
@@ -86,14 +110,6 @@ class HTTPException(Exception):
             f"<h1>{name}</h1>\n"
             f"<p>{html.escape(self.description)}</p>\n"
         )
-
-    def get_response(self) -> Response:
-        """The response that answers this error."""
-        if self.response is not None:
-            return self.response
-        from .wrappers.response import Response
-
-        return Response(self.get_body(), status=self.code, headers=self.get_headers())
 
 
 class BadRequest(HTTPException):
@@ -158,7 +174,7 @@ class MethodNotAllowed(HTTPException):
         self,
         valid_methods: t.Iterable[str] | None = None,
         description: str | None = None,
-        response: Response | None = None,
+        response: ResponseLike | None = None,
     ) -> None:
         self.valid_methods = sorted(valid_methods or ())
         super().__init__(description, response)
@@ -247,7 +263,7 @@ class RequestedRangeNotSatisfiable(HTTPException):
         self,
         length: int | None = None,
         description: str | None = None,
-        response: Response | None = None,
+        response: ResponseLike | None = None,
     ) -> None:
         self.length = length
         super().__init__(description, response)
@@ -287,7 +303,7 @@ class InternalServerError(HTTPException):
     def __init__(
         self,
         description: str | None = None,
-        response: Response | None = None,
+        response: ResponseLike | None = None,
         original_exception: BaseException | None = None,
     ) -> None:
         self.original_exception = original_exception
@@ -329,12 +345,6 @@ class RequestRedirect(HTTPException):
     def __init__(self, new_url: str) -> None:
         self.new_url = new_url
         super().__init__(f"Redirecting to {new_url}.")
-
-    def get_response(self) -> Response:
-        """A 308 redirect to :attr:`new_url`."""
-        from .wrappers.response import redirect
-
-        return redirect(self.new_url, self.code)
 
 
 #: Status code -> exception class, for :func:`abort` and ``errorhandler(code)``.
@@ -387,7 +397,7 @@ def exception_for_code(code: int) -> type[HTTPException]:
     return cls
 
 
-def abort(code: int | Response, description: str | None = None) -> t.NoReturn:
+def abort(code: int | ResponseLike, description: str | None = None) -> t.NoReturn:
     """Stop handling the request with the HTTP error ``code``.
 
     ``abort(404)`` raises :class:`NotFound`, which answers with a 404 page (or
@@ -399,10 +409,10 @@ def abort(code: int | Response, description: str | None = None) -> t.NoReturn:
     :raises HTTPException: always.
     :raises ValueError: ``code`` is not an HTTP error status.
     """
-    from .wrappers.response import Response
-
-    if isinstance(code, Response):
-        error = HTTPException(description, response=code)
-        error.code = code.status_code
-        raise error
-    raise exception_for_code(code)(description)
+    if isinstance(code, int) or not hasattr(code, "status_code"):
+        # Anything but a response goes here, so that abort("404") gets the
+        # ValueError that explains what abort() takes.
+        raise exception_for_code(t.cast(int, code))(description)
+    error = HTTPException(description, response=code)
+    error.code = code.status_code
+    raise error

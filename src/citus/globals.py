@@ -1,10 +1,14 @@
 """Context-local access to the request being handled: ``citus.request``.
 
-Each request runs with its :class:`~citus.Request` (and its application) stored
-in :mod:`contextvars` variables, so that threads, and tasks of a server that
-copies contexts, each see their own. ``request`` is a proxy: attribute access is
+Each request runs with its :class:`~citus.Request` stored in a
+:mod:`contextvars` variable, so that threads, and tasks of a server that copies
+contexts, each see their own. ``request`` is a proxy: attribute access is
 forwarded to the current request, and outside of one it raises a
 :class:`RuntimeError` that says so.
+
+This module sits below :mod:`citus.app` and knows nothing of it: the proxy to
+the application, ``current_app``, lives in :mod:`citus.app`, built from the
+same :class:`_Proxy`.
 """
 
 from __future__ import annotations
@@ -13,16 +17,12 @@ import contextvars
 import typing as t
 
 if t.TYPE_CHECKING:
-    from .app import API
     from .wrappers.request import Request
 
-__all__ = ["current_app", "request"]
+__all__ = ["request"]
 
 _request_var: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
     "citus.request", default=None
-)
-_app_var: contextvars.ContextVar[API | None] = contextvars.ContextVar(
-    "citus.app", default=None
 )
 
 
@@ -33,16 +33,6 @@ def _get_request() -> Request:
             "Working outside of a request: 'citus.request' exists only while a"
             " view handles a request. In tests, make requests with"
             " app.test_client() instead of reading 'request' directly."
-        )
-    return value
-
-
-def _get_app() -> API:
-    value = _app_var.get()
-    if value is None:
-        raise RuntimeError(
-            "Working outside of a request: 'citus.current_app' exists only while"
-            " a view handles a request. Use the application object itself here."
         )
     return value
 
@@ -102,5 +92,3 @@ class _Proxy:
 
 #: The request being handled (a :class:`~citus.Request`), local to the context.
 request: Request = t.cast("Request", _Proxy(_get_request, "citus.request"))
-#: The application handling the current request.
-current_app: API = t.cast("API", _Proxy(_get_app, "citus.current_app"))

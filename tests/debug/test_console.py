@@ -254,7 +254,7 @@ def test_citus_request_in_a_views_console(isolated_state: None) -> None:
     # The view's console sees the request that failed, as the view did.
     assert run("page") == "2\n"
     assert run("request.args['q'], request.path") == "('shoes', '/search')\n"
-    assert run("from citus.globals import current_app") == ""
+    assert run("from citus import current_app") == ""
     assert run("current_app.name") == repr(api.name) + "\n"
     assert run("request.method") == "'GET'\n"
     shown = run("dump(request)")

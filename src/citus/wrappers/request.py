@@ -470,7 +470,7 @@ class Request:
         raised by the view becomes its error page. Methods work too
         (``view(self, request)``).
         """
-        from .response import to_response
+        from .response import error_response, to_response
 
         @functools.wraps(view)
         def wsgi_app(*args: t.Any) -> t.Iterable[bytes]:
@@ -481,7 +481,7 @@ class Request:
                 try:
                     response = to_response(view(*args[:-2], request), view)
                 except HTTPException as error:
-                    response = error.get_response()
+                    response = error_response(error)
                 body = response(environ, start_response)
             except BaseException:
                 request.close()

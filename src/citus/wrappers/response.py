@@ -1,5 +1,5 @@
-"""The outgoing HTTP response: :class:`Response`, plus :func:`jsonify` and
-:func:`redirect`.
+"""The outgoing HTTP response: :class:`Response`, plus :func:`jsonify`,
+:func:`redirect` and :func:`error_response`.
 
 A response holds a status, :class:`~.datastructures.Headers` and a body. The body
 is either known in full (``str`` or ``bytes``, sent with a ``Content-Length``) or
@@ -18,12 +18,13 @@ from http import HTTPStatus
 from urllib.parse import quote
 
 from .._status import reason_phrase
+from ..exceptions import HTTPException, RequestRedirect
 from .datastructures import Headers
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-__all__ = ["Response", "jsonify", "redirect", "to_response"]
+__all__ = ["Response", "error_response", "jsonify", "redirect", "to_response"]
 
 #: Body types a response accepts.
 BodyType = str | bytes | bytearray | t.Iterable[bytes] | t.Iterable[str] | None
@@ -472,8 +473,8 @@ def _cookie_date(value: _dt.datetime | int | float | str) -> str:
 
 
 _VALID_RETURN = (
-    "Return a string, bytes, a dict or list (sent as JSON), a Response, or a"
-    " (body, status) or (body, status, headers) tuple."
+    "Return a string, bytes, a dict or list (sent as JSON), a Response, an HTTP"
+    " error (its page), or a (body, status) or (body, status, headers) tuple."
 )
 
 
@@ -485,7 +486,8 @@ def to_response(
     """Turn what a view returned into a :class:`Response`.
 
     :param value: ``str``/``bytes`` (HTML), ``dict``/``list`` (JSON), a
-        ``Response``, an iterator of chunks (streamed), or a tuple
+        ``Response``, an :class:`~citus.HTTPException` (its error page, see
+        :func:`error_response`), an iterator of chunks (streamed), or a tuple
         ``(body, status)``, ``(body, headers)`` or ``(body, status, headers)``.
     :param view: the function that returned it, named in errors.
     :param response_class: the class of new responses (:class:`Response`).
@@ -516,6 +518,8 @@ def to_response(
         )
     if isinstance(value, Response):
         response = value
+    elif isinstance(value, HTTPException):
+        response = error_response(value)
     elif isinstance(value, (str, bytes, bytearray)):
         response = response_class(value)
     elif isinstance(value, (dict, list)):
@@ -599,3 +603,28 @@ def redirect(location: str, code: int = 302) -> Response:
     )
     response.headers["Location"] = quote(location, safe="/:?#[]@!$&'()*+,;=%~")
     return response
+
+
+def error_response(error: HTTPException) -> Response:
+    """The response that answers the HTTP error ``error``.
+
+    That is the ready response the error carries (``abort(Response(...))``),
+    a redirect for a :class:`~citus.exceptions.RequestRedirect`, or else the
+    error's page: its :meth:`~citus.exceptions.HTTPException.get_body` with
+    its code and :meth:`~citus.exceptions.HTTPException.get_headers`.
+
+    :param error: the HTTP error to answer.
+    :raises TypeError: the error carries a ready answer that is not a
+        :class:`Response`.
+    """
+    ready = error.response
+    if ready is not None:
+        if not isinstance(ready, Response):
+            raise TypeError(
+                f"The HTTP error {error.code} carries {ready!r} as its response;"
+                " pass a citus.Response to abort() or HTTPException(response=...)."
+            )
+        return ready
+    if isinstance(error, RequestRedirect):
+        return redirect(error.new_url, error.code)
+    return Response(error.get_body(), status=error.code, headers=error.get_headers())
