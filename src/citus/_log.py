@@ -95,6 +95,8 @@ class _ConsoleHandler(_StreamHandler):
         super().__init__(sys.stderr)
         self._colour_stream: object = None
         self._colour = False
+        self._links_stream: object = None
+        self._links = False
 
     @property
     def stream(self) -> t.TextIO:
@@ -110,8 +112,21 @@ class _ConsoleHandler(_StreamHandler):
             self._colour = colour_wanted(stream)
         return self._colour
 
+    def _wants_links(self, stream: t.TextIO) -> bool:
+        if stream is not self._links_stream:
+            self._links_stream = stream
+            try:
+                tty = stream.isatty()
+            except (AttributeError, ValueError):
+                tty = False
+            self._links = tty and not os.environ.get("NO_COLOR")
+        return self._links
+
     def format(self, record: logging.LogRecord) -> str:
         if self._wants_colour(sys.stderr):
+            linked = getattr(record, "link_message", None)
+            if linked is not None and self._wants_links(sys.stderr):
+                return t.cast(str, linked)
             coloured = getattr(record, "color_message", None)
             if coloured is not None:
                 return t.cast(str, coloured)
@@ -171,7 +186,12 @@ def reset() -> None:
     _ready = False
 
 
-def echo(message: str, err: bool = False) -> None:
+def echo(
+    message: str,
+    err: bool = False,
+    *,
+    hyperlinks: t.Callable[[str], str] | None = None,
+) -> None:
     """Tell the user ``message`` through the ``citus`` logger (on standard error).
 
     A line that starts with ``WARNING:`` (the banner's "This is a development
@@ -182,12 +202,20 @@ def echo(message: str, err: bool = False) -> None:
     :param message: one line, without the trailing newline.
     :param err: an error rather than information (logged at ``ERROR`` level,
         red on a terminal).
+    :param hyperlinks: for an error, a function that adds OSC 8 hyperlinks to
+        the escaped message; citus's handler writes that copy only to a
+        terminal (not a pipe, not with ``NO_COLOR``).
     """
     if not _ready:
         _setup()
     message = escape_terminal(message)
     if err:
-        logger.error(message, extra={"color_message": _ERROR_COLOUR + message + _RESET})
+        extra = {"color_message": _ERROR_COLOUR + message + _RESET}
+        if hyperlinks is not None:
+            linked = hyperlinks(message)
+            if linked != message:
+                extra["link_message"] = _ERROR_COLOUR + linked + _RESET
+        logger.error(message, extra=extra)
     elif message.startswith(_WARNING_PREFIX):
         logger.warning(
             message, extra={"color_message": _ERROR_COLOUR + message + _RESET}

@@ -49,7 +49,9 @@ from ._http import (
 from ._state import STATE_ENV as STATE_ENV
 from ._state import SharedState, hash_token, normalize_pin
 from .console import Console
+from .editor import Editor, osc8_traceback, terminal_links
 from .repr import dump as dump
+from .share import markdown_report
 from .tbtools import (
     Traceback,
     find_config,
@@ -113,7 +115,11 @@ class DebuggedApplication:
     :param console_page: serve a standalone console at ``PREFIX + "/console"``.
 
     Reads ``CITUS_DEBUGGER_PIN``, ``CITUS_DEBUGGER_TRUSTED_HOSTS`` (comma
-    separated) and ``CITUS_DEBUGGER_STATE`` (set by the first process).
+    separated), ``CITUS_DEBUGGER_STATE`` (set by the first process),
+    ``CITUS_EDITOR`` and ``CITUS_EDITOR_PATH_MAP`` (editor links; unset, VS
+    Code's terminal, ``TERM_PROGRAM=vscode``, means VS Code), and, for the
+    links in tracebacks printed on a terminal, ``NO_COLOR``, ``TERM``,
+    ``TERM_PROGRAM`` and ``FORCE_HYPERLINK``.
     """
 
     def __init__(
@@ -158,6 +164,8 @@ class DebuggedApplication:
         self.pin: str | None = None if pin.strip().lower() == "off" else pin.strip()
         digest = hashlib.sha256(self._state.path.encode()).hexdigest()[:10]
         self._cookie_name = f"__citus_debugger_{digest}"
+        #: Where tracebacks link to: ``CITUS_EDITOR``, ``CITUS_EDITOR_PATH_MAP``.
+        self.editor = Editor.from_env()
 
     # --- start-up ----------------------------------------------------------
 
@@ -165,7 +173,8 @@ class DebuggedApplication:
         """The lines the serving process prints at start.
 
         `` * Debugger is active!``, `` * Debugger PIN: 123-456-789``, and
-        warnings when the PIN is off or a socket is reachable from elsewhere.
+        warnings when the PIN is off, a socket is reachable from elsewhere, or
+        ``CITUS_EDITOR`` names no editor citus knows.
 
         :param sockets: the listening sockets.
         """
@@ -186,6 +195,7 @@ class DebuggedApplication:
                 " 127.0.0.1 (--host 127.0.0.1) or turn the debugger off"
                 " (--no-debugger)."
             )
+        lines.extend(self.editor.warnings)
         return lines
 
     # --- WSGI --------------------------------------------------------------
@@ -271,7 +281,18 @@ class DebuggedApplication:
         text = plain_text(error)
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "")
-        echo(f"Error on request {method} {path!r}:\n{text.rstrip()}", err=True)
+        editor = self.editor
+        links = None
+        if terminal_links():
+
+            def links(message: str) -> str:
+                return osc8_traceback(message, editor)
+
+        echo(
+            f"Error on request {method} {path!r}:\n{text.rstrip()}",
+            err=True,
+            hyperlinks=links,
+        )
 
     # --- the error response -------------------------------------------------
 
@@ -317,8 +338,11 @@ class DebuggedApplication:
             )
             return self._refusal(status, kind, reason)
         tb = self._store(error)
+        link = self.editor.url if self.editor.template is not None else None
+        markdown = markdown_report(tb, environ)
         if kind == "json":
-            return status, self._headers("application/json"), to_json(tb.to_json())
+            data = tb.to_json(link, markdown)
+            return status, self._headers("application/json"), to_json(data)
         if kind == "text":
             # Read in a terminal (curl): a message's escape codes stay inert.
             text = escape_terminal(tb.text)
@@ -339,6 +363,8 @@ class DebuggedApplication:
             form_body=form_body,
             config=find_config(self.app),
             notice=notice,
+            link=link,
+            markdown=markdown,
         )
         return status, self._headers("text/html; charset=utf-8"), _utf8(page)
 

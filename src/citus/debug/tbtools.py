@@ -46,6 +46,9 @@ MAX_LOCALS = 100
 #: Frames of one place in a row (a recursion) shown before the rest is folded.
 REPEATS_SHOWN = 3
 
+#: Gives the URL that opens a file at a line in the editor, or ``None``.
+_Link = t.Callable[[str, int], "str | None"]
+
 _BaseExceptionGroup: type[BaseException] | None = getattr(
     builtins, "BaseExceptionGroup", None
 )
@@ -116,14 +119,19 @@ class Frame:
                 return text.strip()
         return ""
 
-    def to_json(self) -> dict[str, t.Any]:
-        """The frame as a JSON-ready dict: file, line, function, code, library."""
+    def to_json(self, link: _Link | None = None) -> dict[str, t.Any]:
+        """The frame as a JSON-ready dict: file, line, function, code, library,
+        and ``editor_url``, the link that opens it in the editor (or ``None``).
+
+        :param link: gives the editor URL of a file and line, if any.
+        """
         return {
             "file": self.filename,
             "line": self.lineno,
             "function": self.function,
             "code": self.line,
             "library": self.library,
+            "editor_url": None if link is None else link(self.filename, self.lineno),
         }
 
 
@@ -142,18 +150,21 @@ class ExceptionBlock:
     members: list[list[ExceptionBlock]] = field(default_factory=list)
     hidden_members: int = 0
 
-    def to_json(self) -> dict[str, t.Any]:
-        """The exception as a JSON-ready dict."""
+    def to_json(self, link: _Link | None = None) -> dict[str, t.Any]:
+        """The exception as a JSON-ready dict.
+
+        :param link: gives the editor URL of a file and line, if any.
+        """
         data: dict[str, t.Any] = {
             "type": self.type_name,
             "message": self.message,
             "relation": self.relation,
-            "frames": [f.to_json() for f in self.frames],
+            "frames": [f.to_json(link) for f in self.frames],
         }
         if self.notes:
             data["notes"] = self.notes
         if self.members:
-            data["exceptions"] = [[b.to_json() for b in m] for m in self.members]
+            data["exceptions"] = [[b.to_json(link) for b in m] for m in self.members]
         return data
 
 
@@ -319,14 +330,24 @@ class Traceback:
         """The exception that reached the debugger (the newest of the chain)."""
         return self.chain[-1]
 
-    def to_json(self) -> dict[str, t.Any]:
-        """The JSON document: the error, the chain with frames, and the text."""
+    def to_json(
+        self, link: _Link | None = None, markdown: str | None = None
+    ) -> dict[str, t.Any]:
+        """The JSON document: the error, the chain with frames, the text and,
+        when given, the Markdown report.
+
+        :param link: gives the editor URL of a file and line, if any.
+        :param markdown: the text of the page's **Copy as Markdown** button.
+        """
         last = self.last
-        return {
+        data = {
             "error": {"type": last.type_name, "message": last.message},
-            "chain": [block.to_json() for block in self.chain],
+            "chain": [block.to_json(link) for block in self.chain],
             "traceback": self.text,
         }
+        if markdown is not None:
+            data["markdown"] = markdown
+        return data
 
 
 # --- the HTML page ---------------------------------------------------------
@@ -334,7 +355,7 @@ class Traceback:
 _e = html.escape
 
 
-def _render_frame(frame: Frame, console: bool) -> str:
+def _render_frame(frame: Frame, console: bool, link: _Link | None = None) -> str:
     source = "".join(
         f'<span class="line{" current" if n == frame.lineno else ""}">'
         f'<span class="ln">{n}</span>{_e(text)}\n</span>'
@@ -359,10 +380,19 @@ def _render_frame(frame: Frame, console: bool) -> str:
             'title="Open a Python console in this frame">&gt;_ console</button>'
         )
     css = "frame library" if frame.library else "frame"
+    place = (
+        f'<span class="file">{_e(frame.filename)}</span>, '
+        f'line <span class="lineno">{frame.lineno}</span>'
+    )
+    url = None if link is None else link(frame.filename, frame.lineno)
+    if url is not None:
+        place = (
+            f'<a class="editor-link" href="{_e(url)}" '
+            f'title="Open in your editor">{place}</a>'
+        )
     return (
         f'<li class="{css}" id="frame-{frame.id}" data-frame="{frame.id}">'
-        f'<div class="frame-head"><span class="file">{_e(frame.filename)}</span>, '
-        f'line <span class="lineno">{frame.lineno}</span>, in '
+        f'<div class="frame-head">{place}, in '
         f'<span class="function">{_e(frame.function)}</span>{button}</div>'
         f'<pre class="source">{source}</pre>{locals_html}'
         f'<div class="console" hidden></div></li>'
@@ -386,13 +416,13 @@ def _fold_repeats(frames: list[Frame]) -> list[Frame | list[Frame]]:
     return out
 
 
-def _frame_items(frames: list[Frame], console: bool) -> str:
+def _frame_items(frames: list[Frame], console: bool, link: _Link | None) -> str:
     items = []
     for item in _fold_repeats(frames):
         if isinstance(item, Frame):
-            items.append(_render_frame(item, console))
+            items.append(_render_frame(item, console, link))
             continue
-        inner = "".join(_render_frame(f, console) for f in item)
+        inner = "".join(_render_frame(f, console, link) for f in item)
         items.append(
             '<li class="repeat-group"><details><summary>'
             f"The frame above repeated {len(item)} more times"
@@ -401,11 +431,11 @@ def _frame_items(frames: list[Frame], console: bool) -> str:
     return "".join(items)
 
 
-def _render_frames(frames: list[Frame], console: bool) -> str:
+def _render_frames(frames: list[Frame], console: bool, link: _Link | None) -> str:
     out: list[str] = []
     for library, group in itertools.groupby(frames, key=lambda f: f.library):
         run = list(group)
-        items = _frame_items(run, console)
+        items = _frame_items(run, console, link)
         if not library:
             out.append(items)
             continue
@@ -424,7 +454,9 @@ _RELATION = {
 }
 
 
-def _render_chain(blocks: list[ExceptionBlock], console: bool) -> str:
+def _render_chain(
+    blocks: list[ExceptionBlock], console: bool, link: _Link | None = None
+) -> str:
     out = []
     for block in blocks:
         notes = "".join(f'<p class="note">{_e(n)}</p>' for n in block.notes)
@@ -433,7 +465,7 @@ def _render_chain(blocks: list[ExceptionBlock], console: bool) -> str:
             items = "".join(
                 f'<li class="member"><p class="member-title">Sub-exception {i} of '
                 f"{len(block.members) + block.hidden_members}</p>"
-                f"{_render_chain(member, console)}</li>"
+                f"{_render_chain(member, console, link)}</li>"
                 for i, member in enumerate(block.members, 1)
             )
             more = (
@@ -444,7 +476,7 @@ def _render_chain(blocks: list[ExceptionBlock], console: bool) -> str:
             members = f'<ol class="members">{items}{more}</ol>'
         frames = (
             '<p class="tb-title">Traceback (most recent call last):</p>'
-            f"{_render_frames(block.frames, console)}"
+            f"{_render_frames(block.frames, console, link)}"
             if block.frames
             else ""
         )
@@ -548,6 +580,8 @@ def render_page(
     form_body: bytes | None = None,
     config: t.Mapping[str, t.Any] | None = None,
     notice: str | None = None,
+    link: _Link | None = None,
+    markdown: str | None = None,
 ) -> str:
     """The error page for ``tb``.
 
@@ -561,6 +595,9 @@ def render_page(
     :param config: the application's configuration, if any.
     :param notice: a warning about the console, shown under its status line
         (unlocking refused after too many wrong PINs).
+    :param link: gives the URL that opens a file and line in the editor; each
+        frame's place links to it.
+    :param markdown: the text the **Copy as Markdown** button copies.
     """
     last = tb.last
     console = console_reason is None
@@ -586,6 +623,16 @@ def render_page(
         f"<details><summary>{_e(title)}</summary>{_table(rows)}</details>"
         for title, rows in request_sections(environ, form_body)
     )
+    markdown_button = markdown_html = ""
+    if markdown is not None:
+        markdown_button = (
+            '<button type="button" id="copy-markdown">Copy as Markdown</button>'
+        )
+        markdown_html = (
+            '<section class="plain"><details><summary>Markdown</summary>'
+            f'<textarea id="markdown-text" readonly rows="12">{_e(markdown)}'
+            "</textarea></details></section>"
+        )
     config_html = ""
     if config is not None:
         rows = [(str(k), redact(k, v)) for k, v in sorted(config.items(), key=str)]
@@ -613,13 +660,15 @@ def render_page(
         f'<div id="pin-box" hidden></div>{status}'
         '<section class="traceback"><div class="toolbar">'
         '<button type="button" id="copy-traceback">Copy plain traceback</button>'
+        f"{markdown_button}"
         '<button type="button" id="toggle-library">Show library frames</button>'
         '<span id="copy-status" role="status"></span></div>'
-        f"{_render_chain(tb.chain, console)}</section>"
+        f"{_render_chain(tb.chain, console, link)}</section>"
         f'<section class="request"><h2>Request</h2>{sections}</section>{config_html}'
         '<section class="plain"><details><summary>Plain traceback</summary>'
         f'<textarea id="plain-traceback" readonly rows="12">{_e(tb.text)}</textarea>'
         "</details></section>"
+        f"{markdown_html}"
         "<footer>citus debugger: shown because debug mode is on. "
         "Never run debug mode where others can reach the server.</footer>"
         "</body></html>\n"

@@ -36,24 +36,28 @@
   }
 
   /* --- copy and fold ------------------------------------------------------ */
-  var copyButton = document.getElementById("copy-traceback");
-  var plain = document.getElementById("plain-traceback");
   var copyStatus = document.getElementById("copy-status");
-  if (copyButton && plain) {
-    copyButton.addEventListener("click", function () {
+  function copyButton(buttonId, textId, what) {
+    var button = document.getElementById(buttonId);
+    var source = document.getElementById(textId);
+    if (!button || !source) { return; }
+    button.addEventListener("click", function () {
+      copyStatus.textContent = "";
       function done(ok) {
-        copyStatus.textContent = ok ? "Copied." : "Select the plain traceback below and copy it.";
+        copyStatus.textContent = ok ? "Copied." : "Select the " + what + " below and copy it.";
       }
       if (navigator.clipboard && window.isSecureContext) {
-        navigator.clipboard.writeText(plain.value).then(function () { done(true); },
+        navigator.clipboard.writeText(source.value).then(function () { done(true); },
           function () { done(false); });
       } else {
-        plain.closest("details").open = true;
-        plain.select();
+        source.closest("details").open = true;
+        source.select();
         done(document.execCommand("copy"));
       }
     });
   }
+  copyButton("copy-traceback", "plain-traceback", "plain traceback");
+  copyButton("copy-markdown", "markdown-text", "Markdown");
   var toggle = document.getElementById("toggle-library");
   if (toggle) {
     toggle.addEventListener("click", function () {
