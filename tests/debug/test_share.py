@@ -9,8 +9,6 @@ import threading
 import typing as t
 from pathlib import Path
 
-import pytest
-
 from citus.debug import DebuggedApplication
 from citus.debug.share import markdown_report
 from citus.debug.tbtools import Traceback
