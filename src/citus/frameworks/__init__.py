@@ -7,12 +7,27 @@ called, its routes, its shell context, its debug switch, its static and
 template folders, its checks. The CLI, the reloader and the live reload ask
 :func:`detect` and the interface; they never import Flask or Django
 themselves. A module here imports its framework only once it knows the app is
-one of its own (from the app's type, without importing anything).
+one of its own (from the names of the app's classes, without importing
+anything): detecting a plain WSGI function imports no framework at all.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import typing as t
+
+if t.TYPE_CHECKING:
+    import click
+    from _typeshed.wsgi import WSGIApplication
+
+__all__ = [
+    "CheckFailedError",
+    "Framework",
+    "Route",
+    "detect",
+    "is_instance_of",
+]
 
 
 class Route(t.NamedTuple):
@@ -28,6 +43,22 @@ class Route(t.NamedTuple):
     host: str = ""
     #: The subdomain the route is bound to, or ``""``.
     subdomain: str = ""
+    #: The view, as a dotted name (``"polls.views.index"``), or ``""``.
+    view: str = ""
+
+
+class CheckFailedError(Exception):
+    """The framework's own checks found errors: the app must not serve yet.
+
+    ``citus run`` keeps the server up and shows the message on every page, as
+    for an app that fails to load, until a saved fix reloads it.
+
+    :param message: the framework's report, as its own server prints it.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class Framework:
@@ -39,6 +70,17 @@ class Framework:
 
     #: The framework's name as users write it: ``"Flask"``, ``"Django"``.
     name = "WSGI"
+
+    #: The columns of ``citus routes``: ``(Route field, header)`` pairs.
+    route_columns: tuple[tuple[str, str], ...] = (
+        ("endpoint", "Endpoint"),
+        ("methods", "Methods"),
+        ("rule", "Rule"),
+    )
+
+    #: The :class:`Route` field ``citus routes`` sorts by when not told;
+    #: ``None`` keeps the framework's own order (where the order matters).
+    default_sort: str | None = "endpoint"
 
     def __init__(self, app: object) -> None:
         self.app = app
@@ -63,16 +105,65 @@ class Framework:
         """More names for ``citus shell`` (``app`` is always there)."""
         return {}
 
+    def app_context(self) -> contextlib.AbstractContextManager[object]:
+        """What ``citus shell`` and the app's own commands run inside (Flask's
+        application context); nothing by default."""
+        return contextlib.nullcontext()
+
+    def commands(self) -> click.Group | None:
+        """The app's own command-line commands (``citus --app X COMMAND``)."""
+        return None
+
     def static_folders(self) -> list[tuple[str, str]]:
-        """``(url_prefix, folder)`` pairs the app serves static files from."""
+        """``(url_prefix, folder)`` pairs the app serves static files from.
+
+        The prefix starts with ``/`` and has no trailing ``/`` (``""`` for the
+        root); folders are absolute paths. Several folders may share a prefix
+        (Django's app static folders): the first that has the file serves it.
+        """
         return []
 
     def template_folders(self) -> list[str]:
-        """Folders the app's templates live in."""
+        """Absolute paths of the folders the app's templates live in (those of
+        the framework's own, in its installation, left out)."""
         return []
 
     def templates_changed(self, paths: t.Sequence[str]) -> None:
-        """Forget cached templates after ``paths`` changed (no restart)."""
+        """Forget cached templates after ``paths`` changed (no restart): the
+        next render reads them again."""
+
+    def serving_app(self, *, static: bool = True) -> WSGIApplication:
+        """The app to serve under ``citus run``: the app itself, or wrapped as
+        the framework's own development server wraps it (Django's static
+        files in debug mode).
+
+        :param static: serve static files as the framework's own server does
+            (``citus run --no-static`` turns it off).
+        """
+        return t.cast("WSGIApplication", self.app)
+
+    def check(self) -> list[str]:
+        """Run the framework's own start-up checks (Django's system checks),
+        as its development server runs them before serving.
+
+        :returns: the lines to print (warnings, notices).
+        :raises CheckFailedError: when the checks found errors.
+        """
+        return []
+
+    def banner_lines(self) -> list[str]:
+        """More lines for the start of ``citus run``'s output (Django's
+        version and settings module)."""
+        return []
+
+
+def is_instance_of(app: object, *qualified: str) -> bool:
+    """Whether one of ``app``'s classes is named ``module.QualName`` in
+    ``qualified``, without importing any module."""
+    for kind in type(app).__mro__:
+        if f"{kind.__module__}.{kind.__qualname__}" in qualified:
+            return True
+    return False
 
 
 def detect(app: object) -> Framework:
@@ -86,4 +177,27 @@ def detect(app: object) -> Framework:
 
 def _frameworks() -> list[type[Framework]]:
     """The framework modules, asked in this order."""
-    return []
+    from .bottle import Bottle
+    from .citus import Citus
+    from .django import Django
+    from .falcon import Falcon
+    from .flask import Flask
+    from .pyramid import Pyramid
+
+    return [Citus, Flask, Django, Bottle, Falcon, Pyramid]
+
+
+def existing_folders(paths: t.Iterable[str | os.PathLike[str]]) -> list[str]:
+    """The absolute, normalised paths among ``paths`` that are folders, in
+    order and without repeats."""
+    seen: list[str] = []
+    for path in paths:
+        full = os.path.abspath(os.fspath(path))
+        if os.path.isdir(full) and full not in seen:
+            seen.append(full)
+    return seen
+
+
+def strip_prefix(prefix: str) -> str:
+    """A URL prefix with one leading ``/`` and no trailing ``/``."""
+    return "/" + prefix.strip("/") if prefix.strip("/") else ""
