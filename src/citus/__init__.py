@@ -15,6 +15,8 @@ import typing as t
 if t.TYPE_CHECKING:
     from .app import API as API
     from .app import current_app as current_app
+    from .app import render_template as render_template
+    from .app import render_template_string as render_template_string
     from .app import url_for as url_for
     from .exceptions import HTTPException as HTTPException
     from .exceptions import abort as abort
@@ -34,6 +36,8 @@ _NAMESPACE = globals()
 _HOMES = {
     "API": "app",
     "url_for": "app",
+    "render_template": "app",
+    "render_template_string": "app",
     "HTTPException": "exceptions",
     "abort": "exceptions",
     "current_app": "app",
@@ -54,6 +58,8 @@ __all__ = [
     "current_app",
     "jsonify",
     "redirect",
+    "render_template",
+    "render_template_string",
     "request",
     "url_for",
 ]

@@ -7,6 +7,8 @@ runs, ``citus.request`` is the current request (a context variable, so each
 thread sees its own). HTTP errors become error pages (or the application's
 ``@app.errorhandler``); any other exception is re-raised in debug mode, for the
 debugger to show, and otherwise logged and answered with a bare 500 page.
+:func:`render_template` renders with the app's Jinja2 environment, which
+:mod:`citus.templating` makes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import contextvars
 import logging
 import os
 import sys
+import threading
 import typing as t
 
 from . import _env
@@ -27,7 +30,7 @@ from .exceptions import (
     RequestRedirect,
     default_exceptions,
 )
-from .globals import _Proxy, _request_var
+from .globals import _Proxy, _request_var, request
 from .routing import Map, MapAdapter, Rule
 from .routing.map import _split_port
 from .wrappers.datastructures import Headers
@@ -36,10 +39,17 @@ from .wrappers.response import Response, error_response, to_response
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
+    from jinja2 import Environment
 
     from .testing import Client
 
-__all__ = ["API", "current_app", "url_for"]
+__all__ = [
+    "API",
+    "current_app",
+    "render_template",
+    "render_template_string",
+    "url_for",
+]
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
@@ -61,6 +71,9 @@ DEFAULT_CONFIG: dict[str, t.Any] = {
     "PREFERRED_URL_SCHEME": "http",
     # Path the app is mounted at, for URLs built outside of a request.
     "APPLICATION_ROOT": "/",
+    # Check templates for changes on each use (None: in debug mode, and under
+    # the reloader).
+    "TEMPLATES_AUTO_RELOAD": None,
 }
 
 _ran_from_cli_warned = False
@@ -113,12 +126,14 @@ class API:
             return "Hello, World!"
 
     :param import_name: the application module's name, usually ``__name__``;
-        it locates the ``static/`` folder.
+        it locates the ``static/`` and ``templates/`` folders.
     :param static_folder: the folder served at ``static_url_path``, relative
         to the module's folder; ``None`` serves none.
     :param static_url_path: the URL prefix of static files.
-    :param root_path: the folder ``static_folder`` is relative to (the
-        module's folder by default).
+    :param root_path: the folder ``static_folder`` and ``template_folder``
+        are relative to (the module's folder by default).
+    :param template_folder: the folder of the app's templates (see
+        :func:`render_template`), relative to ``root_path`` or absolute.
 
     Reads ``CITUS_DEBUG`` and ``CITUS_ENV`` to set :attr:`debug`.
     """
@@ -134,6 +149,7 @@ class API:
         static_folder: str | None = "static",
         static_url_path: str = "/static",
         root_path: str | None = None,
+        template_folder: str | os.PathLike[str] = "templates",
     ) -> None:
         self.import_name = import_name
         #: The folder the app's relative paths start from.
@@ -153,6 +169,15 @@ class API:
         self.error_handlers: dict[int | type[BaseException], ErrorHandler] = {}
         self.before_request_funcs: list[t.Callable[[], ResponseValue]] = []
         self.after_request_funcs: list[t.Callable[[Response], Response | None]] = []
+        #: The folder of the app's templates, an absolute path: ``templates/``
+        #: next to the app's module unless ``API(template_folder=...)`` says
+        #: otherwise. It need not exist. Tools that watch templates (live
+        #: reload) read it; assign to it before the first template is rendered.
+        self.template_folder: str = os.path.abspath(
+            os.path.join(self.root_path, os.fspath(template_folder))
+        )
+        self._jinja_env: Environment | None = None
+        self._jinja_lock = threading.Lock()
         self.static_url_path = "/" + static_url_path.strip("/")
         self.static_folder: str | None = None
         if static_folder is not None:
@@ -358,6 +383,49 @@ class API:
         to send (or ``None`` to keep it)."""
         self.after_request_funcs.append(func)
         return func
+
+    # -- templates --------------------------------------------------------------
+
+    @property
+    def jinja_env(self) -> Environment:
+        """The Jinja2 environment of the app's templates, made on first use.
+
+        It loads templates from :attr:`template_folder`, autoescapes HTML-like
+        ones (``.html``, ``.htm``, ``.xml``, ``.xhtml``, ``.svg``) and gives
+        every template ``url_for`` (this app's :meth:`url_for`), ``request``
+        and ``config``. Add filters or globals to it as Jinja's documentation
+        shows (``app.jinja_env.filters["money"] = ...``).
+
+        Its ``auto_reload`` follows ``config["TEMPLATES_AUTO_RELOAD"]``, and
+        when that is ``None`` (the default) debug mode or the reloader: an
+        edited template is then used by the next request, without a restart.
+
+        Reads ``CITUS_RUN_MAIN`` (through
+        :func:`citus.serving.is_running_from_reloader`).
+        """
+        environment = self._jinja_env
+        if environment is None:
+            from .templating import create_environment
+
+            with self._jinja_lock:
+                environment = self._jinja_env
+                if environment is None:
+                    environment = create_environment(
+                        self.template_folder,
+                        {
+                            "url_for": self.url_for,
+                            "request": request,
+                            "config": self.config,
+                        },
+                    )
+                    self._jinja_env = environment
+        auto_reload = self.config.get("TEMPLATES_AUTO_RELOAD")
+        if auto_reload is None:
+            from .reloader import is_running_from_reloader
+
+            auto_reload = self.debug or is_running_from_reloader()
+        environment.auto_reload = bool(auto_reload)
+        return environment
 
     # -- URLs -------------------------------------------------------------------
 
@@ -781,3 +849,62 @@ def _get_app() -> API:
 #: The application handling the current request, a context-local proxy like
 #: ``citus.request``.
 current_app: API = t.cast("API", _Proxy(_get_app, "citus.current_app"))
+
+
+def _app_for(function: str) -> API:
+    app = _app_var.get()
+    if app is None:
+        raise RuntimeError(
+            f"citus.{function}() works only while a request is handled: outside"
+            " of one, use the application's environment, as in"
+            " app.jinja_env.get_template('page.html').render(...)."
+        )
+    return app
+
+
+def render_template(template_name: str, /, **context: t.Any) -> str:
+    """Render the template ``template_name`` from the current app's
+    ``templates/`` folder with ``context``, as a string (HTML for a view to
+    return).
+
+    ::
+
+        @app.route("/hello/<name>")
+        def hello(name):
+            return render_template("hello.html", name=name)
+
+    Besides ``context``, the template sees ``url_for``, ``request`` and
+    ``config``. Templates named ``*.html``, ``*.htm``, ``*.xml``, ``*.xhtml``
+    or ``*.svg`` are autoescaped: values are HTML-escaped unless marked safe
+    (``|safe``, :class:`markupsafe.Markup`). See :attr:`API.jinja_env`.
+
+    :param template_name: the template's path inside the folder, with ``/``
+        (``"users/show.html"``).
+    :param context: the names the template sees.
+    :raises jinja2.TemplateNotFound: no such template (the message names the
+        folder).
+    :raises jinja2.TemplateError: the template is wrong; its file and line
+        are in the traceback.
+    :raises RuntimeError: called outside of a request.
+    """
+    environment = _app_for("render_template").jinja_env
+    return environment.get_template(template_name).render(context)
+
+
+def render_template_string(source: str, /, **context: t.Any) -> str:
+    """Render the template ``source`` (Jinja2 syntax) with ``context``, as a
+    string, like :func:`render_template`; it is autoescaped.
+
+    ::
+
+        return render_template_string("<p>Hello {{ name }}!</p>", name=name)
+
+    :param source: the template's text.
+    :param context: the names the template sees.
+    :raises jinja2.TemplateError: the template is wrong; the debugger shows
+        its lines.
+    :raises RuntimeError: called outside of a request.
+    """
+    from .templating import render_string
+
+    return render_string(_app_for("render_template_string").jinja_env, source, context)

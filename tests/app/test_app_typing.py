@@ -19,7 +19,17 @@ import typing as t
 from typing_extensions import assert_type  # installed with mypy
 
 import citus
-from citus import API, Request, Response, abort, request, url_for
+from citus import (
+    API,
+    Request,
+    Response,
+    abort,
+    current_app,
+    render_template,
+    render_template_string,
+    request,
+    url_for,
+)
 from citus.exceptions import HTTPException, NotFound
 from citus.testing import Client, TestResponse
 
@@ -38,8 +48,13 @@ def user(user_id: int) -> dict[str, int]:
     assert_type(request.cookies.get("session"), str | None)
     assert_type(request.remote_addr, str | None)
     assert_type(url_for("user", user_id=1), str)
+    assert_type(current_app, API)
+    assert_type(render_template("user.html", user_id=user_id), str)
+    assert_type(render_template_string("{{ n }}", n=1), str)
     if user_id == 0:
         abort(404)
+    if user_id == 1:
+        abort(Response("Log in first.", status=401))
     return {"id": user_id}
 
 
@@ -66,6 +81,7 @@ client = app.test_client()
 assert_type(client, Client)
 assert_type(client.get("/users/1"), TestResponse)
 assert_type(citus.__version__, str)
+assert_type(API(__name__, template_folder="views").template_folder, str)
 
 if __name__ == "__main__":
     app.run(host=None, port=None, debug=True, load_dotenv=False, threaded=True)

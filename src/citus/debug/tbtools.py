@@ -207,6 +207,16 @@ def plain_text(exc: BaseException) -> str:
     return "".join(lines)
 
 
+def _function_name(code: types.CodeType) -> str:
+    qualname: str = getattr(code, "co_qualname", code.co_name)
+    # A code object renamed with replace(co_name=...) keeps its qualified name:
+    # Jinja's template frames are named "top-level template code" or "block
+    # 'body'" that way, and their qualified name is still "<module>".
+    if qualname.rpartition(".")[2] != code.co_name:
+        return code.co_name
+    return qualname
+
+
 class _Builder:
     def __init__(self) -> None:
         self.frames: list[Frame] = []
@@ -274,7 +284,7 @@ class _Builder:
             id=len(self.frames),
             filename=filename,
             lineno=lineno,
-            function=getattr(code, "co_qualname", code.co_name),
+            function=_function_name(code),
             module=str(frame.f_globals.get("__name__", "")),
             library=is_library_file(filename),
             context=self._context(filename, lineno, frame.f_globals),
