@@ -475,6 +475,49 @@ else:
         return f"exit status {code}"
 
 
+# -- passing connections between processes (the reloader) -----------------------
+
+#: Most file descriptors sent with one message (Linux accepts up to 253).
+MAX_PASSED_FDS = 64
+
+if sys.platform == "win32":
+    #: Whether open connections can move from one process to another over a
+    #: Unix socket (``SCM_RIGHTS``): not on Windows, whose reloader children
+    #: close their idle connections at a reload instead.
+    CAN_PASS_CONNECTIONS = False
+
+    def send_with_fds(sock: socket.socket, data: bytes, fds: t.Sequence[int]) -> None:
+        """Send ``data`` on ``sock`` (Windows passes no file descriptors, and
+        is never asked to)."""
+        sock.sendall(data)
+
+    def recv_with_fds(sock: socket.socket, size: int) -> tuple[bytes, list[int]]:
+        """Up to ``size`` bytes from ``sock`` and the file descriptors that
+        came with them (none on Windows)."""
+        return sock.recv(size), []
+
+else:
+    CAN_PASS_CONNECTIONS = True
+
+    def send_with_fds(sock: socket.socket, data: bytes, fds: t.Sequence[int]) -> None:
+        """Send all of ``data`` on the Unix socket ``sock``, with copies of the
+        file descriptors ``fds`` attached to its first byte (``SCM_RIGHTS``).
+
+        The receiver holds its copies once it has read that byte; the sender
+        may close its own at once.
+        """
+        sent = socket.send_fds(sock, [data], list(fds)) if fds else 0
+        if sent < len(data):
+            sock.sendall(data[sent:])
+
+    def recv_with_fds(sock: socket.socket, size: int) -> tuple[bytes, list[int]]:
+        """Up to ``size`` bytes from the Unix socket ``sock`` and the file
+        descriptors that came with them, now open in this process (the caller
+        owns them)."""
+        data, fds, _flags, _address = socket.recv_fds(sock, size, 4 * MAX_PASSED_FDS)
+        return data, list(fds)
+
+
 # -- sharing listening sockets with other processes ------------------------------
 
 if sys.platform == "win32":

@@ -35,6 +35,7 @@ __all__ = [
     "is_first_start",
     "is_running_from_reloader",
     "run_with_reloader",
+    "share_connections",
     "start_child_watcher",
     "wait_if_spare",
     "watch_files_of",
@@ -277,6 +278,30 @@ def wait_if_spare() -> None:
     from . import child
 
     child.wait_if_spare()
+
+
+def share_connections(
+    adopt: t.Callable[[list[socket.socket]], None],
+) -> t.Callable[[list[socket.socket]], bool] | None:
+    """In the serving child: let kept-alive connections survive reloads.
+
+    The connections that the previous child handed over are given to
+    ``adopt`` (from another thread, at once or whenever they arrive: the
+    server watches them as if it had accepted them). The function returned
+    hands this child's connections on at its own reload, through the
+    supervisor, to the next child; it returns False when they could not be
+    sent (the caller then closes them as before). Either way the caller
+    closes its own copies, which does not end the connections.
+
+    Returns ``None`` outside a reloader child and where open connections
+    cannot move between processes (Windows): idle connections are then
+    closed at a reload, as before. Connections that carry TLS cannot move
+    either (their encryption state lives in the process): the caller does
+    not share them.
+    """
+    from . import child
+
+    return child.share_connections(adopt)
 
 
 def reload_requested() -> bool:

@@ -17,7 +17,14 @@ import socket
 import threading
 import time
 import typing as t
+from collections import deque
 
+from .._compat import (
+    CAN_PASS_CONNECTIONS,
+    MAX_PASSED_FDS,
+    recv_with_fds,
+    send_with_fds,
+)
 from .._log import echo
 from . import BACKEND_ENV, EXIT_RELOAD
 from .base import (
@@ -68,6 +75,11 @@ _first_files: list[str] = []
 #: A spare's call to serve has arrived.
 _go_event = threading.Event()
 _go_message: dict[str, t.Any] = {}
+#: Connections handed over by the previous child: given to the server's
+#: ``adopt`` once it is there (see :func:`share_connections`).
+_adopt: t.Callable[[list[socket.socket]], None] | None = None
+_adopted: list[socket.socket] = []
+_adopt_lock = threading.Lock()
 
 
 def _float_env(name: str) -> float | None:
@@ -125,13 +137,15 @@ def _read_supervisor(sock: socket.socket) -> None:
     """
     global _first_files, _go_message
     buffer = b""
+    fds: deque[int] = deque()  # passed connections, in the order they came
     while True:
         try:
-            data = sock.recv(65536)
+            data, passed = recv_with_fds(sock, 65536)
         except InterruptedError:  # pragma: no cover - retried by Python already
             continue
         except OSError:
-            data = b""
+            data, passed = b"", []
+        fds.extend(passed)
         if not data:
             os._exit(EXIT_RELOAD)
         buffer += data
@@ -149,6 +163,68 @@ def _read_supervisor(sock: socket.socket) -> None:
             elif message.get("op") == "go":
                 _go_message = message
                 _go_event.set()
+            elif message.get("op") == "adopt":
+                count = message.get("count")
+                count = count if isinstance(count, int) else 0
+                _adopt_fds([fds.popleft() for _ in range(min(count, len(fds)))])
+
+
+def _adopt_fds(fds: list[int]) -> None:
+    """Give connections passed by the supervisor to the server, or keep them
+    until it is there."""
+    socks = []
+    for fd in fds:
+        try:
+            socks.append(socket.socket(fileno=fd))
+        except OSError:
+            os.close(fd)
+    with _adopt_lock:
+        adopt = _adopt
+        if adopt is None:
+            _adopted.extend(socks)
+            return
+    adopt(socks)
+
+
+def share_connections(
+    adopt: t.Callable[[list[socket.socket]], None],
+) -> t.Callable[[list[socket.socket]], bool] | None:
+    """Receive the previous child's connections through ``adopt``; return
+    :func:`hand_off` (see :func:`citus.reloader.share_connections`)."""
+    global _adopt
+    if not CAN_PASS_CONNECTIONS or os.environ.get("CITUS_RUN_MAIN") != "true":
+        return None
+    _ensure_reader()
+    if _control is None:
+        return None
+    with _adopt_lock:
+        _adopt = adopt
+        waiting = list(_adopted)
+        _adopted.clear()
+    if waiting:
+        adopt(waiting)
+    return hand_off
+
+
+def hand_off(socks: list[socket.socket]) -> bool:
+    """Send open connections to the supervisor, which passes them on to the
+    next child. False when they could not be sent (the caller closes them
+    then; it closes its own copies in any case)."""
+    if _control is None or not CAN_PASS_CONNECTIONS:
+        return False
+    try:
+        fds = [sock.fileno() for sock in socks]
+    except OSError:
+        return False
+    with _control_lock:
+        try:
+            for start in range(0, len(fds), MAX_PASSED_FDS):
+                chunk = fds[start : start + MAX_PASSED_FDS]
+                line = json.dumps({"op": "handoff", "count": len(chunk)}) + "\n"
+                send_with_fds(_control, line.encode(), chunk)
+        except OSError:
+            return False
+    return True
 
 
 def wait_if_spare() -> None:

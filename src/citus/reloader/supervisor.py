@@ -32,12 +32,15 @@ import sys
 import threading
 import time
 import typing as t
+from collections import deque
 
 from .._compat import (
     child_stderr,
     describe_exit_status,
     popen_passing,
+    recv_with_fds,
     runnable_args,
+    send_with_fds,
 )
 from .._log import echo
 from .base import (
@@ -306,8 +309,9 @@ class Supervisor:
 
     def _listen(self, child: _Child, sock: socket.socket) -> None:
         """Read the child's messages (one JSON object per line)."""
-        with sock, sock.makefile("rb") as lines:
-            for line in _lines(lines):
+        fds: deque[int] = deque()  # connections handed over, in order
+        try:
+            for line in _lines(sock, fds):
                 try:
                     message = json.loads(line)
                 except ValueError:
@@ -315,7 +319,12 @@ class Supervisor:
                 if not isinstance(message, dict):
                     continue
                 op = message.get("op")
-                if op == "reload":
+                if op == "handoff":
+                    count = message.get("count")
+                    count = count if isinstance(count, int) else 0
+                    passed = [fds.popleft() for _ in range(min(count, len(fds)))]
+                    self._events.put(("handoff", child, passed))
+                elif op == "reload":
                     at = message.get("at")
                     at = at if isinstance(at, (int, float)) else time.time()
                     self._events.put(("reload", child, at))
@@ -326,6 +335,10 @@ class Supervisor:
                     self._events.put((op, child, None))
                 elif op == "warned" and isinstance(message.get("key"), str):
                     self._events.put(("warned", child, message["key"]))
+        finally:
+            sock.close()
+            for fd in fds:
+                _close_fd(fd)
 
     def _wait(self, child: _Child) -> None:
         code = child.proc.wait()
@@ -457,6 +470,9 @@ class Supervisor:
                 if "," not in value:
                     note_warning(value)
                 continue
+            if kind == "handoff":
+                self._pass_on(child, value)
+                continue
             if kind == "change":
                 if self._crashed is not None and child is self._crashed:
                     at, changed = value
@@ -485,6 +501,29 @@ class Supervisor:
                     # call was just edited away), waits for the next change.
                     self._current = None
                     self._enter_crash(current, code)
+
+    def _pass_on(self, source: _Child | None, fds: list[int]) -> None:
+        """Give connections that ``source`` handed over to the serving child.
+
+        Without one (the children crashed, or the source is still the serving
+        one), they are closed, as the old child would have done.
+        """
+        target = self._current
+        try:
+            if (
+                fds
+                and target is not None
+                and target is not source
+                and target.proc.poll() is None
+            ):
+                line = json.dumps({"op": "adopt", "count": len(fds)}) + "\n"
+                try:
+                    send_with_fds(target.control, line.encode(), fds)
+                except OSError:
+                    pass
+        finally:
+            for fd in fds:  # the child has its copies now
+                _close_fd(fd)
 
     def _spare_event(self, kind: str, child: _Child) -> None:
         if child is not self._spare:
@@ -519,17 +558,32 @@ class Supervisor:
             deadline = time.monotonic() + 1.0
 
 
-def _lines(stream: t.IO[bytes]) -> t.Iterator[bytes]:
-    """The lines of ``stream`` until its end or an error (a reset by a child
-    that exited without reading everything)."""
+def _lines(sock: socket.socket, fds: deque[int]) -> t.Iterator[bytes]:
+    """The lines read from ``sock`` until its end or an error (a reset by a
+    child that exited without reading everything); the file descriptors that
+    come with them are appended to ``fds``."""
+    buffer = b""
     while True:
         try:
-            line = stream.readline()
+            data, passed = recv_with_fds(sock, 65536)
+        except InterruptedError:  # pragma: no cover - retried by Python already
+            continue
         except (OSError, ValueError):
             return
-        if not line:
+        fds.extend(passed)
+        if not data:
             return
-        yield line
+        buffer += data
+        while b"\n" in buffer:
+            line, _, buffer = buffer.partition(b"\n")
+            yield line
+
+
+def _close_fd(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 _TRACEBACK_START = "Traceback (most recent call last):"

@@ -216,8 +216,11 @@ def _serve_sockets(
         passthrough_errors=passthrough_errors,
     )
     if use_reloader:
-        from ..reloader import start_child_watcher
+        from ..reloader import share_connections, start_child_watcher
 
+        if context is None and processes == 1:
+            # Kept-alive connections move on to the next child at a reload.
+            server.hand_off = share_connections(server.adopt)
         start_child_watcher(
             extra_files=extra_files,
             exclude_patterns=exclude_patterns,

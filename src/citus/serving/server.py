@@ -73,6 +73,9 @@ DEFAULT_MAX_THREADS = 256
 
 #: Seconds to stop accepting after running out of file descriptors.
 _ACCEPT_PAUSE = 0.5
+#: Reported by the poller when connections handed over by another process
+#: wait to be adopted (never a real file descriptor).
+_ADOPTED = -1
 
 
 class Server:
@@ -92,6 +95,10 @@ class Server:
     :param shutdown_timeout: seconds in-flight requests get after
         :meth:`shutdown`.
     :param max_threads: most worker threads with ``threaded=True``.
+
+    Under the reloader, connections move from one serving process to the
+    next: :meth:`adopt` takes the previous process's, and :attr:`hand_off`
+    passes this one's on when it stops.
     """
 
     def __init__(
@@ -135,6 +142,15 @@ class Server:
         self._accept_paused_until = 0.0
         self._scheme = "https" if ssl_context is not None else "http"
         self._multiprocess = processes > 1
+        #: When set (by ``run_simple`` in a reloader child), a stop hands
+        #: kept-alive connections that wait for their next request to this
+        #: function instead of closing them: it passes them on to the process
+        #: that serves next, and returns False when it could not (they are
+        #: then closed). TLS connections are never handed over.
+        self.hand_off: t.Callable[[list[socket.socket]], bool] | None = None
+        self._adopted: list[socket.socket] = []
+        self._adopt_lock = threading.Lock()
+        self._adopt_open = True
 
     # -- addresses ----------------------------------------------------------
 
@@ -200,6 +216,23 @@ class Server:
         else:
             for sock in self.sockets:
                 sock.close()
+
+    def adopt(self, socks: list[socket.socket]) -> None:
+        """Serve connections that another process accepted, from any thread.
+
+        The previous reloader child hands over its kept-alive connections
+        when it stops; they are watched like accepted ones, and the requests
+        that wait on them are read here. Once this server is stopping they are
+        handed on again (see :attr:`hand_off`), or closed.
+        """
+        with self._adopt_lock:
+            if self._adopt_open:
+                self._adopted.extend(socks)
+                poller = self._poller
+                if poller is not None:
+                    poller.push_ready(_ADOPTED)
+                return
+        self._pass_socks_on(socks)
 
     # -- processes ----------------------------------------------------------
 
@@ -324,6 +357,9 @@ class Server:
                     self._local_addresses[sock] = local
             if self._stopping:
                 return
+            with self._adopt_lock:
+                self._adopt_open = True
+            self._take_adopted()
             listener_fds = set(listeners)
             clients = self._clients
             threaded = self.threaded
@@ -340,6 +376,8 @@ class Server:
                         continue
                     client = clients.get(fd)
                     if client is None:
+                        if fd == _ADOPTED:
+                            self._take_adopted()
                         continue
                     client.busy = True
                     if pool is not None and (threaded or client.tls_pending):
@@ -449,6 +487,66 @@ class Server:
             client.registered = True
             poller.add_conn(fd)
 
+    def _take_adopted(self) -> None:
+        """Watch the connections given to :meth:`adopt` (on the loop's thread)."""
+        with self._adopt_lock:
+            socks, self._adopted = self._adopted, []
+        poller = self._poller
+        assert poller is not None
+        deadline = time.monotonic() + self.keepalive_timeout
+        for sock in socks:
+            try:
+                sock.setblocking(True)
+                set_io_timeout(sock, self.io_timeout)
+                addresses = address_environ(
+                    sock.getsockname(), sock.getpeername(), sock.family == AF_UNIX
+                )
+            except OSError:  # the client is gone already
+                sock.close()
+                continue
+            fd = sock.fileno()
+            client = Client(sock, fd)
+            client.client = addresses["REMOTE_ADDR"]
+            client.base = base_environ(
+                addresses, self._scheme, self.threaded, self._multiprocess
+            )
+            client.head_timer = False  # kept alive, between two requests
+            client.deadline = deadline
+            self._clients[fd] = client
+            client.registered = True
+            poller.add_conn(fd)  # reported at once if a request waits
+
+    def _passes_on(self, client: Client) -> bool:
+        """While stopping: whether ``client``'s connection can be handed over
+        rather than closed once it waits for its next request."""
+        return self.hand_off is not None and not client.tls and not client.tls_pending
+
+    def _pass_on(self, clients: list[Client]) -> None:
+        """Hand connections that wait for their next request over to the
+        next process (see :attr:`hand_off`); close this process's copies."""
+        socks = []
+        poller = self._poller
+        for client in clients:
+            if self._clients.pop(client.fd, None) is None:
+                continue  # closed or handed over by another thread
+            if poller is not None and client.registered:
+                # The connection lives on elsewhere: closing our copy would
+                # leave it in our epoll set.
+                poller.remove(client.fd)
+            socks.append(client.sock)
+        self._pass_socks_on(socks)
+
+    def _pass_socks_on(self, socks: list[socket.socket]) -> None:
+        """Hand ``socks`` on, or close them when they cannot be (as without a
+        next process); close this process's copies either way."""
+        if socks and self.hand_off is not None:
+            self.hand_off(socks)
+        for sock in socks:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
     def _sweep(self, now: float) -> None:
         """Close connections whose header or keep-alive timer ran out."""
         for client in list(self._clients.values()):
@@ -483,6 +581,9 @@ class Server:
 
     def _rearm(self, client: Client) -> None:
         if self._stopping:
+            if self._passes_on(client) and not client.conn.head_started:
+                self._pass_on([client])
+                return
             if not self._answer_arriving(client):
                 self._close(client)
             return
@@ -519,7 +620,22 @@ class Server:
         return True
 
     def _drain(self, quick: bool = False) -> None:
-        """After the loop: close idle connections, give busy ones time."""
+        """After the loop: hand idle connections over (see :attr:`hand_off`)
+        or close them, give busy ones time."""
+        with self._adopt_lock:
+            self._adopt_open = False
+            late, self._adopted = self._adopted, []
+        self._pass_socks_on(late)
+        if self.hand_off is not None:
+            self._pass_on(
+                [
+                    client
+                    for client in self._clients.values()
+                    if not client.busy
+                    and self._passes_on(client)
+                    and not client.conn.head_started
+                ]
+            )
         fresh = [
             client
             for client in self._clients.values()
@@ -528,7 +644,8 @@ class Server:
         arriving = with_data(fresh)  # one wait for all of them
         for client in list(self._clients.values()):
             if client.busy:
-                client.conn.must_close()  # answer with Connection: close
+                if not self._passes_on(client):
+                    client.conn.must_close()  # answer with Connection: close
             elif client in arriving:
                 try:
                     self._answer_last(client)
@@ -653,7 +770,7 @@ class Server:
                 self._close(client)
                 return
             client.head_timer = False
-            if self._stopping:
+            if self._stopping and not self._passes_on(client):
                 conn.must_close()
             exchange = Exchange(
                 self.app,
@@ -665,7 +782,11 @@ class Server:
             )
             environ = build_environ(event, client.base, Input(conn, client))
             exchange.run(environ)
-            if exchange.aborted or not conn.keep_alive or self._stopping:
+            if (
+                exchange.aborted
+                or not conn.keep_alive
+                or (self._stopping and not self._passes_on(client))
+            ):
                 self._close(client)
                 return
             if not conn.body_done and not self._discard_body(client):
