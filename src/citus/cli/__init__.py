@@ -22,6 +22,7 @@ from .. import __version__
 from .._env import EnvFileError, dotenv_origin, load_dotenv
 from .commands import AppInfo, routes_command, run_command, shell_command
 from .discovery import ensure_cwd_importable
+from .errors import errors_command
 
 __all__ = ["main"]
 
@@ -131,3 +132,4 @@ def main(ctx: click.Context, app: str | None, debug: bool | None) -> None:
 main.add_command(run_command)
 main.add_command(routes_command)
 main.add_command(shell_command)
+main.add_command(errors_command)

@@ -50,6 +50,7 @@ from ._state import STATE_ENV as STATE_ENV
 from ._state import SharedState, hash_token, normalize_pin
 from .console import Console
 from .editor import Editor, osc8_traceback, terminal_links
+from .errorlog import ErrorLog
 from .repr import dump as dump
 from .share import markdown_report
 from .tbtools import (
@@ -59,6 +60,7 @@ from .tbtools import (
     render_console_page,
     render_minimal_page,
     render_page,
+    request_url,
 )
 
 if t.TYPE_CHECKING:
@@ -166,6 +168,7 @@ class DebuggedApplication:
         self._cookie_name = f"__citus_debugger_{digest}"
         #: Where tracebacks link to: ``CITUS_EDITOR``, ``CITUS_EDITOR_PATH_MAP``.
         self.editor = Editor.from_env()
+        self._errors = ErrorLog(self._state.path)
 
     # --- start-up ----------------------------------------------------------
 
@@ -176,8 +179,12 @@ class DebuggedApplication:
         warnings when the PIN is off, a socket is reachable from elsewhere, or
         ``CITUS_EDITOR`` names no editor citus knows.
 
+        Only the process that serves calls it: from then on, this process
+        records its errors for ``citus errors`` (:mod:`.errorlog`).
+
         :param sockets: the listening sockets.
         """
+        self._errors.announce(*_where(sockets))
         lines = [" * Debugger is active!"]
         if self.evalex and self.pin is not None:
             lines.append(f" * Debugger PIN: {self.pin}")
@@ -256,6 +263,7 @@ class DebuggedApplication:
                 headers = self._headers("text/plain; charset=utf-8")
                 body = b"Internal Server Error: the traceback is in the terminal.\n"
             start_response(status, headers, sys.exc_info())
+            self._record(environ, error)
             yield body
         finally:
             close = getattr(app_iter, "close", None)
@@ -293,6 +301,34 @@ class DebuggedApplication:
             err=True,
             hyperlinks=links,
         )
+
+    def _record(self, environ: WSGIEnvironment, error: BaseException) -> None:
+        """Add the error to the recent errors that ``citus errors`` reads."""
+        if not self._errors.active:
+            return
+        try:
+            with self._lock:
+                tb = next(
+                    (k for k in self.tracebacks.values() if k.exception is error),
+                    None,
+                )
+            if tb is None:  # a refused request: the page showed no traceback
+                tb = Traceback(error)
+            link = self.editor.url if self.editor.template is not None else None
+            document = tb.to_json(link, markdown_report(tb, environ))
+            document["id"] = tb.id
+            document["time"] = tb.created
+            document["request"] = {
+                "method": environ.get("REQUEST_METHOD", "GET"),
+                "url": request_url(environ),
+            }
+            self._errors.add(document)
+        except Exception as failure:  # never at the cost of the error page
+            echo(
+                "The debugger could not record the error for 'citus errors':"
+                f" {type(failure).__name__}: {failure}",
+                err=True,
+            )
 
     # --- the error response -------------------------------------------------
 
@@ -712,6 +748,26 @@ def _request_context(tb: Traceback, index: int) -> contextvars.Context | None:
             if isinstance(value, contextvars.Context):
                 return value
     return None
+
+
+def _where(sockets: list[socket.socket]) -> tuple[list[str], list[str]]:
+    """The ports (or Unix socket paths) and addresses of ``sockets``."""
+    ports: list[str] = []
+    addresses: list[str] = []
+    for sock in sockets:
+        try:
+            name = sock.getsockname()
+        except OSError:
+            continue
+        if isinstance(name, tuple):
+            host, port = str(name[0]), str(name[1])
+            addresses.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        else:
+            port = os.fsdecode(name)
+            addresses.append(port)
+        if port not in ports:
+            ports.append(port)
+    return ports, addresses
 
 
 def _utf8(text: str) -> bytes:

@@ -56,8 +56,11 @@ def hash_token(token: str) -> str:
 #: Name of the per-user folder, in the temporary folder, that holds the state
 #: files of every ``citus run`` of this user (POSIX adds the user id).
 BASE_NAME = "citus-debugger"
-# A state file is named after the process that created it: ``<pid>-<random>.json``.
-_STATE_FILE = re.compile(r"(\d+)-[A-Za-z0-9_-]+\.json")
+# A state file is named after the process that created it: ``<pid>-<random>.json``;
+# the files of :mod:`.errorlog` sit beside it (``.server``, ``.errors``).
+_STATE_FILE = re.compile(r"(\d+)-[A-Za-z0-9_-]+\.(?:json|server|errors)")
+#: Suffixes of the files kept beside a state file, removed with it.
+SIBLING_SUFFIXES = (".server", ".errors")
 
 
 def _private_folder(path: str) -> bool:
@@ -90,7 +93,8 @@ def sweep_stale(folder: str) -> list[str]:
 
     A ``citus run`` killed with SIGKILL (or a crash) cannot remove its file; the
     next one to start does. Only files named ``<pid>-<random>.json``, owned by
-    this user and private, are considered, and only when no process ``pid``
+    this user and private, are considered (and the ``.server`` and
+    ``.errors`` files beside them), and only when no process ``pid``
     exists. Returns the removed paths.
 
     :param folder: the per-user state folder (already checked to be private).
@@ -164,8 +168,10 @@ class SharedState:
 
         def cleanup() -> None:
             if os.getpid() == owner:
-                with contextlib.suppress(OSError):
-                    os.remove(self.path)
+                base = os.path.splitext(self.path)[0]
+                for path in (self.path, *(base + s for s in SIBLING_SUFFIXES)):
+                    with contextlib.suppress(OSError):
+                        os.remove(path)
                 if own_folder is not None:
                     shutil.rmtree(own_folder, ignore_errors=True)
 
