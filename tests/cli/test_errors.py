@@ -61,7 +61,17 @@ def private_tmp(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def env(private_tmp: Path) -> dict[str, str]:
-    return clean_env({"TMPDIR": str(private_tmp), "TEMP": str(private_tmp)})
+    # run_citus starts from this process's environment: a state file that
+    # the debugger's in-process tests left named there must not be reused.
+    return clean_env(
+        {
+            "TMPDIR": str(private_tmp),
+            "TEMP": str(private_tmp),
+            "CITUS_DEBUGGER_STATE": "",
+            "CITUS_DEBUGGER_PIN": "",
+            "CITUS_EDITOR": "",
+        }
+    )
 
 
 def errors(

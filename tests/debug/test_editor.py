@@ -241,6 +241,7 @@ def _run_in_pty(tmp_path: Path, env: dict[str, str]) -> str:
         "WT_SESSION": "",
         "KONSOLE_VERSION": "",
         "FORCE_HYPERLINK": "",
+        "CITUS_DEBUGGER_STATE": "",
     }
     with PtyProcess([sys.executable, str(script)], {**base, **env}) as proc:
         assert proc.wait() == 0

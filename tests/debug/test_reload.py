@@ -173,14 +173,16 @@ def test_state_of_a_killed_run_is_removed_by_the_next(
     killed = run_citus(*args, env=env)
     killed.wait_for_log(r" \* Debugger PIN: ")
     left = sorted(folder.iterdir())
-    assert [p.name.split("-")[0] for p in left] == [str(killed.pid)]
+    # The state file, and the serving process's record for citus errors.
+    assert [p.name.split("-")[0] for p in left] == [str(killed.pid)] * 2
+    assert sorted(p.suffix for p in left) == [".json", ".server"]
     killed.stop()  # SIGKILL: no chance to clean up
-    assert left[0].exists()
+    assert all(p.exists() for p in left)
 
     second = run_citus(*args, env=env)
     second.wait_for_log(r" \* Debugger PIN: ")
     now = sorted(folder.iterdir())
-    assert [p.name.split("-")[0] for p in now] == [str(second.pid)]
+    assert [p.name.split("-")[0] for p in now] == [str(second.pid)] * 2
     assert folder.stat().st_mode & 0o077 == 0
 
     # A run stopped with Ctrl+C removes its own file.
