@@ -1,7 +1,7 @@
 """Notes: a small but complete citus application.
 
-- ``GET /``: an HTML page listing the notes, with a form to add one (the form
-  remembers your name in a cookie).
+- ``GET /``: an HTML page listing the notes (``templates/index.html``), with a
+  form to add one (the form remembers your name in a cookie).
 - ``/api/notes``: a JSON API (list, create, read, delete), also served on the
   ``api`` subdomain: ``http://api.localhost:8000/notes``.
 - ``/static/style.css``: a static file from ``static/``.
@@ -24,12 +24,11 @@ works (``citus run --port 8001``: ``http://api.localhost:8001/notes``); set
 
 from __future__ import annotations
 
-import html
 import os
 import threading
 from datetime import datetime, timezone
 
-from citus import API, abort, redirect, request, url_for
+from citus import API, abort, redirect, render_template, request, url_for
 from citus.exceptions import HTTPException
 
 app = API(__name__)
@@ -61,38 +60,13 @@ def add_note(text: str, author: str) -> dict[str, object]:
 
 # -- the HTML page ----------------------------------------------------------------
 
-PAGE = """<!doctype html>
-<html lang="en">
-<meta charset="utf-8">
-<title>Notes</title>
-<link rel="stylesheet" href="{css}">
-<h1>Notes</h1>
-<ul>{items}</ul>
-<form method="post" action="{action}">
-  <input name="author" placeholder="Your name" value="{author}">
-  <textarea name="text" placeholder="Write a note" required></textarea>
-  <button>Add note</button>
-</form>
-<p>JSON: <a href="{api}">{api}</a></p>
-"""
-
 
 @app.route("/")
 def index():
+    # templates/index.html; its values are HTML-escaped (autoescaping).
     with _lock:
         notes = list(_notes.values())
-    items = "".join(
-        f"<li>{html.escape(str(n['text']))} <small>by {html.escape(str(n['author']))}"
-        "</small></li>"
-        for n in notes
-    )
-    return PAGE.format(
-        css=url_for("static", filename="style.css"),
-        items=items or "<li><em>No notes yet.</em></li>",
-        action=url_for("create_from_form"),
-        author=html.escape(request.cookies.get("author", "")),
-        api=url_for("notes"),
-    )
+    return render_template("index.html", notes=notes)
 
 
 @app.route("/notes", methods=["POST"])
