@@ -370,7 +370,7 @@ def log_error(message: str) -> None:
     )
 
 
-def show_server_banner(app_name: str, debug: bool) -> None:
+def show_server_banner(app_name: str, debug: bool, kind: str = "citus") -> None:
     """Print the lines that open a server's output (shared with ``citus run``).
 
     ::
@@ -381,8 +381,10 @@ def show_server_banner(app_name: str, debug: bool) -> None:
 
     :param app_name: the application's name, e.g. the module ``hello``.
     :param debug: whether debug mode is on (the warning shows only when off).
+    :param kind: the app's framework, as :mod:`citus.frameworks` names it:
+        ``Serving Flask app 'flaskr'``.
     """
-    echo(f" * Serving citus app '{app_name}'")
+    echo(f" * Serving {kind} app '{app_name}'")
     echo(f" * Debug mode: {'on' if debug else 'off'}")
     if not debug:
         echo(

@@ -149,7 +149,9 @@ def test_cts_is_the_same_program(cli: Runner, write: Writer) -> None:
 def test_no_app_and_no_default_file(cli: Runner, project: Path) -> None:
     message = usage_error(cli("routes"))
     assert "no --app given" in message
-    assert "neither 'wsgi.py' nor 'app.py'" in message
+    assert (
+        "neither 'wsgi.py' nor 'app.py' nor a Django project's 'manage.py'" in message
+    )
     assert str(project) in message
     assert message.endswith("Name one with --app hello (or CITUS_APP=hello).")
 

@@ -425,7 +425,7 @@ def test_django_project_wsgi_module(
     with run_citus("--app", "mysite.wsgi", *NO_RELOAD) as proc:
         url = proc.wait_for_url()
         assert request(url)[2] == b"project home"
-        assert " * Serving citus app 'mysite.wsgi'" in proc.log.text
+        assert " * Serving Django app 'mysite.wsgi'" in proc.log.text
 
 
 def test_bottle_app(run_citus: t.Callable[..., t.Any], tmp_path: Path) -> None:

@@ -19,7 +19,14 @@ import click
 from click.core import ParameterSource
 
 from .. import __version__
-from .._env import EnvFileError, dotenv_origin, load_dotenv
+from .._env import (
+    EnvFileError,
+    dotenv_origin,
+    get_debug_flag,
+    load_dotenv,
+    mark_run_from_cli,
+)
+from .._log import echo
 from .commands import AppInfo, routes_command, run_command, shell_command
 from .discovery import ensure_cwd_importable
 from .errors import errors_command
@@ -67,7 +74,58 @@ def _set_debug(ctx: click.Context, param: click.Parameter, value: t.Any) -> t.An
     return value
 
 
+class CitusGroup(click.Group):
+    """The ``citus`` group: its own commands, then the app's (``app.cli`` of a
+    Flask app, with its blueprints' commands), as ``flask`` finds them.
+
+    A name that is not one of citus's commands loads the app (``--app``,
+    ``CITUS_APP``, or the defaults) and asks its framework for a command of
+    that name, run inside the app's context (Flask's application context).
+    """
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """citus's command ``cmd_name``, else the app's, else ``None``."""
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or ctx.resilient_parsing:
+            return command
+        return _app_command(ctx, cmd_name)
+
+
+def _app_command(ctx: click.Context, cmd_name: str) -> click.Command | None:
+    """The app's own command ``cmd_name``, with the app's context pushed for
+    as long as ``ctx`` lasts; ``None`` if the app has none (or cannot load)."""
+    from ..frameworks import detect
+    from .discovery import NoAppError, locate_app
+    from .loader import format_load_error
+
+    reference = ctx.params.get("app")
+    reference = reference.strip() or None if reference else None
+    ensure_cwd_importable()
+    mark_run_from_cli()
+    try:
+        app, _ = locate_app(reference)
+    except NoAppError as error:
+        if reference is not None:
+            echo(f"Error: {error.format_message()}", err=True)
+        return None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:
+        echo(format_load_error(error), err=True)
+        return None
+    framework = detect(app)
+    group = framework.commands()
+    if group is None:
+        return None
+    command = group.get_command(ctx, cmd_name)
+    if command is not None:
+        framework.set_debug(get_debug_flag())
+        ctx.with_resource(framework.app_context())
+    return command
+
+
 @click.group(
+    cls=CitusGroup,
     invoke_without_command=True,
     # -h is help too, except in citus run, where it is --host (as in flask).
     context_settings={"help_option_names": ["-h", "--help"]},

@@ -21,12 +21,25 @@ from .. import reloader
 from .._compat import enable_tab_completion
 from .._env import get_debug_flag, mark_run_from_cli, parse_bool
 from .._log import echo, show_server_banner
-from .discovery import AppModuleNotFoundError, check_reference, locate_app
-from .loader import format_load_error, load_app_for_serving, supervisor_app
+from .discovery import (
+    AppModuleNotFoundError,
+    check_reference,
+    locate_app,
+    split_reference,
+)
+from .loader import (
+    FailedApp,
+    format_load_error,
+    load_app_for_serving,
+    prepare_for_serving,
+    supervisor_app,
+)
 from .params import CertParamType, SeparatedPathList, check_ssl_options, run_option
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
+
+    from ..frameworks import Framework, Route
 
 #: ``citus run``'s default host: both 127.0.0.1 and ::1 where there is IPv6.
 DEFAULT_HOST = "localhost"
@@ -243,6 +256,13 @@ RUN_EPILOG = (
     metavar=f"PATTERN[{os.pathsep}PATTERN...]",
     help="fnmatch patterns of files the reloader ignores.",
 )
+@run_option(
+    "--static/--no-static",
+    default=True,
+    show_default=True,
+    help="Serve static files as the framework's own server does (Django's"
+    " staticfiles when DEBUG is on).",
+)
 @click.pass_context
 def run_command(
     ctx: click.Context,
@@ -258,6 +278,7 @@ def run_command(
     reloader_type: str,
     extra_files: list[str] | None,
     exclude_patterns: list[str] | None,
+    static: bool,
 ) -> None:
     """Run the development server.
 
@@ -280,6 +301,9 @@ def run_command(
         # (a spare child first waits, warm, until a change needs it).
         reloader.wait_if_spare()
         app = load_app_for_serving(info.app_ref, eager=eager_loading, use_reloader=True)
+        app = prepare_for_serving(
+            app, debug=debug_flag, static=static, use_reloader=True
+        )
     else:
         # A wrong --app is a usage error at once, before anything starts.
         name = check_reference(info.app_ref)
@@ -290,7 +314,11 @@ def run_command(
             app = load_app_for_serving(
                 info.app_ref, eager=eager_loading, use_reloader=False
             )
-        show_server_banner(name, debug_flag)
+        show_server_banner(name, debug_flag, _banner_kind(app, name))
+        if not use_reloader:
+            app = prepare_for_serving(
+                app, debug=debug_flag, static=static, use_reloader=False
+            )
     if use_debugger:
         _let_errors_reach_the_debugger(app)
 
@@ -310,6 +338,18 @@ def run_command(
     )
 
 
+def _banner_kind(app: object, name: str) -> str:
+    """The app's framework for the banner: asked of the loaded app, or read
+    from its module's imports where the app is not loaded in this process
+    (the reloader's supervisor, or an app that failed to load)."""
+    from ..frameworks import detect
+    from ..frameworks.guess import guess_banner_kind
+
+    if app is supervisor_app or isinstance(app, FailedApp):
+        return guess_banner_kind(split_reference(name)[0])
+    return detect(app).banner_kind()
+
+
 def _let_errors_reach_the_debugger(app: object) -> None:
     """``--debugger`` without debug mode: a citus app still lets its unhandled
     exceptions through to the debugger, unless its config decided otherwise."""
@@ -324,9 +364,9 @@ def _let_errors_reach_the_debugger(app: object) -> None:
     "--sort",
     "-s",
     type=click.Choice(["endpoint", "methods", "rule"]),
-    default="endpoint",
-    show_default=True,
-    help="The column to sort the routes by.",
+    default=None,
+    help="The column to sort the routes by.  [default: endpoint; for Django and"
+    " Pyramid, the order they match in]",
 )
 @click.option(
     "--all-methods",
@@ -334,35 +374,44 @@ def _let_errors_reach_the_debugger(app: object) -> None:
     help="Also show HEAD and OPTIONS.",
 )
 @click.pass_obj
-def routes_command(info: AppInfo, sort: str, all_methods: bool) -> None:
+def routes_command(info: AppInfo, sort: str | None, all_methods: bool) -> None:
     """Show the app's routes: endpoint, methods and rule.
 
-    Host and subdomain columns are added when a route uses them.
+    For Flask, Bottle, Falcon and Pyramid apps too; for a Django project, its
+    URL patterns (pattern, name, view). Host and subdomain columns are added
+    when a route uses them.
     """
     mark_run_from_cli()
     app, name = info.load_app()
-    rows = _route_rows(app, hidden=set() if all_methods else {"HEAD", "OPTIONS"})
-    if rows is None:
-        click.echo(
-            f"The app {name!r} ({_type_name(app)}) is not a citus API, so citus"
-            " has no route table to show for it. Its own framework lists its"
-            " routes (for a Flask app: flask routes)."
-        )
+    from ..frameworks import detect
+
+    framework = detect(app)
+    routes = framework.routes()
+    if routes is None:
+        click.echo(_no_route_table(framework, app, name))
         return
-    if not rows:
-        click.echo(f"The app {name!r} has no routes yet. Add one with @app.route.")
+    if not routes:
+        hint = " Add one with @app.route." if framework.name == "citus" else ""
+        click.echo(f"The app {name!r} has no routes yet.{hint}")
         return
-    key = {"endpoint": 0, "methods": 1, "rule": 2}[sort]
-    rows.sort(key=lambda row: (row[key], row))
-    headers = ["Endpoint", "Methods", "Rule"]
-    columns = [0, 1, 2]
-    if any(row[3] for row in rows):
-        headers.append("Host")
-        columns.append(3)
-    if any(row[4] for row in rows):
-        headers.append("Subdomain")
-        columns.append(4)
-    table = [[row[i] for i in columns] for row in rows]
+    hidden = set() if all_methods else {"HEAD", "OPTIONS"}
+    columns = list(framework.route_columns)
+    for field, header in (("host", "Host"), ("subdomain", "Subdomain")):
+        if any(getattr(route, field) for route in routes):
+            columns.append((field, header))
+
+    def cell(route: Route, field: str) -> str:
+        if field != "methods":
+            return str(getattr(route, field))
+        if not route.methods:
+            return "ANY"
+        return ", ".join(sorted(set(route.methods) - hidden))
+
+    key = sort or framework.default_sort
+    if key is not None:
+        routes = sorted(routes, key=lambda r: (cell(r, key), r))
+    table = [[cell(route, field) for field, _ in columns] for route in routes]
+    headers = [header for _, header in columns]
     widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(headers)]
 
     def format_row(cells: t.Sequence[str]) -> str:
@@ -383,29 +432,18 @@ def _type_name(obj: object) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
-def _route_rows(
-    app: object, hidden: set[str]
-) -> list[tuple[str, str, str, str, str]] | None:
-    """``(endpoint, methods, rule, host, subdomain)`` rows, or ``None`` if ``app``
-    is not a :class:`citus.API`."""
-    from ..app import API
-
-    if not isinstance(app, API):
-        return None
-    rules: t.Iterable[t.Any] = getattr(app, "url_map", None) or ()
-    rows = []
-    for rule in rules:
-        methods = sorted(set(getattr(rule, "methods", None) or ()) - hidden)
-        rows.append(
-            (
-                str(rule.endpoint),
-                ", ".join(methods),
-                str(rule.rule),
-                str(getattr(rule, "host", None) or ""),
-                str(getattr(rule, "subdomain", None) or ""),
-            )
+def _no_route_table(framework: Framework, app: object, name: str) -> str:
+    """Why ``citus routes`` has nothing to show, naming the framework."""
+    if framework.name == "WSGI":
+        return (
+            f"The app {name!r} ({_type_name(app)}) is a WSGI application of no"
+            " framework citus knows (citus, Flask, Django, Bottle, Falcon,"
+            " Pyramid), so citus has no route table to show for it."
         )
-    return rows
+    return (
+        f"The app {name!r} is a {framework.name} app ({_type_name(app)}) with"
+        f" no route table that citus can show."
+    )
 
 
 def _run_startup_file(path: str, namespace: dict[str, t.Any]) -> None:
@@ -429,12 +467,29 @@ def shell_command(info: AppInfo) -> None:
     """
     mark_run_from_cli()
     app, name = info.load_app()
+    from ..frameworks import detect
+
+    framework = detect(app)
+    with framework.app_context():
+        _interact(app, name, framework)
+
+
+def _interact(app: object, name: str, framework: Framework) -> None:
+    """The shell itself, with ``app`` and the framework's names."""
     banner = (
         f"Python {sys.version.split()[0]} on {sys.platform}\n"
         f"App: {name!r} ({_type_name(app)}), in the variable 'app'."
     )
     # As code.interact() sets it up by default, plus the app.
     namespace: dict[str, t.Any] = {"__name__": "__console__", "__doc__": None}
+    extra = {k: v for k, v in framework.shell_context().items() if k != "app"}
+    if extra:
+        names = sorted(extra)
+        shown = ", ".join(names[:12]) + (
+            f" and {len(names) - 12} more" if len(names) > 12 else ""
+        )
+        banner += f"\n{framework.name} names: {shown}."
+    namespace.update(extra)
     namespace["app"] = app
     startup = os.environ.get("PYTHONSTARTUP")
     if startup and os.path.isfile(startup):

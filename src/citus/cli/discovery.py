@@ -8,7 +8,7 @@ is a name (``app``) or a call of a factory with literal arguments
 Without ``ATTRIBUTE`` the module is searched: ``app`` or ``application``, else
 its one :class:`citus.API` instance, else a ``create_app`` or ``make_app``
 factory. Without any reference, ``wsgi.py`` then ``app.py`` in the current
-folder are tried.
+folder are tried, then the Django project that a ``manage.py`` there names.
 
 Two kinds of failure are kept apart. A :class:`NoAppError` means the reference
 does not lead to an application (wrong name, nothing found, not callable): a
@@ -43,6 +43,10 @@ DEFAULT_FILES = ("wsgi.py", "app.py")
 APP_NAMES = ("app", "application")
 #: The factory names tried last inside a module.
 FACTORY_NAMES = ("create_app", "make_app")
+#: Django's project script, read (never run) when no app is named.
+DJANGO_MANAGE = "manage.py"
+#: The environment variable that names a Django project's settings module.
+DJANGO_SETTINGS_ENV = "DJANGO_SETTINGS_MODULE"
 #: The exit status of a usage error (click's).
 USAGE_EXIT = 2
 
@@ -488,18 +492,100 @@ def find_best_app(module: types.ModuleType) -> WSGIApplication:
 
 
 def default_reference(folder: str | None = None) -> str:
-    """``wsgi.py`` or ``app.py`` from ``folder`` (the current one), for no ``--app``.
+    """``wsgi.py`` or ``app.py`` from ``folder`` (the current one), for no
+    ``--app``; else the Django project that ``manage.py`` names (see
+    :func:`django_reference`).
 
-    :raises NoAppError: when neither exists.
+    :raises NoAppError: when there is none of them.
     """
     here = Path(folder or os.getcwd())
     for name in DEFAULT_FILES:
         if (here / name).is_file():
             return Path(name).stem
+    if (here / DJANGO_MANAGE).is_file():
+        return django_reference(here / DJANGO_MANAGE)
     raise NoAppError(
         f"No app to run: no --app given, CITUS_APP is not set, and neither"
-        f" 'wsgi.py' nor 'app.py' is in the current folder ({str(here)!r})."
-        " Name one with --app hello (or CITUS_APP=hello)."
+        f" 'wsgi.py' nor 'app.py' nor a Django project's 'manage.py' is in the"
+        f" current folder ({str(here)!r}). Name one with --app hello (or"
+        " CITUS_APP=hello)."
+    )
+
+
+def _literal_setting(path: Path | str, name: str) -> str | None:
+    """The string a Python file assigns to ``name``, read without running it:
+    ``NAME = "..."``, ``os.environ["NAME"] = "..."`` or
+    ``os.environ.setdefault("NAME", "...")``."""
+    try:
+        tree = ast.parse(Path(path).read_bytes(), str(path))
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+    def text(node: ast.expr) -> str | None:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value
+        return None
+
+    found = None  # the last assignment wins, as when the file runs
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name) and target.id == name:
+                    found = text(node.value)
+                elif isinstance(target, ast.Subscript) and text(target.slice) == name:
+                    found = text(node.value)
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "setdefault"
+            and len(node.args) == 2
+            and text(node.args[0]) == name
+        ):
+            found = text(node.args[1])
+    return found
+
+
+def django_reference(manage: Path) -> str:
+    """The app reference of the Django project that ``manage.py`` runs.
+
+    As ``manage.py runserver`` finds it, without running any of the project's
+    code: the settings module is ``DJANGO_SETTINGS_MODULE``, else the one
+    ``manage.py`` sets; the application is the settings' ``WSGI_APPLICATION``
+    (``mysite.wsgi.application``), else the ``wsgi`` module beside the
+    settings. ``DJANGO_SETTINGS_MODULE`` is set for the app's process, as
+    ``manage.py`` sets it.
+
+    Reads and may set ``DJANGO_SETTINGS_MODULE``.
+
+    :raises NoAppError: when ``manage.py`` does not lead to an application.
+    """
+    settings = os.environ.get(DJANGO_SETTINGS_ENV) or _literal_setting(
+        manage, DJANGO_SETTINGS_ENV
+    )
+    if not settings:
+        raise NoAppError(
+            f"{str(manage)!r} does not set {DJANGO_SETTINGS_ENV}, so citus"
+            " cannot tell which Django project it runs. Name the project's"
+            " WSGI module: --app mysite.wsgi."
+        )
+    from ..frameworks.guess import find_source
+
+    candidates = []
+    source = find_source(settings)
+    if source is not None:
+        wsgi = _literal_setting(source, "WSGI_APPLICATION")
+        if wsgi and "." in wsgi:
+            module, _, attribute = wsgi.rpartition(".")
+            candidates.append((module, attribute))
+    candidates.append((settings.rpartition(".")[0] + ".wsgi", "application"))
+    for module, attribute in candidates:
+        if module.strip(".") and module_exists(module):
+            os.environ.setdefault(DJANGO_SETTINGS_ENV, settings)
+            return module if attribute in APP_NAMES else f"{module}:{attribute}"
+    raise NoAppError(
+        f"{str(manage)!r} runs the Django settings {settings!r}, but citus"
+        f" found no WSGI application for them (WSGI_APPLICATION, or"
+        f" {candidates[-1][0]!r}). Name it: --app mysite.wsgi."
     )
 
 

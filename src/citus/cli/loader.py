@@ -196,3 +196,54 @@ def load_app_for_serving(
     if in_child:
         reloader.watch_files_of(failure)
     return FailedApp(failure)
+
+
+def prepare_for_serving(
+    app: WSGIApplication, *, debug: bool, static: bool, use_reloader: bool
+) -> WSGIApplication:
+    """Make a loaded app ready to serve, as its framework's own server does.
+
+    Through :mod:`citus.frameworks`: the framework's debug mode follows
+    ``debug`` (Flask's ``app.debug``), its start-up checks run and print
+    (Django's system checks and unapplied migrations, at every start), and
+    the app is wrapped as the framework's server wraps it (Django's static
+    files, unless ``static`` is false). Checks that find errors keep the
+    server up: every request shows them, as for a load error, until a saved
+    fix reloads the app.
+
+    :param use_reloader: whether this process is a reloader child (the
+        message then says that saving the fix is enough).
+    """
+    if isinstance(app, FailedApp):
+        return app
+    from ..frameworks import CheckFailedError, detect
+
+    framework = detect(app)
+    framework.set_debug(debug)
+    if not use_reloader or reloader.is_first_start():
+        for line in framework.banner_lines():
+            echo(line)
+    try:
+        lines = framework.check()
+    except KeyboardInterrupt:
+        raise
+    except CheckFailedError as error:
+        failure: BaseException = error
+        echo(f"{type(error).__name__}: {error.message}", err=True)
+    except BaseException as error:
+        failure = error
+        echo(format_load_error(error), err=True)
+    else:
+        for line in lines:
+            echo(line)
+        return framework.serving_app(static=static)
+    echo(
+        f" * The {framework.name} app's checks failed; the server is up and every"
+        " request shows why until the fix is saved."
+        if use_reloader
+        else f" * The {framework.name} app's checks failed; the server is up and"
+        " every request shows why. Restart citus run once it is fixed."
+    )
+    if use_reloader and reloader.is_running_from_reloader():
+        reloader.watch_files_of(failure)
+    return FailedApp(failure)

@@ -20,13 +20,24 @@ import os
 import threading
 import typing as t
 
-from . import Framework, Route, existing_folders, is_instance_of, strip_prefix
+from . import (
+    CheckFailedError,
+    Framework,
+    Route,
+    existing_folders,
+    is_instance_of,
+    strip_prefix,
+)
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 #: A template folder's state: each file's path, size and mtime.
 _Snapshot = frozenset[tuple[str, int, int]]
+
+
+class SystemCheckError(CheckFailedError):
+    """Django's system checks found errors (the name Django gives them)."""
 
 
 class Django(Framework):
@@ -162,19 +173,19 @@ class Django(Framework):
         """Django's system checks and the unapplied-migrations notice, as
         runserver runs and words them.
 
-        :raises django.core.management.base.SystemCheckError: for errors, with
-            the report as its message.
+        :raises SystemCheckError: for errors, with Django's report as its
+            message.
         """
-        from django.core.management.base import BaseCommand, SystemCheckError
+        from django.core.management import base
         from django.db import connections
 
         out, err = io.StringIO(), io.StringIO()
-        command = BaseCommand(stdout=out, stderr=err, no_color=True)
+        command = base.BaseCommand(stdout=out, stderr=err, no_color=True)
         try:
             command.check(display_num_errors=True)
-        except SystemCheckError as error:
+        except base.SystemCheckError as error:
             message = str(error).removeprefix("SystemCheckError: ")
-            raise SystemCheckError(message).with_traceback(None) from None
+            raise SystemCheckError(message) from None
         try:
             command.check_migrations()
         finally:

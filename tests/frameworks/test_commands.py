@@ -1,0 +1,257 @@
+"""``citus routes``, ``citus shell`` and the app's own commands on real
+projects: Flask's tutorial app, a ``startproject`` Django project, and one
+small app of each other framework. All through the real ``citus`` program."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from .conftest import clean_env
+
+#: A deadline for one short ``citus`` command (no server).
+COMMAND_TIMEOUT = 60
+
+
+def citus(
+    *args: str, cwd: Path, input: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name(
+        "citus.exe" if sys.platform == "win32" else "citus"
+    )
+    return subprocess.run(
+        [str(exe), *args],
+        cwd=cwd,
+        env=clean_env(env),
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+    )
+
+
+def rows(result: subprocess.CompletedProcess[str]) -> list[list[str]]:
+    """The table ``citus routes`` printed, as cells cut at the columns that
+    its line of dashes marks (so that an empty cell stays a cell)."""
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.rstrip("\n").splitlines()
+    assert set(lines[1].replace(" ", "")) == {"-"}, result.stdout
+    spans = [m.span() for m in re.finditer(r"-+", lines[1])]
+    starts = [start for start, _ in spans] + [None]
+    return [
+        [line[a:b].strip() for a, b in zip(starts, starts[1:], strict=False)]
+        for line in [lines[0], *lines[2:]]
+    ]
+
+
+def test_flaskr_routes(flaskr: Path) -> None:
+    table = rows(citus("--app", "flaskr", "routes", cwd=flaskr))
+    assert table[0] == ["Endpoint", "Methods", "Rule"]
+    assert ["auth.login", "GET, POST", "/auth/login"] in table
+    assert ["blog.delete", "POST", "/<int:id>/delete"] in table
+    assert ["static", "GET", "/static/<path:filename>"] in table
+    endpoints = [row[0] for row in table[1:]]
+    assert endpoints == sorted(endpoints)
+    table = rows(citus("--app", "flaskr", "routes", "--all-methods", cwd=flaskr))
+    assert ["hello", "GET, HEAD, OPTIONS", "/hello"] in table
+
+
+def test_flaskr_init_db_command(flaskr: Path) -> None:
+    """flaskr's own ``init-db`` (a plain click command that needs the app
+    context) runs through citus and makes the SQLite database."""
+    result = citus("--app", "flaskr", "init-db", cwd=flaskr)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Initialized the database.\n"
+    assert (flaskr / "instance" / "flaskr.sqlite").is_file()
+    result = citus("--app", "flaskr", "init-db", "--help", cwd=flaskr)
+    assert "Clear the existing data and create new tables." in result.stdout
+
+
+def test_unknown_command_with_a_flask_app(flaskr: Path) -> None:
+    result = citus("--app", "flaskr", "nosuch", cwd=flaskr)
+    assert result.returncode == 2
+    assert "Error: No such command 'nosuch'." in result.stderr
+
+
+def test_app_command_of_an_app_that_cannot_be_found(tmp_path: Path) -> None:
+    result = citus("--app", "missing", "init-db", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Error: Could not import 'missing'" in result.stderr
+    assert "Error: No such command 'init-db'." in result.stderr
+
+
+def test_blueprint_commands_and_app_cli_commands(tmp_path: Path) -> None:
+    pytest.importorskip("flask")
+    (tmp_path / "bp.py").write_text(
+        textwrap.dedent(
+            """
+            import click
+            from flask import Blueprint, Flask, current_app
+
+            app = Flask(__name__)
+            bp = Blueprint("users", __name__)
+
+            @bp.cli.command("create")
+            @click.argument("name")
+            def create(name):
+                click.echo(f"created {name} in {current_app.name}")
+
+            @app.cli.command()
+            def hello():
+                click.echo(f"hello, debug={current_app.debug}")
+
+            app.register_blueprint(bp)
+            """
+        ),
+        encoding="utf-8",
+    )
+    result = citus("--app", "bp", "users", "create", "ana", cwd=tmp_path)
+    assert result.stdout == "created ana in bp\n", result.stderr
+    result = citus("--app", "bp", "--debug", "hello", cwd=tmp_path)
+    assert result.stdout == "hello, debug=True\n", result.stderr
+
+
+def test_flaskr_shell_has_the_app_context(flaskr: Path) -> None:
+    code = (
+        "from flask import current_app\n"
+        "print('SAME', current_app._get_current_object() is app, g)\n"
+    )
+    result = citus("--app", "flaskr", "shell", cwd=flaskr, input=code)
+    assert result.returncode == 0, result.stderr
+    assert "SAME True <flask.g of 'flaskr'>" in result.stdout
+    assert "Flask names: g." in result.stderr
+
+
+def test_django_routes_found_from_manage_py(django_site: Path) -> None:
+    """In the folder of manage.py, no --app is needed."""
+    table = rows(citus("routes", cwd=django_site))
+    assert table[0] == ["Pattern", "Name", "View"]
+    assert ["/admin/login/", "admin:login"] == table[2][:2]
+    assert table[2][2].endswith("AdminSite.login")
+    assert ["/", "home", "mysite.urls.home"] == table[-1]
+    # The order is Django's (patterns match in order), unless asked otherwise.
+    assert table[1][0] == "/admin/"
+    by_name = rows(citus("routes", "--sort", "endpoint", cwd=django_site))
+    assert [r[1] for r in by_name[1:]] == sorted(r[1] for r in by_name[1:])
+    assert rows(citus("--app", "mysite.wsgi", "routes", cwd=django_site)) == table
+
+
+def test_django_shell_has_the_models(django_site: Path) -> None:
+    code = "print('MODELS', User.objects.model._meta.label, Group.__name__)\n"
+    result = citus("shell", cwd=django_site, input=code)
+    assert result.returncode == 0, result.stderr
+    assert "MODELS auth.User Group" in result.stdout
+    assert "App: 'mysite.wsgi' (django.core.handlers.wsgi.WSGIHandler)" in result.stderr
+
+
+def test_django_settings_module_from_the_environment(django_site: Path) -> None:
+    """DJANGO_SETTINGS_MODULE wins over manage.py's, as in manage.py."""
+    settings = django_site / "mysite" / "settings.py"
+    other = django_site / "mysite" / "other_settings.py"
+    other.write_text(
+        settings.read_text(encoding="utf-8")
+        + "\nWSGI_APPLICATION = 'mysite.other_wsgi.application'\n",
+        encoding="utf-8",
+    )
+    (django_site / "mysite" / "other_wsgi.py").write_text(
+        "from django.core.wsgi import get_wsgi_application\n"
+        "application = get_wsgi_application()\n",
+        encoding="utf-8",
+    )
+    code = "import os; print('SETTINGS', os.environ['DJANGO_SETTINGS_MODULE'])\n"
+    env = {"DJANGO_SETTINGS_MODULE": "mysite.other_settings"}
+    result = citus("shell", cwd=django_site, input=code, env=env)
+    assert "SETTINGS mysite.other_settings" in result.stdout, result.stderr
+    assert "App: 'mysite.other_wsgi'" in result.stderr
+
+
+def test_manage_py_without_settings(tmp_path: Path) -> None:
+    (tmp_path / "manage.py").write_text("print('hi')\n", encoding="utf-8")
+    result = citus("routes", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"Error: {str(tmp_path / 'manage.py')!r} does not set"
+        " DJANGO_SETTINGS_MODULE, so citus cannot tell which Django project it"
+        " runs. Name the project's WSGI module: --app mysite.wsgi."
+    )
+
+
+BOTTLE = """
+    import bottle
+
+    app = bottle.Bottle()
+
+    @app.route("/hello/<name>", name="hello")
+    def hello(name):
+        return name
+
+    @app.post("/items")
+    def add():
+        return "added"
+"""
+
+FALCON = """
+    import falcon
+
+    class Items:
+        def on_get(self, req, resp):
+            resp.media = []
+
+    app = falcon.App()
+    app.add_route("/items", Items())
+"""
+
+PYRAMID = """
+    import warnings
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from pyramid.config import Configurator
+    from pyramid.response import Response
+
+    def hello(request):
+        return Response("hi")
+
+    with Configurator() as config:
+        config.add_route("hello", "/hello/{name}")
+        config.add_view(hello, route_name="hello")
+        app = config.make_wsgi_app()
+"""
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "expected"),
+    [
+        (
+            "bottle",
+            BOTTLE,
+            [
+                ["Rule", "Methods", "View", "Name"],
+                ["/hello/<name>", "GET", "app.hello", "hello"],
+                ["/items", "POST", "app.add", ""],
+            ],
+        ),
+        (
+            "falcon",
+            FALCON,
+            [["Route", "Methods", "Resource"], ["/items", "GET", "Items"]],
+        ),
+        (
+            "pyramid",
+            PYRAMID,
+            [
+                ["Name", "Methods", "Pattern", "View"],
+                ["hello", "ANY", "/hello/{name}", "app.hello"],
+            ],
+        ),
+    ],
+)
+def test_other_frameworks_routes(
+    tmp_path: Path, module: str, source: str, expected: list[list[str]]
+) -> None:
+    pytest.importorskip(module)
+    (tmp_path / "app.py").write_text(textwrap.dedent(source), encoding="utf-8")
+    assert rows(citus("routes", cwd=tmp_path)) == expected
