@@ -7,7 +7,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import sys
+import tempfile
 import textwrap
 import typing as t
 import uuid
@@ -18,7 +20,7 @@ import pytest
 
 import citus
 from citus import API, render_template, render_template_string, request
-from citus.debug import DebuggedApplication
+from citus.debug import PREFIX, DebuggedApplication
 from citus.testing import Client
 
 FRAME_KEYS = ("file", "line", "function", "code", "library")
@@ -32,6 +34,18 @@ VIEWS = """
     def page(name):
         return render_template(name, who="<b>Ann</b>")
 """
+
+
+@pytest.fixture(autouse=True)
+def isolated_debugger(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The debugger's state file goes to this test's folder, and its path (which
+    DebuggedApplication puts in the environment) leaves with the test."""
+    state = tmp_path / "debugger-state"
+    state.mkdir(mode=0o700)
+    monkeypatch.setattr(tempfile, "tempdir", str(state))
+    for name in ("CITUS_DEBUGGER_STATE", "CITUS_DEBUGGER_TRUSTED_HOSTS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CITUS_DEBUGGER_PIN", "off")
 
 
 def write(path: Path, text: str) -> Path:
@@ -306,7 +320,7 @@ def debugged_client(tmp_path: Path) -> tuple[Client, API]:
         ),
     )
     app.debug = True
-    debugged = DebuggedApplication(app, evalex=False)
+    debugged = DebuggedApplication(app, evalex=True)
     return Client(debugged, base_url="http://localhost"), app
 
 
@@ -405,6 +419,47 @@ def test_the_page_shows_the_template_source_around_the_line(tmp_path: Path) -> N
         assert f'<span class="ln">{number}</span>{escaped}\n' in frame
     # The template's variables are the frame's locals.
     assert "<tr><th>items</th><td>[2, 0]</td></tr>" in frame
+
+
+def test_a_console_in_the_template_frame_sees_its_variables(tmp_path: Path) -> None:
+    client, app = debugged_client(tmp_path)
+    page = client.get("/runtime", headers={"Accept": "text/html"}).text
+    filename = os.path.join(app.template_folder, "runtime.html")
+    head = page.index(f'<span class="file">{filename}</span>')
+    frame = re.findall(r'data-frame="(\d+)" title', page[head:])[0]
+    fields = {
+        "s": re.findall(r'data-secret="([^"]+)"', page)[0],
+        "tb": re.findall(r'data-traceback="([^"]+)"', page)[0],
+        "frame": frame,
+    }
+
+    def run(command: str) -> str:
+        response = client.post(PREFIX + "/eval", data={**fields, "cmd": command})
+        assert response.status_code == 200, response.text
+        return str(json.loads(response.text)["output"])
+
+    assert run("i, items") == "(0, [2, 0])\n"
+    assert run("request.path") == "'/runtime'\n"
+
+
+def test_a_block_of_an_extended_template_is_named(tmp_path: Path) -> None:
+    write(
+        tmp_path / "templates" / "base.html",
+        "<main>\n{% block content %}{% endblock %}\n</main>\n",
+    )
+    write(
+        tmp_path / "templates" / "child.html",
+        '{% extends "base.html" %}\n'
+        "{% block content %}\n{{ 1 // 0 }}\n{% endblock %}\n",
+    )
+    client, app = debugged_client(tmp_path)
+    _, frames = own_frames(client, "/page/child.html")
+    places = [(os.path.basename(f["file"]), f["line"], f["function"]) for f in frames]
+    assert places[1:] == [
+        ("child.html", 1, "top-level template code"),
+        ("base.html", 2, "top-level template code"),
+        ("child.html", 3, "block 'content'"),
+    ]
 
 
 def test_a_string_template_error_shows_its_lines(tmp_path: Path) -> None:
