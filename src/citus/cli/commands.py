@@ -263,6 +263,13 @@ RUN_EPILOG = (
     help="Serve static files as the framework's own server does (Django's"
     " staticfiles when DEBUG is on).",
 )
+@run_option(
+    "--preload/--no-preload",
+    default=True,
+    show_default=True,
+    help="Let the reloader's spare process import the libraries the app"
+    " used before the next change, so that a reload imports only your code.",
+)
 @click.pass_context
 def run_command(
     ctx: click.Context,
@@ -279,6 +286,7 @@ def run_command(
     extra_files: list[str] | None,
     exclude_patterns: list[str] | None,
     static: bool,
+    preload: bool,
 ) -> None:
     """Run the development server.
 
@@ -294,6 +302,10 @@ def run_command(
     use_reloader = debug_flag if reload is None else reload
     use_debugger = debug_flag if debugger is None else debugger
     in_child = use_reloader and reloader.is_running_from_reloader()
+    if not preload:
+        from ..reloader.preload import PRELOAD_ENV
+
+        os.environ[PRELOAD_ENV] = "0"  # read by the reloader's supervisor
 
     app: WSGIApplication
     if in_child:

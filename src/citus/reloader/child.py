@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import socket
+import sys
 import threading
 import time
 import typing as t
@@ -57,6 +59,9 @@ SPARE_PRELOAD = (
     "citus.reloader.watchdog_backend",
     "watchdog.observers",
 )
+#: How often a serving child tells the supervisor about modules it imported
+#: since it started serving (imported on a first request, say).
+IMPORTS_REPORT_EVERY = 2.0
 #: How long a child that announced a reload may take to finish its requests.
 GRACE_PERIOD = 1.0
 #: At most this many "Detected change" lines per reload.
@@ -80,6 +85,10 @@ _go_message: dict[str, t.Any] = {}
 _adopt: t.Callable[[list[socket.socket]], None] | None = None
 _adopted: list[socket.socket] = []
 _adopt_lock = threading.Lock()
+#: A spare's work while it waits: ``preload`` messages, then ``None`` (called in).
+_inbox: queue.Queue[dict[str, t.Any] | None] = queue.Queue()
+#: Records this serving child's imports for the next spare (see .preload).
+_recorder: t.Any = None
 
 
 def _float_env(name: str) -> float | None:
@@ -163,6 +172,9 @@ def _read_supervisor(sock: socket.socket) -> None:
             elif message.get("op") == "go":
                 _go_message = message
                 _go_event.set()
+                _inbox.put(None)
+            elif message.get("op") == "preload":
+                _inbox.put(message)
             elif message.get("op") == "adopt":
                 count = message.get("count")
                 count = count if isinstance(count, int) else 0
@@ -237,6 +249,7 @@ def wait_if_spare() -> None:
         return
     _send({"op": "spare-capable"})
     if os.environ.get(SPARE_ENV) != "1":
+        _start_recording()
         return
     try:
         import importlib
@@ -250,7 +263,7 @@ def wait_if_spare() -> None:
             except Exception:  # an optional warm-up: never fatal
                 continue
         _send({"op": "parked"})
-        _go_event.wait()
+        _preload_until_called()
     except KeyboardInterrupt:
         os._exit(0)
     message = _go_message
@@ -265,6 +278,60 @@ def wait_if_spare() -> None:
     os.environ.pop(SPARE_ENV, None)
     _first_files.extend(_files_in(message))
     _first_event.set()
+    _start_recording()
+
+
+def _preload_until_called() -> None:
+    """In a spare: import what the supervisor asks for until it calls us in.
+
+    A spare in which a module misbehaved reports it and must not serve: the
+    supervisor replaces it, and if it is called in all the same, it exits
+    with ``EXIT_RELOAD`` so that a fresh child serves instead.
+    """
+    from .preload import entries_in, preload
+
+    tainted = False
+    while True:
+        message = _inbox.get()
+        if message is None:
+            break
+        bad = preload(entries_in(message), _go_event.is_set)
+        if bad:
+            tainted = True
+            _send({"op": "skip", "modules": bad})
+        elif not tainted:
+            _send({"op": "parked"})
+    if tainted:
+        os._exit(EXIT_RELOAD)
+
+
+def _start_recording() -> None:
+    """Record the modules this serving child imports, for the next spare."""
+    global _recorder
+    from .preload import ImportRecorder
+
+    _recorder = ImportRecorder()
+    _recorder.install()
+
+
+def _report_imports() -> None:
+    """Tell the supervisor about the modules imported since the last report."""
+    if _recorder is None:
+        return
+    news = _recorder.news()
+    if news:
+        _send({"op": "imported", "modules": [list(entry) for entry in news]})
+
+
+def _keep_reporting_imports() -> None:
+    """Report the imports now (off the path to serving), then as they grow."""
+    _report_imports()
+    count = len(sys.modules)
+    while True:
+        time.sleep(IMPORTS_REPORT_EVERY)
+        if len(sys.modules) != count:
+            count = len(sys.modules)
+            _report_imports()
 
 
 def watch_files_of(error: BaseException) -> None:
@@ -323,6 +390,8 @@ def start(
     global _watcher
     _ensure_reader()
     set_warning_listener(lambda key: _send({"op": "warned", "key": key}))
+    if _recorder is not None:
+        background_thread(_keep_reporting_imports, name="citus-imports")
     since = _float_env(SPAWNED_AT_ENV)
     inherited: list[str] = []
     if _control is not None and _first_event.wait(5):

@@ -62,6 +62,7 @@ from .child import (
     SPAWNED_AT_ENV,
 )
 from .errorpage import ErrorPage, ErrorServer, TrustCheck
+from .preload import PreloadPlan, entries_in, preload_wanted
 
 if t.TYPE_CHECKING:
     import ssl
@@ -100,6 +101,7 @@ class _Child:
         self.generation = generation
         self.proc = proc
         self.control = control
+        self.send_lock = threading.Lock()
         #: A spare: started ahead, waiting to be called in.
         self.spare = False
         #: The spare has imported what it can and waits.
@@ -110,6 +112,16 @@ class _Child:
         self.tee_thread: threading.Thread | None = None
         #: Takes KeyboardInterrupt tracebacks out of its output.
         self.output = InterruptFilter()
+
+    def send(self, data: bytes) -> bool:
+        """Write ``data`` to the control socket whole (one writer at a time);
+        False when the child is gone."""
+        with self.send_lock:
+            try:
+                self.control.sendall(data)
+            except OSError:
+                return False
+        return True
 
     def tail_text(self) -> str:
         with self.tail_lock:
@@ -175,6 +187,8 @@ class Supervisor:
             "no",
             "off",
         )
+        #: What spares import ahead of the user's code (see .preload).
+        self._preload = PreloadPlan(preload_wanted())
 
     # Starting children ---------------------------------------------------------
 
@@ -204,9 +218,7 @@ class Supervisor:
                 "files": self._watched,
             }
             spare.spare = False  # from now on its output is shown
-            try:
-                spare.control.sendall(json.dumps(message).encode() + b"\n")
-            except OSError:
+            if not spare.send(json.dumps(message).encode() + b"\n"):
                 spare.spare = True
             else:
                 spare.generation = self._generation
@@ -231,6 +243,30 @@ class Supervisor:
             return
         env = {"CITUS_RUN_GENERATION": str(self._generation + 1), SPARE_ENV: "1"}
         self._spare = self._start(env, spare=True)
+        self._send_preload(self._spare, self._preload.message(watched=self._watched))
+
+    def _send_preload(self, child: _Child, message: dict[str, object] | None) -> None:
+        """Send ``message`` in the background: a long list may fill the socket
+        before the spare, still starting, reads it."""
+        if message is not None:
+            data = json.dumps(message).encode() + b"\n"
+            background_thread(child.send, data, name="citus-preload-send")
+
+    def _preload_event(self, kind: str, child: _Child, value: t.Any) -> None:
+        """A child's list of imports, or a spare's modules that misbehaved."""
+        if kind == "imported":
+            if child is self._current:
+                new = self._preload.add(value)
+                if new and self._spare is not None:
+                    message = self._preload.message(new, watched=self._watched)
+                    self._send_preload(self._spare, message)
+        else:
+            self._preload.skip(value)
+            if child is self._spare:
+                # It imported something it should not have: start afresh.
+                self._spare = None
+                self._dismiss(child)
+                self._start_spare()
 
     def _dismiss(self, child: _Child) -> None:
         try:
@@ -333,6 +369,11 @@ class Supervisor:
                     self._events.put(("watch", child, files))
                 elif op in ("spare-capable", "parked"):
                     self._events.put((op, child, None))
+                elif op == "imported":
+                    self._events.put((op, child, entries_in(message)))
+                elif op == "skip" and isinstance(message.get("modules"), list):
+                    names = [n for n in message["modules"] if isinstance(n, str)]
+                    self._events.put((op, child, names))
                 elif op == "warned" and isinstance(message.get("key"), str):
                     self._events.put(("warned", child, message["key"]))
         finally:
@@ -452,6 +493,9 @@ class Supervisor:
             except queue.Empty:
                 continue
             current = self._current
+            if kind in ("imported", "skip") and child is not None:
+                self._preload_event(kind, child, value)
+                continue
             if child is not None and child.spare:
                 self._spare_event(kind, child)
                 continue
