@@ -561,10 +561,11 @@ class Supervisor:
                 and target.proc.poll() is None
             ):
                 line = json.dumps({"op": "adopt", "count": len(fds)}) + "\n"
-                try:
-                    send_with_fds(target.control, line.encode(), fds)
-                except OSError:
-                    pass
+                with target.send_lock:  # never inside another message
+                    try:
+                        send_with_fds(target.control, line.encode(), fds)
+                    except OSError:
+                        pass
         finally:
             for fd in fds:  # the child has its copies now
                 _close_fd(fd)
