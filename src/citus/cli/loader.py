@@ -228,7 +228,8 @@ def prepare_for_serving(
     except KeyboardInterrupt:
         raise
     except CheckFailedError as error:
-        failure: BaseException = error
+        # The report says it all; citus's frames that raised it would not.
+        failure: BaseException = error.with_traceback(None)
         echo(f"{type(error).__name__}: {error.message}", err=True)
     except BaseException as error:
         failure = error
