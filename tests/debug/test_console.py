@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 import threading
+import typing as t
 
 import pytest
 
@@ -260,3 +261,46 @@ def test_citus_request_in_a_views_console(isolated_state: None) -> None:
     shown = run("dump(request)")
     assert shown.startswith("citus.wrappers.request.Request: <Request GET ")
     assert "args = MultiDict([('q', 'shoes'), ('page', '2')])" in shown
+
+
+# --- top-level await, as in python -m asyncio --------------------------------
+
+
+def test_top_level_await() -> None:
+    console = Console({})
+    assert console.push("import asyncio") == ""
+    assert console.push("await asyncio.sleep(0)") == ""
+    assert console.push("await asyncio.sleep(0, result=5)") == "5\n"
+    assert console.push("x = await asyncio.sleep(0, result=7)") == ""
+    assert console.push("x * 6") == "42\n"
+    # In a pasted block, and across statements that need more lines.
+    assert console.push("y = await asyncio.sleep(0, result=1)\ny + x") == "8\n"
+    assert console.push("async def twice(n):") == ""
+    assert console.push("    return 2 * await asyncio.sleep(0, result=n)") == ""
+    assert console.push("") == ""
+    assert console.push("await twice(21)") == "42\n"
+    # The loop is the console's own, kept between inputs.
+    here = "await asyncio.sleep(0, asyncio.get_running_loop())"
+    assert console.push(f"loop = {here}") == ""
+    assert console.push(f"({here}) is loop") == "True\n"
+
+
+def test_errors_in_awaited_code_show_only_the_inputs_frames() -> None:
+    console = Console({})
+    console.push("import asyncio")
+    output = console.push("async def f():\n    raise ValueError('inner')\n\nawait f()")
+    assert output.startswith("Traceback (most recent call last):\n")
+    assert 'File "<console>", line 2, in f' in output
+    assert "ValueError: inner" in output
+    assert "asyncio" not in output.split("ValueError")[0]
+    assert "console.py" not in output
+
+
+def test_await_in_a_frame_console_of_the_page(client: Caller) -> None:
+    secret, tb = open_page(client)
+    unlock(client, t.cast(t.Any, client.app), secret)
+    result = evaluate(
+        client, secret, tb, "await __import__('asyncio').sleep(0, answer)"
+    )
+    assert result.status == 200
+    assert result.json()["output"] == "42\n"

@@ -7,20 +7,28 @@ interactive interpreter does (``...`` prompt until a blank line), runs pasted
 blocks whole, and returns everything the code printed, the value of an
 expression and any exception as plain text. Nothing here is HTML: the page's
 script inserts the text as text.
+
+As in ``python -m asyncio``, ``await`` works at the top level
+(``await asyncio.sleep(0)``): such an input runs on the console's own event
+loop, kept from one input to the next.
 """
 
 from __future__ import annotations
 
 import ast
+import asyncio
 import builtins
 import codeop
 import contextlib
 import contextvars
+import inspect
 import io
 import sys
 import threading
 import traceback
+import types
 import typing as t
+import weakref
 
 from .repr import make_dump, safe_repr
 
@@ -100,6 +108,11 @@ class Console:
         self.namespace = namespace
         self._buffer: list[str] = []
         self._lock = threading.Lock()
+        # Remembers __future__ imports, as the interpreter does, and accepts
+        # a top-level await.
+        self._compile = codeop.CommandCompiler()
+        self._compile.compiler.flags |= ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def prompt(self) -> str:
@@ -136,7 +149,7 @@ class Console:
         self._buffer.append(line)
         source = "\n".join(self._buffer)
         try:
-            code = codeop.compile_command(source, "<console>", "single")
+            code = self._compile(source, "<console>", "single")
         except (SyntaxError, OverflowError, ValueError) as error:
             self._buffer.clear()
             out.write(_format_syntax_error(error))
@@ -156,10 +169,12 @@ class Console:
         if tree.body and isinstance(tree.body[-1], ast.Expr):
             last = ast.Interactive(body=[tree.body.pop()])
         if tree.body:
-            if not self._execute(compile(tree, "<console>", "exec"), out):
+            code = compile(tree, "<console>", "exec", flags=_AWAIT, dont_inherit=True)
+            if not self._execute(code, out):
                 return
         if last is not None:
-            self._execute(compile(last, "<console>", "single"), out)
+            code = compile(last, "<console>", "single", flags=_AWAIT, dont_inherit=True)
+            self._execute(code, out)
 
     def _execute(self, code: t.Any, out: io.StringIO) -> bool:
         namespace = self.namespace
@@ -175,9 +190,9 @@ class Console:
         try:
             with _routed_to(out):
                 if self._context is None:
-                    exec(code, namespace)
+                    self._run(code, namespace)
                 else:
-                    self._context.run(exec, code, namespace)
+                    self._context.run(self._run, code, namespace)
         except SystemExit:
             out.write("SystemExit is ignored: the console cannot stop the server.\n")
             return False
@@ -185,13 +200,34 @@ class Console:
             if isinstance(error, (KeyboardInterrupt, GeneratorExit)):
                 raise
             tb = error.__traceback__
-            # Drop this function's own frame from what the user sees.
-            tb = tb.tb_next if tb is not None else None
+            # Drop the console's own frames (and the event loop's) from what
+            # the user sees: start at the input's first frame.
+            first = tb
+            while first is not None and first.tb_frame.f_code.co_filename != (
+                "<console>"
+            ):
+                first = first.tb_next
+            tb = first if first is not None else (tb.tb_next if tb else None)
             out.write("".join(traceback.format_exception(type(error), error, tb)))
             return False
         finally:
             sys.displayhook = saved_hook
         return True
+
+    def _run(self, code: types.CodeType, namespace: dict[str, t.Any]) -> None:
+        """Run ``code``; with a top-level ``await``, on the console's loop."""
+        if not code.co_flags & inspect.CO_COROUTINE:
+            exec(code, namespace)
+            return
+        coroutine = types.FunctionType(code, namespace)()
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            weakref.finalize(self, self._loop.close)
+        self._loop.run_until_complete(coroutine)
+
+
+#: Compiler flag: ``await`` outside a function, as in ``python -m asyncio``.
+_AWAIT = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 
 
 @contextlib.contextmanager
