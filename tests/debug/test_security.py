@@ -638,3 +638,52 @@ def test_a_state_file_swapped_for_a_link_is_not_followed(
     assert precious.read_text() == "PRIVATE KEY"
     now = os.environ["CITUS_DEBUGGER_STATE"]
     assert now != path and not os.path.islink(now)
+
+
+# --- the page of an error in a view: same origin only -------------------------
+
+VIEW_SHOWN = {
+    "no Origin": {},
+    "same Origin": {"Origin": "http://localhost:8000"},
+    "same-origin fetch": {"Sec-Fetch-Site": "same-origin"},
+    "typed URL": {"Sec-Fetch-Site": "none"},
+}
+VIEW_REFUSED = {
+    "cross-site Origin": {"Origin": "http://evil.example"},
+    "null Origin": {"Origin": "null"},
+    "other port": {"Origin": "http://localhost:9"},
+    "other scheme": {"Origin": "https://localhost:8000"},
+    "cross-site fetch": {"Sec-Fetch-Site": "cross-site"},
+    "same-site fetch": {"Sec-Fetch-Site": "same-site"},
+}
+
+
+@pytest.mark.parametrize("accept", ["text/plain", "application/json", BROWSER_ACCEPT])
+def test_view_error_page_checks_origin_and_fetch_site(
+    client: Caller, accept: str
+) -> None:
+    for name, headers in VIEW_SHOWN.items():
+        result = client.get("/boom", headers={**headers, "Accept": accept})
+        assert result.status == 500, name
+        assert "Boom" in result.text, name
+    for name, headers in VIEW_REFUSED.items():
+        result = client.get("/boom", headers={**headers, "Accept": accept})
+        assert result.status == 500, name
+        for leak in ("Boom", "failing_app", "conftest.py", "Traceback", "hunter2"):
+            assert leak not in result.text, (name, accept, leak)
+        assert "another origin" in result.text, (name, accept)
+
+
+def test_a_form_posted_from_another_site_gets_no_traceback(client: Caller) -> None:
+    result = client.post_form(
+        "/boom",
+        {"q": "1"},
+        headers={
+            "Accept": BROWSER_ACCEPT,
+            "Origin": "http://evil.example",
+            "Sec-Fetch-Site": "cross-site",
+        },
+    )
+    assert result.status == 500
+    assert "Boom" not in result.text
+    assert "data-secret" not in result.text

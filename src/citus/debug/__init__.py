@@ -85,9 +85,9 @@ DEFAULT_MAX_TRACEBACKS = 20
 #: Largest URL-encoded form body copied for the error page.
 MAX_FORM_COPY = 64 * 1024
 #: WSGI environ key an app sets when its error is that the real app failed to
-#: load (``citus run`` does): the page for it then follows
-#: :meth:`DebuggedApplication.trusts_request`, as the reloader's page for a
-#: server that is down does, instead of checking only the ``Host``.
+#: load (``citus run`` does): the page for it says so when it is refused. Every
+#: error page follows :meth:`DebuggedApplication.trusts_request`, as the
+#: reloader's page for a server that is down does.
 LOAD_ERROR_KEY = "citus.debug.load_error"
 
 _ASSETS = {
@@ -365,12 +365,19 @@ class DebuggedApplication:
                     " Send 'Host: localhost'."
                 )
             return self._refusal(status, kind, reason)
-        if environ.get(LOAD_ERROR_KEY) and not self.trusts_request(environ):
-            # While the app is down, the rule of the reloader's page.
+        if not self._same_origin(environ):
+            # The rule of the debugger's endpoints and of the reloader's page:
+            # a page on another site must not read tracebacks (a cross-site
+            # fetch or a form posted from there).
+            what = (
+                "The app failed to load. The debugger shows why"
+                if environ.get(LOAD_ERROR_KEY)
+                else "The debugger shows tracebacks"
+            )
             reason = (
-                "The app failed to load. The debugger shows why only to requests"
-                " from the same origin, and this one came from another origin;"
-                " open this URL directly. The traceback is in the terminal."
+                f"{what} only to requests from the same origin, and this one"
+                " came from another origin; open this URL directly. The"
+                " traceback is in the terminal."
             )
             return self._refusal(status, kind, reason)
         tb = self._store(error)
