@@ -46,6 +46,7 @@ from ._http import (
     socket_exposed,
     to_json,
 )
+from ._multipart import MultipartTap, boundary_of
 from ._state import STATE_ENV as STATE_ENV
 from ._state import SharedState, hash_token, normalize_pin
 from .console import Console
@@ -270,9 +271,15 @@ class DebuggedApplication:
             if close is not None:
                 close()
 
-    def _keep_form(self, environ: WSGIEnvironment) -> bytes | None:
-        """Copy a small URL-encoded body so that the page can show the form."""
+    def _keep_form(self, environ: WSGIEnvironment) -> bytes | MultipartTap | None:
+        """Copy a small URL-encoded body so that the page can show the form, or
+        put a :class:`MultipartTap` on a multipart body to note its fields."""
         content_type = environ.get("CONTENT_TYPE", "")
+        boundary = boundary_of(content_type) if "multipart" in content_type else None
+        if boundary is not None:
+            tap = MultipartTap(environ["wsgi.input"], boundary)
+            environ["wsgi.input"] = tap
+            return tap
         if not content_type.startswith("application/x-www-form-urlencoded"):
             return None
         try:
@@ -346,7 +353,10 @@ class DebuggedApplication:
         return tb
 
     def _error_response(
-        self, environ: WSGIEnvironment, error: BaseException, form_body: bytes | None
+        self,
+        environ: WSGIEnvironment,
+        error: BaseException,
+        form_body: bytes | MultipartTap | None,
     ) -> tuple[str, list[tuple[str, str]], bytes]:
         status = "500 INTERNAL SERVER ERROR"
         kind = negotiate(environ.get("HTTP_ACCEPT", ""))
@@ -397,6 +407,11 @@ class DebuggedApplication:
         if console_reason is None and self.pin is not None:
             until = self._lockout_until()
             notice = _lockout_message(until) if until else None
+        fields = None
+        if isinstance(form_body, MultipartTap):
+            form_body.drain()
+            fields = form_body.fields()
+            form_body = None
         page = render_page(
             tb,
             environ=environ,
@@ -404,6 +419,7 @@ class DebuggedApplication:
             secret=self.secret,
             console_reason=console_reason,
             form_body=form_body,
+            form_fields=fields,
             config=find_config(self.app),
             notice=notice,
             link=link,

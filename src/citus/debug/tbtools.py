@@ -523,7 +523,9 @@ def _shown(name: str, value: str) -> str:
 
 
 def request_sections(
-    environ: WSGIEnvironment, form_body: bytes | None
+    environ: WSGIEnvironment,
+    form_body: bytes | None,
+    form_fields: list[tuple[str, str, bool]] | None = None,
 ) -> list[tuple[str, list[tuple[str, str]]]]:
     """The request as ``(section title, rows)``: headers, query, form, cookies.
 
@@ -531,6 +533,8 @@ def request_sections(
 
     :param environ: the WSGI environment of the failed request.
     :param form_body: the URL-encoded form body, when the debugger kept a copy.
+    :param form_fields: the fields of a multipart body, as ``(name, shown
+        value, is a file)``; files are described, not shown.
     """
     headers = []
     for key, value in sorted(environ.items()):
@@ -546,7 +550,12 @@ def request_sections(
         for k, v in parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
     ]
     form: list[tuple[str, str]] = []
-    if form_body is not None:
+    if form_fields is not None:
+        form = [
+            (name, value if is_file else _shown(name, value))
+            for name, value, is_file in form_fields
+        ]
+    elif form_body is not None:
         text = form_body.decode("utf-8", "replace")
         form = [(k, _shown(k, v)) for k, v in parse_qsl(text, keep_blank_values=True)]
     elif environ.get("CONTENT_LENGTH") not in (None, "", "0"):
@@ -588,6 +597,7 @@ def render_page(
     secret: str,
     console_reason: str | None,
     form_body: bytes | None = None,
+    form_fields: list[tuple[str, str, bool]] | None = None,
     config: t.Mapping[str, t.Any] | None = None,
     notice: str | None = None,
     link: _Link | None = None,
@@ -602,6 +612,7 @@ def render_page(
     :param console_reason: ``None`` when the console may be opened, else the
         sentence that says why it is off.
     :param form_body: a copy of a URL-encoded request body, if kept.
+    :param form_fields: the fields of a multipart body, if noted.
     :param config: the application's configuration, if any.
     :param notice: a warning about the console, shown under its status line
         (unlocking refused after too many wrong PINs).
@@ -631,7 +642,7 @@ def render_page(
         status += f'<p class="console-status off">{_e(notice)}</p>'
     sections = "".join(
         f"<details><summary>{_e(title)}</summary>{_table(rows)}</details>"
-        for title, rows in request_sections(environ, form_body)
+        for title, rows in request_sections(environ, form_body, form_fields)
     )
     markdown_button = markdown_html = ""
     if markdown is not None:
