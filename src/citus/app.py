@@ -17,8 +17,8 @@ import contextvars
 import logging
 import os
 import sys
-import threading
 import typing as t
+from functools import cached_property
 
 from . import _env
 from ._log import echo, show_server_banner
@@ -176,8 +176,6 @@ class API:
         self.template_folder: str = os.path.abspath(
             os.path.join(self.root_path, os.fspath(template_folder))
         )
-        self._jinja_env: Environment | None = None
-        self._jinja_lock = threading.Lock()
         self.static_url_path = "/" + static_url_path.strip("/")
         self.static_folder: str | None = None
         if static_folder is not None:
@@ -386,7 +384,7 @@ class API:
 
     # -- templates --------------------------------------------------------------
 
-    @property
+    @cached_property
     def jinja_env(self) -> Environment:
         """The Jinja2 environment of the app's templates, made on first use.
 
@@ -396,35 +394,37 @@ class API:
         and ``config``. Add filters or globals to it as Jinja's documentation
         shows (``app.jinja_env.filters["money"] = ...``).
 
-        Its ``auto_reload`` follows ``config["TEMPLATES_AUTO_RELOAD"]``, and
-        when that is ``None`` (the default) debug mode or the reloader: an
-        edited template is then used by the next request, without a restart.
+        Its ``auto_reload`` is set before each :func:`render_template` from
+        ``config["TEMPLATES_AUTO_RELOAD"]``, or when that is ``None`` (the
+        default) from debug mode and the reloader: an edited template is then
+        used by the next request, without a restart.
+        """
+        from .templating import create_environment
+
+        environment = create_environment(
+            self.template_folder,
+            {"url_for": self.url_for, "request": request, "config": self.config},
+            auto_reload=self._auto_reload_templates(),
+        )
+        return environment
+
+    def _auto_reload_templates(self) -> bool:
+        """Whether templates are checked for changes on each use.
 
         Reads ``CITUS_RUN_MAIN`` (through
         :func:`citus.serving.is_running_from_reloader`).
         """
-        environment = self._jinja_env
-        if environment is None:
-            from .templating import create_environment
+        value = self.config.get("TEMPLATES_AUTO_RELOAD")
+        if value is not None:
+            return bool(value)
+        from .reloader import is_running_from_reloader
 
-            with self._jinja_lock:
-                environment = self._jinja_env
-                if environment is None:
-                    environment = create_environment(
-                        self.template_folder,
-                        {
-                            "url_for": self.url_for,
-                            "request": request,
-                            "config": self.config,
-                        },
-                    )
-                    self._jinja_env = environment
-        auto_reload = self.config.get("TEMPLATES_AUTO_RELOAD")
-        if auto_reload is None:
-            from .reloader import is_running_from_reloader
+        return self.debug or is_running_from_reloader()
 
-            auto_reload = self.debug or is_running_from_reloader()
-        environment.auto_reload = bool(auto_reload)
+    def _templates(self) -> Environment:
+        """:attr:`jinja_env`, checking for edits as debug mode says now."""
+        environment = self.jinja_env
+        environment.auto_reload = self._auto_reload_templates()
         return environment
 
     # -- URLs -------------------------------------------------------------------
@@ -887,7 +887,7 @@ def render_template(template_name: str, /, **context: t.Any) -> str:
         are in the traceback.
     :raises RuntimeError: called outside of a request.
     """
-    environment = _app_for("render_template").jinja_env
+    environment = _app_for("render_template")._templates()
     return environment.get_template(template_name).render(context)
 
 
@@ -907,4 +907,6 @@ def render_template_string(source: str, /, **context: t.Any) -> str:
     """
     from .templating import render_string
 
-    return render_string(_app_for("render_template_string").jinja_env, source, context)
+    return render_string(
+        _app_for("render_template_string")._templates(), source, context
+    )
