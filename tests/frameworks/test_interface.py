@@ -39,7 +39,6 @@ def test_plain_wsgi_function_imports_no_framework() -> None:
 def test_citus_api(tmp_path: Path) -> None:
     make_dirs(tmp_path, "static", "templates")
     app = API("demo", root_path=str(tmp_path))
-    app.template_folder = str(tmp_path / "templates")  # type: ignore[attr-defined]
 
     @app.route("/users/<int:id>", methods=["GET", "POST"])
     def user(id: int) -> str:
@@ -62,6 +61,28 @@ def test_citus_api_without_folders(tmp_path: Path) -> None:
     found = detect(app)
     assert found.static_folders() == [] and found.template_folders() == []
     found.templates_changed([])  # nothing to forget: no error
+
+
+def test_citus_templates_changed(tmp_path: Path) -> None:
+    """Outside debug mode the template is cached; templates_changed forgets it."""
+    from citus import render_template
+
+    make_dirs(tmp_path, "templates")
+    page = tmp_path / "templates" / "page.html"
+    page.write_text("one", encoding="utf-8")
+    app = API("tpl", root_path=str(tmp_path))
+    app.config["TEMPLATES_AUTO_RELOAD"] = False
+
+    @app.route("/")
+    def index() -> str:
+        return render_template("page.html")
+
+    client = app.test_client()
+    assert client.get("/").data == b"one"
+    page.write_text("two", encoding="utf-8")
+    assert client.get("/").data == b"one"
+    detect(app).templates_changed([str(page)])
+    assert client.get("/").data == b"two"
 
 
 def flask_app(root: Path) -> t.Any:

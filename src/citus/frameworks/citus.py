@@ -56,12 +56,11 @@ class Citus(Framework):
 
     def template_folders(self) -> list[str]:
         """The app's ``templates/`` folder, if it has one."""
-        folder = getattr(self.api, "template_folder", None)
-        return existing_folders([folder]) if isinstance(folder, str) else []
+        return existing_folders([self.api.template_folder])
 
     def templates_changed(self, paths: t.Sequence[str]) -> None:
         """Empty the app's Jinja template cache, if it has made one."""
-        env = vars(self.api).get("jinja_env")
+        env = getattr(self.api, "_jinja_env", None)
         cache = getattr(env, "cache", None)
         if cache is not None:
             cache.clear()
