@@ -521,11 +521,25 @@ def main() -> None:
         "--broken", type=int, default=3, help="times to save a syntax error and its fix"
     )
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument(
+        "--keepalive",
+        type=int,
+        default=0,
+        metavar="WRITES",
+        help="instead: count failed requests of kept-alive, close and pipelined"
+        " clients while the hello app is saved WRITES times, 250 ms apart"
+        " (bench/keepalive.py)",
+    )
     args = parser.parse_args()
     # Started in the background, SIGINT may be ignored, and the servers would
     # inherit that: make Ctrl+C reach them (they are stopped with it).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     names = set(args.only.split(",")) if args.only else None
+    if args.keepalive > 0:
+        import keepalive
+
+        keepalive.main(SERVERS, names, args.keepalive, args.json)
+        return
     results = []
     for heavy in [False, True]:
         if ("heavy" if heavy else "hello") not in args.apps.split(","):

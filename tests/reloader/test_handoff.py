@@ -196,12 +196,15 @@ def pipelined_client(port: int, load: Load, who: str, depth: int = 3) -> None:
 
 
 def reload_under_load(
-    proc: CitusProcess, app: Path, port: int, reloads: int
+    proc: CitusProcess, app: Path, port: int, reloads: int, interval: float = 0.25
 ) -> tuple[Load, list[float]]:
-    """Rewrite ``app`` ``reloads`` times, 250 ms apart, under the clients' load.
+    """Rewrite ``app`` ``reloads`` times under the clients' load: each time once
+    the previous version's " * Reloaded" is printed, ``interval`` seconds
+    after the previous write at the soonest. With ``interval=0``, every
+    ``0.1`` s without waiting: saves come faster than reloads.
 
     Returns what the clients saw, and when the test read each " * Reloaded"
-    (index N-1 for version N).
+    (index N-1 for version N; empty without waiting).
     """
     load = Load()
     clients = [
@@ -224,7 +227,7 @@ def reload_under_load(
             written = time.monotonic()
             write(app, APP.format(version=version))
             deadline = written + 15
-            while True:
+            while interval:
                 lines = proc.log.lines
                 hit = next(
                     (i for i in range(cursor, len(lines)) if "Reloaded in" in lines[i]),
@@ -239,7 +242,11 @@ def reload_under_load(
                 )
                 assert proc.proc.poll() is None, proc.log.text
                 time.sleep(0.002)
-            time.sleep(max(0.0, written + 0.25 - time.monotonic()))
+            time.sleep(max(0.0, written + (interval or 0.1) - time.monotonic()))
+        deadline = time.monotonic() + 15
+        while not any(answer[1] == reloads for answer in list(load.answers)):
+            assert time.monotonic() < deadline, f"v{reloads} never served"
+            time.sleep(0.01)
         time.sleep(0.3)  # requests on the last generation
     finally:
         load.stop.set()
@@ -293,6 +300,18 @@ def test_no_request_fails_and_new_requests_get_new_code(
         if version < due:
             stale.append((who, version, due))
     assert stale == [], f"answered by old code after ' * Reloaded': {stale[:10]}"
+
+
+def test_saves_faster_than_reloads_fail_no_request(
+    run_citus: Runner, tmp_path: Path
+) -> None:
+    # A child that sees a change as it starts stops at once: the connections
+    # handed to it move on again.
+    proc, app, port = start(run_citus, tmp_path)
+    load, _ = reload_under_load(proc, app, port, reloads=15, interval=0)
+    assert load.failures == [], f"{len(load.failures)} failed: {load.failures[:10]}"
+    kinds = {who.rstrip("0123456789") for _, _, who in load.answers}
+    assert kinds == {"post", "get", "close", "pipelined"}
 
 
 def test_a_long_response_still_ends_within_the_grace_period(

@@ -89,6 +89,11 @@ _adopt_lock = threading.Lock()
 _inbox: queue.Queue[dict[str, t.Any] | None] = queue.Queue()
 #: Records this serving child's imports for the next spare (see .preload).
 _recorder: t.Any = None
+#: The supervisor has put the next child in this one's place: it passes no
+#: more connections to this one.
+_replaced = threading.Event()
+#: Most seconds to wait for that before stopping.
+REPLACED_WAIT = 0.5
 
 
 def _float_env(name: str) -> float | None:
@@ -175,6 +180,8 @@ def _read_supervisor(sock: socket.socket) -> None:
                 _inbox.put(None)
             elif message.get("op") == "preload":
                 _inbox.put(message)
+            elif message.get("op") == "replaced":
+                _replaced.set()
             elif message.get("op") == "adopt":
                 count = message.get("count")
                 count = count if isinstance(count, int) else 0
@@ -367,6 +374,11 @@ def _reload(changed: list[str], stop_serving: t.Callable[[], None] | None) -> No
     if stop_serving is None:
         os._exit(EXIT_RELOAD)
     background_thread(_exit_after_grace)
+    if _adopt is not None:
+        # Connections may be on their way to this child until the supervisor
+        # has put the next one in its place: adopt them, then hand them on
+        # with the others once stopped.
+        _replaced.wait(REPLACED_WAIT)
     try:
         stop_serving()
     except Exception:
@@ -412,8 +424,11 @@ def start(
         _watcher = watcher
     stale = watcher.prepare()
     if stale:
-        # A file changed while this child started: it has served nothing yet.
-        _reload(stale, None)
+        # A file changed while this child started: it has served nothing
+        # yet, but may hold connections that the previous one handed over,
+        # which its server hands on as it stops (at once: it never started).
+        _reload(stale, stop_serving if _adopt is not None else None)
+        return
 
     def run() -> None:
         try:

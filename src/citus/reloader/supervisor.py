@@ -530,6 +530,9 @@ class Supervisor:
             if kind == "reload":
                 self._retire(current)
                 self._spawn(value)
+                # From now on its connections go to the next child: tell it,
+                # so that it stops knowing that no more will come its way.
+                current.send(b'{"op": "replaced"}\n')
             elif kind == "exit":
                 code = value
                 if code == EXIT_RELOAD:
