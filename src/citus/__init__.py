@@ -35,12 +35,12 @@ _NAMESPACE = globals()
 #: Where each public name lives.
 _HOMES = {
     "API": "app",
-    "url_for": "app",
+    "current_app": "app",
     "render_template": "app",
     "render_template_string": "app",
+    "url_for": "app",
     "HTTPException": "exceptions",
     "abort": "exceptions",
-    "current_app": "app",
     "request": "globals",
     "Request": "wrappers",
     "Response": "wrappers",

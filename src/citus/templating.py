@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import linecache
 import os
+import re
 import typing as t
 
 import jinja2
@@ -28,6 +29,8 @@ __all__ = [
     "render_string",
     "select_autoescape",
 ]
+
+_NEWLINE = re.compile(r"\r\n|\r|\n")
 
 #: Templates whose name ends with one of these are autoescaped.
 AUTOESCAPE_EXTENSIONS = (".html", ".htm", ".xml", ".xhtml", ".svg")
@@ -126,8 +129,9 @@ def remember_source(filename: str, source: str) -> None:
     :param filename: the name frames carry, such as ``<template 0123abcd4567>``.
     :param source: the text.
     """
-    lines = [
-        line if line.endswith("\n") else line + "\n" for line in source.splitlines()
-    ]
+    # Lines end where Jinja's lexer ends them, so that line numbers agree.
+    lines = [line + "\n" for line in _NEWLINE.split(source)]
+    if lines[-1] == "\n":
+        lines.pop()  # the source ended with a newline
     # No modification time: linecache.checkcache() then leaves the entry alone.
     linecache.cache[filename] = (len(source), None, lines, filename)

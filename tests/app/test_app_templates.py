@@ -472,6 +472,19 @@ def test_a_string_template_error_shows_its_lines(tmp_path: Path) -> None:
     assert '<span class="ln">2</span>{{ who.upper() }}' in page
 
 
+def test_string_template_lines_are_counted_as_jinja_counts_them(
+    tmp_path: Path,
+) -> None:
+    client, app = debugged_client(tmp_path)
+    app.add_url_rule(
+        "/crlf",
+        "crlf",
+        lambda: render_template_string("one\r\ntwo\u2028still two\rthree {{ 1 // 0 }}"),
+    )
+    _, frames = own_frames(client, "/crlf")
+    assert (frames[-1]["line"], frames[-1]["code"]) == (3, "three {{ 1 // 0 }}")
+
+
 def test_errors_reach_the_apps_handlers_outside_debug_mode(tmp_path: Path) -> None:
     client, app = debugged_client(tmp_path)
     app.debug = False
