@@ -737,7 +737,8 @@ class API:
             python-dotenv).
         :param options: passed to :func:`citus.serving.run_simple`
             (``use_reloader``, ``use_debugger``, ``threaded`` (on by default),
-            ``ssl_context`` ...).
+            ``ssl_context``, ``live_reload`` (on in debug mode; ``False``
+            turns it off) ...).
 
         Reads ``CITUS_RUN_FROM_CLI`` (set by ``citus run``, ``routes`` and
         ``shell`` to their own process id), and

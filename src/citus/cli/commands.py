@@ -224,6 +224,12 @@ RUN_EPILOG = (
     help="Interactive debugger on errors.  [default: on in debug mode]",
 )
 @run_option(
+    "--live-reload/--no-live-reload",
+    default=True,
+    show_default=True,
+    help="Open pages follow every change (with the reloader and debugger).",
+)
+@run_option(
     "--eager-loading/--lazy-loading",
     default=None,
     help="Fail at once if the app cannot load, or serve the error."
@@ -280,6 +286,7 @@ def run_command(
     debug: bool | None,
     reload: bool | None,
     debugger: bool | None,
+    live_reload: bool,
     eager_loading: bool | None,
     with_threads: bool,
     reloader_type: str,
@@ -347,6 +354,7 @@ def run_command(
         reloader_type=reloader_type,
         threaded=with_threads,
         ssl_context=ssl_context,
+        live_reload=live_reload,
     )
 
 

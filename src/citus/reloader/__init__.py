@@ -34,6 +34,7 @@ __all__ = [
     "check_options",
     "is_first_start",
     "is_running_from_reloader",
+    "on_reload",
     "run_with_reloader",
     "share_connections",
     "start_child_watcher",
@@ -163,6 +164,7 @@ def run_with_reloader(
     reloader_type: str = "auto",
     ssl_context: ssl.SSLContext | None = None,
     debugger: DebuggedApplication | None = None,
+    live_reload: bool = False,
 ) -> int:
     """Supervise serving children on ``sockets`` until Ctrl+C.
 
@@ -183,6 +185,8 @@ def run_with_reloader(
     :param debugger: the debugger, when it is on: the error page then shows
         the crash to the requests it trusts (a local ``Host``, same origin).
         Without it the page only says that the app failed to load.
+    :param live_reload: the error page carries live reload's script, and open
+        pages reload once a child serves again.
     :returns: the status to exit with: 0 after Ctrl+C (or SIGTERM), 1 when a
         child exited with :data:`EXIT_FATAL`, 2 with :data:`EXIT_USAGE`. Any
         other end of a child, exit status 0 included, waits for a change.
@@ -211,6 +215,7 @@ def run_with_reloader(
         ssl_context=ssl_context,
         child_env={BACKEND_ENV: name},
         trust=debugger.trusts_request if debugger is not None else None,
+        live_reload=live_reload,
     )
     return supervisor.run()
 
@@ -309,6 +314,18 @@ def reload_requested() -> bool:
     from . import child
 
     return child.reload_requested()
+
+
+def on_reload(listener: t.Callable[[], None]) -> None:
+    """In a serving child: call ``listener`` once the server has stopped
+    accepting for a reload, before the process exits.
+
+    Live reload ends its event streams there, so that open pages connect
+    again at once and reach the next child.
+    """
+    from . import child
+
+    child.on_reload(listener)
 
 
 def watch_files_of(error: BaseException) -> None:

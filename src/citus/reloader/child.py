@@ -94,6 +94,9 @@ _recorder: t.Any = None
 _replaced = threading.Event()
 #: Most seconds to wait for that before stopping.
 REPLACED_WAIT = 0.5
+#: Called once this child has stopped accepting for a reload (live reload
+#: ends its event streams there).
+_reload_listeners: list[t.Callable[[], None]] = []
 
 
 def _float_env(name: str) -> float | None:
@@ -353,6 +356,12 @@ def watch_files_of(error: BaseException) -> None:
             _watcher.add_files(files)
 
 
+def on_reload(listener: t.Callable[[], None]) -> None:
+    """Call ``listener`` when this child stops for a reload (see
+    :func:`citus.reloader.on_reload`)."""
+    _reload_listeners.append(listener)
+
+
 def reload_requested() -> bool:
     """True once this child has decided to reload (its server is stopping)."""
     return _reloading.is_set()
@@ -383,6 +392,11 @@ def _reload(changed: list[str], stop_serving: t.Callable[[], None] | None) -> No
         stop_serving()
     except Exception:
         os._exit(EXIT_RELOAD)
+    for listener in _reload_listeners:
+        try:
+            listener()
+        except Exception:  # a listener's bug must not stop the reload
+            pass
 
 
 def start(

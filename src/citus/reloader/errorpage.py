@@ -11,6 +11,11 @@ the debugger trusts (a local ``Host``, same-origin ``Origin`` and
 ``Sec-Fetch-Site``); anyone else learns only that the app failed to load and
 that the terminal has the details. Pages carry a strict Content-Security-Policy
 whose only allowance is a per-response nonce for the page's own style.
+
+With live reload on, HTML pages also carry its script (and the policy its
+hash), and the event stream's URL gets a stream that stays open until the
+next child starts: the page then connects again, and reloads once it is
+served by that child.
 """
 
 from __future__ import annotations
@@ -61,12 +66,19 @@ class ErrorPage:
     :param trust: the debugger's check of a request
         (:meth:`citus.debug.DebuggedApplication.trusts_request`), or ``None``
         outside debug mode: then the output is never shown.
+    :param live: add live reload's script to HTML pages.
     """
 
-    def __init__(self, tail: str, status: str, trust: TrustCheck | None) -> None:
+    #: The id live reload's script sees while no child serves.
+    LIVE_ID = "down"
+
+    def __init__(
+        self, tail: str, status: str, trust: TrustCheck | None, live: bool = False
+    ) -> None:
         self.tail = tail or "(the server wrote nothing to standard error)"
         self.status = status
         self.trust = trust
+        self.live = live
 
     def reveals(self, environ: dict[str, t.Any]) -> bool:
         """Whether the request described by ``environ`` may see the output."""
@@ -115,9 +127,27 @@ class ErrorPage:
             f"</head><body><h1>{html.escape(title)}</h1>"
             + "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
             + (f"<pre>{html.escape(detail)}</pre>" if detail is not None else "")
+            + self._live_script(environ)
             + "</body></html>\n"
         )
-        return "text/html; charset=utf-8", body.encode(), [_csp(nonce)]
+        csp = _csp(nonce)
+        if self.live:
+            from ..live.inject import allow_script
+
+            csp = allow_script(csp)
+        return "text/html; charset=utf-8", body.encode(), [csp]
+
+    def _live_script(self, environ: dict[str, t.Any]) -> str:
+        if not self.live:
+            return ""
+        from ..live import EVENTS
+        from ..live.inject import script_tag
+
+        settings = {"url": EVENTS, "id": self.LIVE_ID}
+        method = str(environ.get("REQUEST_METHOD", "GET"))
+        if method not in ("GET", "HEAD"):
+            settings["method"] = method
+        return script_tag(settings).decode()
 
 
 def parse_head(head: bytes) -> tuple[str, dict[str, str]] | None:
@@ -185,6 +215,9 @@ class ErrorServer:
         self._wake_r, self._wake_w = socket.socketpair()
         self._flags: list[int] = []
         self._thread: threading.Thread | None = None
+        self._streams: set[socket.socket] = set()
+        self._streams_lock = threading.Lock()
+        self._stopped = False
 
     def start(self) -> None:
         """Start answering, in a daemon thread."""
@@ -199,6 +232,14 @@ class ErrorServer:
             pass
         if self._thread is not None:
             self._thread.join(5)
+        with self._streams_lock:
+            self._stopped = True
+            streams = list(self._streams)
+        for stream in streams:  # open pages connect again, to the next child
+            try:
+                stream.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         for sock, flags in zip(self.sockets, self._flags, strict=False):
             restore_blocking(sock, flags)
         self._wake_r.close()
@@ -257,6 +298,9 @@ class ErrorServer:
             client = _client_address(conn, addr)
             scheme = "https" if self.ssl_context is not None else "http"
             environ = request_environ(request_line, headers, scheme, client)
+            if self.page.live and _is_stream(request_line):
+                self._stream(conn)
+                return
             ctype, body, csp = self.page.render(environ)
             lines = [
                 "HTTP/1.1 500 Internal Server Error",
@@ -279,6 +323,35 @@ class ErrorServer:
             pass
         finally:
             conn.close()
+
+    def _stream(self, conn: socket.socket) -> None:
+        """Hold live reload's event stream open until :meth:`stop`."""
+        from ..live.hub import HEAD, event
+
+        with self._streams_lock:
+            if self._stopped:
+                return
+            self._streams.add(conn)
+        try:
+            conn.sendall(HEAD + event("hello", {"id": ErrorPage.LIVE_ID}))
+            conn.settimeout(None)
+            while conn.recv(4096):
+                pass
+        except OSError:
+            pass
+        finally:
+            with self._streams_lock:
+                self._streams.discard(conn)
+
+
+def _is_stream(request_line: str) -> bool:
+    """Whether the request is for live reload's event stream."""
+    from ..live import EVENTS
+
+    parts = request_line.split()
+    if len(parts) < 2 or parts[0] != "GET":
+        return False
+    return parts[1].split("?", 1)[0] == EVENTS
 
 
 def _client_address(conn: socket.socket, addr: t.Any) -> str:

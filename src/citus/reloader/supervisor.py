@@ -148,6 +148,7 @@ class Supervisor:
     :param trust: decides which requests the error page shows the crash to
         (the debugger's :meth:`~citus.debug.DebuggedApplication.trusts_request`);
         ``None`` (the debugger is off): to none of them.
+    :param live_reload: the error page carries live reload's script.
     """
 
     def __init__(
@@ -160,9 +161,11 @@ class Supervisor:
         ssl_context: ssl.SSLContext | None = None,
         child_env: dict[str, str] | None = None,
         trust: TrustCheck | None = None,
+        live_reload: bool = False,
     ) -> None:
         self.sockets = sockets
         self.trust = trust
+        self.live_reload = live_reload
         self.child_env = dict(child_env or {})
         self.backend_factory = backend_factory
         self.backend_name = backend_name
@@ -415,7 +418,9 @@ class Supervisor:
                 err=True,
             )
         self._crashed = child
-        page = ErrorPage(child.tail_text(), describe_exit_status(code), self.trust)
+        page = ErrorPage(
+            child.tail_text(), describe_exit_status(code), self.trust, self.live_reload
+        )
         server = ErrorServer(self.sockets, page, self.ssl_context)
         server.start()
         self._error_server = server

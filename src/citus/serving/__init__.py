@@ -32,6 +32,7 @@ if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
     from ..debug import DebuggedApplication
+    from ..live import LiveReload
     from .server import Server as Server
     from .server import make_server as make_server
 
@@ -70,6 +71,7 @@ def run_simple(
     static_files: dict[str, str] | None = None,
     passthrough_errors: bool = False,
     ssl_context: ssl.SSLContext | tuple[str, str] | str | None = None,
+    live_reload: bool = True,
 ) -> None:
     """Serve ``application`` until Ctrl+C, as the development server.
 
@@ -92,6 +94,12 @@ def run_simple(
         out of the server instead of answering 500.
     :param ssl_context: ``"adhoc"``, a ``(cert_file, key_file)`` tuple or an
         :class:`ssl.SSLContext` to serve HTTPS.
+    :param live_reload: with the reloader and the debugger both on, open HTML
+        pages follow every change (see docs/live-reload.md); ignored
+        otherwise.
+
+    .. versionchanged:: 0.2
+        Added ``live_reload``.
 
     Reads ``CITUS_RUN_MAIN`` (set by the reloader in the serving child),
     ``CITUS_SERVER_FDS`` (the sockets the supervisor bound) and, through the
@@ -108,6 +116,7 @@ def run_simple(
 
         check_options(reloader_type, reloader_interval)
     try:
+        user_app = application
         if static_files:
             from .static import StaticFilesMiddleware
 
@@ -118,6 +127,13 @@ def run_simple(
 
             debugger = DebuggedApplication(application, evalex=use_evalex)
             application = debugger
+        live = None
+        if live_reload and use_reloader and use_debugger:
+            if is_running_from_reloader():
+                from ..live import LiveReload
+
+                live = LiveReload(application)
+                application = live
 
         try:
             context = load_ssl_context(ssl_context)
@@ -146,6 +162,9 @@ def run_simple(
                 inherited is not None,
                 application,
                 debugger,
+                _Live(user_app, live, static_files)
+                if live_reload and use_debugger
+                else None,
                 context,
                 use_reloader,
                 extra_files,
@@ -167,6 +186,7 @@ def _serve_sockets(
     inherited: bool,
     application: WSGIApplication,
     debugger: DebuggedApplication | None,
+    live: _Live | None,
     context: ssl.SSLContext | None,
     use_reloader: bool,
     extra_files: t.Iterable[str] | None,
@@ -190,6 +210,7 @@ def _serve_sockets(
                 reloader_type=reloader_type,
                 ssl_context=context,
                 debugger=debugger,
+                live_reload=live is not None,
             )
         except ReloaderError as error:
             echo(f"Error: {error}", err=True)
@@ -221,6 +242,10 @@ def _serve_sockets(
         if context is None and processes == 1:
             # Kept-alive connections move on to the next child at a reload.
             server.hand_off = share_connections(server.adopt)
+        if live is not None and live.middleware is not None:
+            exclude_patterns = _start_live(
+                live, exclude_patterns, reloader_type, reloader_interval
+            )
         start_child_watcher(
             extra_files=extra_files,
             exclude_patterns=exclude_patterns,
@@ -245,3 +270,44 @@ def _serve_sockets(
 
         if reload_requested():
             raise SystemExit(EXIT_RELOAD)
+
+
+class _Live(t.NamedTuple):
+    """Live reload's part of serving."""
+
+    #: The application as the user gave it (its framework names its folders).
+    app: object
+    #: The middleware, in the serving process; ``None`` in the supervisor.
+    middleware: LiveReload | None
+    #: ``run_simple``'s ``static_files``.
+    static_files: dict[str, str] | None
+
+
+def _start_live(
+    live: _Live,
+    exclude_patterns: t.Iterable[str] | None,
+    reloader_type: str,
+    interval: float,
+) -> list[str]:
+    """Start live reload's watch on the app's asset folders; return the
+    reloader's exclude patterns, with those folders left out."""
+    import os
+
+    from ..live import start
+    from ..live.changes import exclude_patterns as asset_patterns
+    from ..reloader import BACKEND_ENV, BACKENDS, make_backend, resolve_backend
+
+    assert live.middleware is not None
+    name = os.environ.get(BACKEND_ENV) or reloader_type
+    if name not in BACKENDS:
+        name = resolve_backend(reloader_type)
+    watcher = start(
+        live.app,
+        live.middleware,
+        lambda: make_backend(name, interval),
+        static_files=live.static_files,
+    )
+    patterns = list(exclude_patterns or ())
+    if watcher is not None:
+        patterns += asset_patterns(watcher.folders)
+    return patterns

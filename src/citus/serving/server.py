@@ -53,7 +53,14 @@ from .http11 import (
     RemoteProtocolError,
 )
 from .tls import PLAIN_HTTP_MESSAGE, handshake_failure
-from .wsgi import Exchange, Input, address_environ, base_environ, build_environ
+from .wsgi import (
+    TAKE_SOCKET_KEY,
+    Exchange,
+    Input,
+    address_environ,
+    base_environ,
+    build_environ,
+)
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -579,6 +586,14 @@ class Server:
         except OSError:
             pass
 
+    def _release(self, client: Client) -> None:
+        """Forget a connection whose socket the application took (open)."""
+        if self._clients.pop(client.fd, None) is None:
+            return
+        poller = self._poller
+        if poller is not None and client.registered:
+            poller.remove(client.fd)
+
     def _rearm(self, client: Client) -> None:
         if self._stopping:
             if self._passes_on(client) and not client.conn.head_started:
@@ -781,7 +796,11 @@ class Server:
                 not client.tls,
             )
             environ = build_environ(event, client.base, Input(conn, client))
+            environ[TAKE_SOCKET_KEY] = _taker(exchange, client)
             exchange.run(environ)
+            if exchange.taken:
+                self._release(client)
+                return
             if (
                 exchange.aborted
                 or not conn.keep_alive
@@ -833,6 +852,18 @@ class Server:
                 client.sock, http11.error_response(error.status_hint, str(error))
             )
         self._close(client)
+
+
+def _taker(exchange: Exchange, client: Client) -> t.Callable[[], socket.socket]:
+    """The environ's :data:`~.wsgi.TAKE_SOCKET_KEY` callable for one exchange."""
+
+    def take() -> socket.socket:
+        if exchange.headers_sent:
+            raise RuntimeError("The response has started; the socket stays.")
+        exchange.taken = True
+        return client.sock
+
+    return take
 
 
 def make_server(

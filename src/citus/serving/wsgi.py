@@ -33,6 +33,13 @@ logger = logging.getLogger("citus")
 ExcInfo = tuple[type[BaseException], BaseException, "TracebackType | None"]
 
 
+#: WSGI environ key of a callable that hands the connection's socket to the
+#: application: the server forgets the connection (it neither answers nor
+#: closes it) once the application returns. Call it before ``start_response``;
+#: citus's live reload keeps its event streams this way, without a thread each.
+TAKE_SOCKET_KEY = "citus.take_socket"
+
+
 class ClientDisconnectedError(OSError):
     """The client went away (or stopped sending) in the middle of a request."""
 
@@ -370,6 +377,9 @@ class Exchange:
         self.code = 0
         #: True when the connection must be dropped without a proper end.
         self.aborted = False
+        #: True once the application took the connection's socket
+        #: (:data:`TAKE_SOCKET_KEY`): nothing more is sent or logged for it.
+        self.taken = False
 
     # -- start_response and write -------------------------------------------------
 
@@ -479,13 +489,14 @@ class Exchange:
             else:
                 self.aborted = True
         finally:
-            log_request(
-                self.client,
-                _line(environ),
-                self.code or 500,
-                None,
-                monotonic() - started,
-            )
+            if not self.taken:
+                log_request(
+                    self.client,
+                    _line(environ),
+                    self.code or 500,
+                    None,
+                    monotonic() - started,
+                )
 
     def _send_error(self, status: int, message: str) -> None:
         self.code = status
@@ -499,6 +510,8 @@ class Exchange:
     def _call(self, environ: dict[str, t.Any]) -> None:
         result = self.app(environ, self.start_response)  # type: ignore[arg-type]
         try:
+            if self.taken:
+                return  # the socket is the application's now
             conn = self.conn
             if (
                 type(result) is list or type(result) is tuple

@@ -1,0 +1,180 @@
+(function () {
+  "use strict";
+  // citus live reload: follows the development server's event stream.
+  // Settings come from this element's data- attributes (see citus/live).
+  var me = document.currentScript;
+  if (!me || !window.fetch) return;
+  var cfg = me.dataset;
+  var token = {};
+  window.__citusLive = token;
+  var method = (cfg.method || "GET").toUpperCase();
+  var scrollKey = "citus-live-scroll " + location.href;
+  var delay = 0;
+  var controller = null;
+  var timer = 0;
+
+  function active() {
+    return window.__citusLive === token;
+  }
+
+  function restoreScroll() {
+    var saved = null;
+    try {
+      saved = sessionStorage.getItem(scrollKey);
+      sessionStorage.removeItem(scrollKey);
+    } catch (e) {}
+    if (!saved) return;
+    var xy = saved.split(",");
+    var go = function () { window.scrollTo(+xy[0] || 0, +xy[1] || 0); };
+    if (document.readyState === "complete") go();
+    else window.addEventListener("load", go);
+  }
+
+  function reloadPage() {
+    if (method !== "GET" && method !== "HEAD") {
+      offerRepeat();
+      return;
+    }
+    try {
+      sessionStorage.setItem(scrollKey, window.scrollX + "," + window.scrollY);
+    } catch (e) {}
+    stop();
+    location.reload();
+  }
+
+  function offerRepeat() {
+    if (document.getElementById("citus-live-repeat")) return;
+    var bar = document.createElement("div");
+    bar.id = "citus-live-repeat";
+    bar.setAttribute("role", "status");
+    bar.style.cssText = "position:fixed;z-index:2147483647;right:1em;bottom:1em;" +
+      "padding:.6em 1em;background:#222;color:#fff;font:14px system-ui,sans-serif;" +
+      "border-radius:6px;box-shadow:0 2px 8px rgba(0,0,0,.3)";
+    var text = document.createElement("span");
+    text.textContent = "The server reloaded. ";
+    var button = document.createElement("button");
+    button.type = "button";
+    button.textContent = "Repeat " + method + " request";
+    if (cfg.body === undefined) {
+      button.disabled = true;
+      button.title = "The request body was too large to keep.";
+    }
+    button.addEventListener("click", repeat);
+    bar.appendChild(text);
+    bar.appendChild(button);
+    (document.body || document.documentElement).appendChild(bar);
+  }
+
+  function repeat() {
+    var init = { method: method, headers: {}, credentials: "same-origin" };
+    if (cfg.body) {
+      var raw = atob(cfg.body);
+      var bytes = new Uint8Array(raw.length);
+      for (var i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+      init.body = bytes;
+    }
+    if (cfg.type) init.headers["Content-Type"] = cfg.type;
+    fetch(location.href, init).then(function (response) {
+      return response.text();
+    }).then(function (text) {
+      stop();
+      window.__citusLive = null;
+      document.open();
+      document.write(text);
+      document.close();
+    }, function () {
+      var bar = document.getElementById("citus-live-repeat");
+      if (bar) bar.firstChild.textContent = "The request failed; try again. ";
+    });
+  }
+
+  function swapStyles(paths) {
+    var links = Array.prototype.slice.call(
+      document.querySelectorAll('link[rel~="stylesheet"][href]'));
+    var local = links.filter(function (link) {
+      return new URL(link.href, location.href).origin === location.origin;
+    });
+    var matched = local.filter(function (link) {
+      return paths.indexOf(new URL(link.href, location.href).pathname) >= 0;
+    });
+    // A changed file that no link names (an @import, a different URL):
+    // fetch every local stylesheet again.
+    (matched.length ? matched : local).forEach(function (link) {
+      var url = new URL(link.href, location.href);
+      url.searchParams.set("citus-live", Date.now().toString(36));
+      var fresh = link.cloneNode(false);
+      fresh.href = url.href;
+      var done = function () { if (link.parentNode) link.parentNode.removeChild(link); };
+      fresh.addEventListener("load", done);
+      fresh.addEventListener("error", done);
+      link.parentNode.insertBefore(fresh, link.nextSibling);
+    });
+  }
+
+  function handle(block) {
+    var name = "message";
+    var data = "";
+    block.split("\n").forEach(function (line) {
+      if (line.indexOf("event:") === 0) name = line.slice(6).trim();
+      else if (line.indexOf("data:") === 0) data += line.slice(5).trim();
+    });
+    var message = {};
+    try { message = JSON.parse(data || "{}"); } catch (e) { return; }
+    if (name === "hello") delay = 0;
+    if ((name === "hello" || name === "reload") && message.id && message.id !== cfg.id) {
+      reloadPage();
+    } else if (name === "css") {
+      swapStyles(message.paths || []);
+    }
+  }
+
+  function connect() {
+    if (!active()) return;
+    controller = new AbortController();
+    fetch(cfg.url, {
+      cache: "no-store",
+      headers: { Accept: "text/event-stream" },
+      signal: controller.signal
+    }).then(function (response) {
+      if (!response.ok || !response.body) throw new Error("HTTP " + response.status);
+      var reader = response.body.getReader();
+      var decoder = new TextDecoder();
+      var buffer = "";
+      var pump = function () {
+        return reader.read().then(function (chunk) {
+          if (chunk.done) return;
+          buffer += decoder.decode(chunk.value, { stream: true });
+          var blocks = buffer.split("\n\n");
+          buffer = blocks.pop();
+          blocks.forEach(handle);
+          return pump();
+        });
+      };
+      return pump();
+    }).then(function () { later(false); }, function () { later(true); });
+  }
+
+  function later(failed) {
+    if (!active()) return;
+    // A stream the server ended (a reload) is tried again at once; a failed
+    // connection (the server is down) waits longer each time, up to 5 s.
+    delay = Math.min(Math.max(delay * 2, failed ? 100 : 30), 5000);
+    timer = setTimeout(connect, delay);
+  }
+
+  function stop() {
+    clearTimeout(timer);
+    if (controller) controller.abort();
+    if (window.__citusLive === token) window.__citusLive = null;
+  }
+
+  window.addEventListener("pagehide", stop);
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted && !active()) {
+      window.__citusLive = token;
+      connect();
+    }
+  });
+  restoreScroll();
+  connect();
+})();
