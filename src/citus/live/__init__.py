@@ -186,6 +186,7 @@ class _Injection:
 
     def _iterate(self, result: t.Iterable[bytes]) -> t.Iterator[bytes]:
         buffered: list[bytes] = []
+        repeat = self.method != "GET"
         size = 0
         decided = False
         document = False
@@ -207,7 +208,7 @@ class _Injection:
                     decided = True
                     document = inject.is_document(chunk)
                     if document:
-                        self._begin(inject.with_headers(self.headers, None))
+                        self._begin(inject.with_headers(self.headers, None, repeat))
                     else:
                         self._begin(self.headers)
                         self.mode = "pass"
@@ -223,7 +224,7 @@ class _Injection:
                 declared = inject.header(self.headers, "Content-Length") or ""
                 if declared.strip() == str(len(body)) and inject.is_document(body):
                     body = inject.insert(body, inject.script_tag(self.settings))
-                    self._begin(inject.with_headers(self.headers, len(body)))
+                    self._begin(inject.with_headers(self.headers, len(body), repeat))
                 else:
                     self._begin(self.headers)
                 yield body

@@ -114,11 +114,11 @@ def insert(body: bytes, tag: bytes) -> bytes:
 
 
 def with_headers(
-    headers: list[tuple[str, str]], length: int | None
+    headers: list[tuple[str, str]], length: int | None, repeat: bool = False
 ) -> list[tuple[str, str]]:
     """The response headers for the changed body: ``Content-Length`` set to
     ``length`` (when the original had one) and each policy allowing the
-    script."""
+    script (and, with ``repeat``, its form; see :func:`allow_script`)."""
     result: list[tuple[str, str]] = []
     for name, value in headers:
         lower = name.lower()
@@ -127,7 +127,7 @@ def with_headers(
                 result.append((name, str(length)))
             continue
         if lower in CSP_HEADERS:
-            value = allow_script(value)
+            value = allow_script(value, repeat)
         result.append((name, value))
     return result
 
@@ -169,7 +169,7 @@ def _add(directive: list[str], source: str) -> None:
     directive.append(source)
 
 
-def allow_script(policy: str) -> str:
+def allow_script(policy: str, repeat: bool = False) -> str:
     """``policy`` with what the live-reload script needs, and nothing more.
 
     - scripts: the script's hash is added to ``script-src-elem``, else
@@ -178,7 +178,10 @@ def allow_script(policy: str) -> str:
       itself is left alone). A directive that already runs any inline
       script is left as it is (a hash would turn ``'unsafe-inline'`` off);
     - the event stream: ``'self'`` is added to ``connect-src`` the same way,
-      unless ``'self'`` or ``*`` is there already.
+      unless ``'self'`` or ``*`` is there already;
+    - with ``repeat`` (a page answering a request other than GET, which the
+      script offers to send again as a form, to the page's own URL):
+      ``'self'`` is added to a ``form-action`` that lacks it.
     """
     directives = _directives(policy)
     default = _find(directives, "default-src")
@@ -197,6 +200,11 @@ def allow_script(policy: str) -> str:
         lowered = [s.lower() for s in connect[1:]]
         if "'self'" not in lowered and "*" not in lowered:
             _add(connect, "'self'")
+    action = _find(directives, "form-action")
+    if repeat and action is not None:
+        lowered = [s.lower() for s in action[1:]]
+        if "'self'" not in lowered and "*" not in lowered:
+            _add(action, "'self'")
     if not directives:
         return policy
     return "; ".join(" ".join(d) for d in directives)

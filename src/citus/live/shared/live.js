@@ -47,9 +47,13 @@
     var bar = document.createElement("div");
     bar.id = "citus-live-repeat";
     bar.setAttribute("role", "status");
-    bar.style.cssText = "position:fixed;z-index:2147483647;right:1em;bottom:1em;" +
-      "padding:.6em 1em;background:#222;color:#fff;font:14px system-ui,sans-serif;" +
-      "border-radius:6px;box-shadow:0 2px 8px rgba(0,0,0,.3)";
+    // Property by property (CSSOM): allowed under any style-src.
+    var style = {
+      position: "fixed", zIndex: "2147483647", right: "1em", bottom: "1em",
+      padding: ".6em 1em", background: "#222", color: "#fff",
+      font: "14px system-ui, sans-serif", borderRadius: "6px"
+    };
+    for (var key in style) bar.style[key] = style[key];
     var text = document.createElement("span");
     text.textContent = "The server reloaded. ";
     var button = document.createElement("button");
@@ -57,7 +61,7 @@
     button.textContent = "Repeat " + method + " request";
     if (cfg.body === undefined) {
       button.disabled = true;
-      button.title = "The request body was too large to keep.";
+      button.title = "citus did not keep this request's body.";
     }
     button.addEventListener("click", repeat);
     bar.appendChild(text);
@@ -65,20 +69,85 @@
     (document.body || document.documentElement).appendChild(bar);
   }
 
-  function repeat() {
-    var init = { method: method, headers: {}, credentials: "same-origin" };
-    if (cfg.body) {
-      var raw = atob(cfg.body);
-      var bytes = new Uint8Array(raw.length);
-      for (var i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
-      init.body = bytes;
+  function bodyBytes() {
+    return cfg.body ? atob(cfg.body) : "";
+  }
+
+  function utf8(binary) {
+    var bytes = new Uint8Array(binary.length);
+    for (var i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+    return bytes;
+  }
+
+  // The fields of a form body, or null when it is not one a form can send.
+  function formFields() {
+    var type = (cfg.type || "").toLowerCase();
+    var raw = bodyBytes();
+    var fields = [];
+    if (type.indexOf("application/x-www-form-urlencoded") === 0) {
+      new URLSearchParams(new TextDecoder().decode(utf8(raw))).forEach(function (v, k) {
+        fields.push([k, v]);
+      });
+      return { enctype: "application/x-www-form-urlencoded", fields: fields };
     }
+    var match = /boundary="?([^";]+)"?/i.exec(cfg.type || "");
+    if (type.indexOf("multipart/form-data") !== 0 || !match) return null;
+    var parts = raw.split("--" + match[1]);
+    for (var i = 1; i < parts.length; i++) {
+      var part = parts[i];
+      if (part.indexOf("--") === 0) break;
+      var split = part.indexOf("\r\n\r\n");
+      if (split < 0) continue;
+      var head = part.slice(0, split);
+      var value = part.slice(split + 4, part.length - 2);
+      var name = /name="([^"]*)"/i.exec(head);
+      if (!name) continue;
+      var file = /filename="([^"]*)"/i.exec(head);
+      if (file) {
+        var mime = /content-type:\s*([^\r\n]+)/i.exec(head);
+        fields.push([name[1], new File([utf8(value)], file[1],
+          { type: mime ? mime[1] : "application/octet-stream" })]);
+      } else {
+        fields.push([name[1], new TextDecoder().decode(utf8(value))]);
+      }
+    }
+    return { enctype: "multipart/form-data", fields: fields };
+  }
+
+  function repeat() {
+    var form = method === "POST" ? formFields() : null;
+    stop();
+    if (form) {
+      // A real navigation: the result is a page of its own (its policy too).
+      var el = document.createElement("form");
+      el.method = "post";
+      el.action = location.href;
+      el.enctype = form.enctype;
+      el.hidden = true;
+      form.fields.forEach(function (field) {
+        var input = document.createElement("input");
+        input.name = field[0];
+        if (typeof field[1] === "string") {
+          input.type = "hidden";
+          input.value = field[1];
+        } else {
+          input.type = "file";
+          var files = new DataTransfer();
+          files.items.add(field[1]);
+          input.files = files.files;
+        }
+        el.appendChild(input);
+      });
+      document.body.appendChild(el);
+      el.submit();
+      return;
+    }
+    var init = { method: method, headers: {}, credentials: "same-origin" };
+    if (cfg.body) init.body = utf8(bodyBytes());
     if (cfg.type) init.headers["Content-Type"] = cfg.type;
     fetch(location.href, init).then(function (response) {
       return response.text();
     }).then(function (text) {
-      stop();
-      window.__citusLive = null;
       document.open();
       document.write(text);
       document.close();

@@ -1,0 +1,196 @@
+"""Live reload end to end: real servers, real files, headless Chromium."""
+
+from __future__ import annotations
+
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from .conftest import Watched, app_script, free_port, project, wait_until, write
+
+if t.TYPE_CHECKING:
+    from conftest import CitusProcess  # type: ignore[import-not-found]
+
+    Runner = t.Callable[..., CitusProcess]
+    Opener = t.Callable[[], Watched]
+
+pytestmark = [pytest.mark.browser, pytest.mark.live_server]
+
+PIN_OFF = {"CITUS_DEBUGGER_PIN": "off"}
+
+
+def start(run_python: Runner, script: Path, *args: str) -> tuple[CitusProcess, str]:
+    proc = run_python(str(script), *args, env=PIN_OFF)
+    url = proc.wait_for_url()
+    proc.wait_for_log("Debugger is active")
+    return proc, url
+
+
+def connected(page: Watched) -> None:
+    """Wait until the page's script has opened its stream."""
+    page.page.wait_for_function("window.__citusLive && window.__citusLive !== null")
+
+
+@pytest.mark.parametrize("backend", ["stat", "watchdog"])
+def test_view_edit_reloads_every_page_and_keeps_the_scroll(
+    run_python: Runner, open_page: Opener, tmp_path: Path, backend: str
+) -> None:
+    script = project(tmp_path, "one", backend)
+    proc, url = start(run_python, script)
+    pages = [open_page() for _ in range(4)]  # several tabs, several browsers
+    for page in pages:
+        page.page.goto(url + "/")
+        assert page.text("#msg") == "one"
+    first = pages[0]
+    first.page.evaluate("window.scrollTo(0, 1500)")
+    old_pid = first.text("#pid")
+    write(script, app_script("two", backend))
+    for page in pages:
+        page.wait_text("#msg", "two")
+    assert first.text("#pid") != old_pid  # new code, new process
+    wait_until(lambda: first.page.evaluate("window.scrollY") == 1500, 5)
+    assert all(not p.live_errors() for p in pages), [p.errors for p in pages]
+
+
+def test_css_edit_swaps_styles_in_place_keeping_form_and_script_state(
+    run_python: Runner, open_page: Opener, tmp_path: Path
+) -> None:
+    project(tmp_path)
+    proc, url = start(run_python, str(tmp_path / "app.py"))  # type: ignore[arg-type]
+    page = open_page()
+    page.page.goto(url + "/")
+    connected(page)
+    colour = "getComputedStyle(document.querySelector('h1')).color"
+    assert page.page.evaluate(colour) == "rgb(200, 0, 0)"
+    page.page.fill("#field", "typed, not sent")
+    page.page.evaluate("window.marker = 42")
+    navigations = page.navigations
+    pid = page.text("#pid")
+    write(tmp_path / "static" / "site.css", "h1 { color: rgb(0, 0, 200); }\n")
+    page.page.wait_for_function(f"{colour} === 'rgb(0, 0, 200)'")
+    assert page.page.input_value("#field") == "typed, not sent"
+    assert page.page.evaluate("window.marker") == 42
+    assert page.navigations == navigations  # no reload
+    assert page.text("#pid") == pid
+    # One stylesheet, the new one (the old link is gone once it loaded).
+    wait_until(lambda: page.page.locator("link[rel=stylesheet]").count() == 1, 5)
+    assert not page.live_errors(), page.errors
+
+
+def test_other_static_files_reload_the_page_without_a_restart(
+    run_python: Runner, open_page: Opener, tmp_path: Path
+) -> None:
+    project(tmp_path)
+    write(tmp_path / "static" / "app.js", "var version = 1;\n")
+    proc, url = start(run_python, str(tmp_path / "app.py"))  # type: ignore[arg-type]
+    page = open_page()
+    page.page.goto(url + "/")
+    connected(page)
+    page.page.evaluate("window.marker = 1")
+    pid = page.text("#pid")
+    write(tmp_path / "static" / "app.js", "var version = 2;\n")
+    page.page.wait_for_function("window.marker === undefined")  # reloaded
+    page.wait_text("#msg", "one")
+    assert page.text("#pid") == pid  # the same process served it
+    assert "Detected change" not in proc.log.text
+
+
+def test_the_debugger_page_clears_itself_after_the_fix(
+    run_python: Runner, open_page: Opener, tmp_path: Path
+) -> None:
+    script = project(tmp_path, "broken")
+    proc, url = start(run_python, script)
+    page = open_page()
+    response = page.page.goto(url + "/item")
+    assert response.status == 500
+    page.wait_text("h1.exc-type", "ValueError")
+    connected(page)
+    write(script, app_script("fixed"))
+    page.wait_text("#msg", "fixed")
+    assert page.page.url == url + "/item"
+    assert not page.live_errors(), page.errors
+
+
+def test_a_failed_post_offers_to_repeat_it_only_when_clicked(
+    run_python: Runner, open_page: Opener, tmp_path: Path
+) -> None:
+    script = project(tmp_path, "broken")
+    proc, url = start(run_python, script)
+    page = open_page()
+    page.page.goto(url + "/")
+    page.page.fill("#field", "hello")
+    page.page.click("#send")
+    page.wait_text("h1.exc-type", "ValueError")
+    connected(page)
+    submits = proc.log.text.count('"POST /submit')
+    write(script, app_script("fixed"))
+    button = page.page.locator("#citus-live-repeat button")
+    button.wait_for()
+    assert button.inner_text() == "Repeat POST request"
+    # Nothing was sent by itself: the error is still shown.
+    assert page.text("h1.exc-type") == "ValueError"
+    assert proc.log.text.count('"POST /submit') == submits
+    button.click()
+    page.wait_text("#msg", "got note=hello")
+    assert not page.live_errors(), page.errors
+
+
+def test_the_crash_page_carries_the_script_and_clears_itself(
+    run_python: Runner, open_page: Opener, tmp_path: Path
+) -> None:
+    script = project(tmp_path, "one")
+    proc, url = start(run_python, script)
+    page = open_page()
+    page.page.goto(url + "/")
+    connected(page)
+    crash = app_script("one", extra="raise SystemExit('the child stops: 7f3a')")
+    write(script, crash)
+    # The child is gone: the page reloads into the supervisor's page ...
+    page.wait_text("h1", "The development server stopped")
+    connected(page)
+    write(script, app_script("back"))
+    # ... and out of it once a child serves again.
+    page.wait_text("#msg", "back")
+    assert not page.live_errors(), page.errors
+
+
+def test_a_page_with_a_strict_policy_still_follows(
+    run_python: Runner, open_page: Opener, tmp_path: Path
+) -> None:
+    script = project(tmp_path, "one")
+    proc, url = start(run_python, script)
+    page = open_page()
+    violations: list[str] = []
+    page.page.on(
+        "console",
+        lambda m: violations.append(m.text) if "Content Security" in m.text else None,
+    )
+    page.page.goto(url + "/csp")
+    connected(page)
+    write(script, app_script("two"))
+    page.wait_text("#msg", "two")
+    assert not violations, violations
+    assert not page.live_errors(), page.errors
+
+
+def test_pages_come_back_after_the_server_does_without_a_flood_of_errors(
+    run_python: Runner, open_page: Opener, tmp_path: Path
+) -> None:
+    script = project(tmp_path, "one")
+    port = free_port()
+    proc, url = start(run_python, script, str(port))
+    page = open_page()
+    page.page.goto(url + "/")
+    connected(page)
+    pid = page.text("#pid")
+    proc.interrupt()  # Ctrl+C
+    assert proc.wait() == 0
+    page.page.wait_for_timeout(3000)  # the server stays away for 3 s
+    failed = [e for e in page.errors if "ERR_CONNECTION_REFUSED" in e]
+    assert len(failed) <= 8, failed  # backed off, not one per frame
+    again, _ = start(run_python, script, str(port))
+    wait_until(
+        lambda: page.page.locator("#pid").count() == 1 and page.text("#pid") != pid
+    )
+    assert page.text("#msg") == "one"
