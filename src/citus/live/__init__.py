@@ -24,10 +24,11 @@ from .hub import Hub
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
+    from ..frameworks import Framework
     from ..reloader.base import Backend
     from .changes import AssetWatcher
 
-__all__ = ["EVENTS", "PREFIX", "LiveReload", "start"]
+__all__ = ["EVENTS", "PREFIX", "LiveReload", "framework_of", "start"]
 
 #: URL prefix of live reload's own endpoints; requests under it never reach
 #: the app.
@@ -236,6 +237,26 @@ class _Injection:
                 close()
 
 
+def framework_of(app: object) -> Framework:
+    """The framework of the app that ``citus run`` serves, seen through the
+    wrappers it serves it in (Django's static files handler, say)."""
+    from ..frameworks import Framework, detect
+
+    current = app
+    for _ in range(4):
+        known = getattr(current, "framework", None)
+        if isinstance(known, Framework):
+            return known
+        found = detect(current)
+        if type(found) is not Framework:
+            return found
+        inner = getattr(current, "application", None)
+        if inner is None or inner is current:
+            break
+        current = inner
+    return detect(app)
+
+
 def start(
     app: object,
     live: LiveReload,
@@ -251,12 +272,11 @@ def start(
     :param make_backend: makes the file watcher's backend.
     :param static_files: ``run_simple``'s static folders, watched as well.
     """
-    from ..frameworks import detect
     from ..reloader import on_reload
     from .changes import AssetWatcher, Folders, apply
 
     on_reload(live.hub.close_all)
-    framework = detect(app)
+    framework = framework_of(app)
     folders = Folders.of(framework, extra_static=(static_files or {}).items())
     if not folders.all:
         return None
