@@ -60,7 +60,8 @@ class Citus(Framework):
 
     def templates_changed(self, paths: t.Sequence[str]) -> None:
         """Empty the app's Jinja template cache, if it has made one."""
-        env = getattr(self.api, "_jinja_env", None)
+        # jinja_env is a cached property: only an environment already made.
+        env = vars(self.api).get("jinja_env")
         cache = getattr(env, "cache", None)
         if cache is not None:
             cache.clear()
