@@ -72,6 +72,20 @@ def test_flaskr_init_db_command(flaskr: Path) -> None:
     assert "Clear the existing data and create new tables." in result.stdout
 
 
+def test_help_lists_the_app_commands(flaskr: Path) -> None:
+    for args, env in (
+        (["--app", "flaskr"], None),
+        (["--help"], {"CITUS_APP": "flaskr"}),
+    ):
+        result = citus(*args, cwd=flaskr, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "Commands of the app 'flaskr':\n  init-db  Clear the existing" in (
+            result.stdout
+        )
+    result = citus("--help", cwd=flaskr)
+    assert "Commands of the app" not in result.stdout
+
+
 def test_unknown_command_with_a_flask_app(flaskr: Path) -> None:
     result = citus("--app", "flaskr", "nosuch", cwd=flaskr)
     assert result.returncode == 2

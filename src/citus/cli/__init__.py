@@ -90,6 +90,44 @@ class CitusGroup(click.Group):
             return command
         return _app_command(ctx, cmd_name)
 
+    def format_commands(
+        self, ctx: click.Context, formatter: click.HelpFormatter
+    ) -> None:
+        """citus's commands, then those of the app named by ``--app`` or
+        ``CITUS_APP``, if it loads and has any."""
+        super().format_commands(ctx, formatter)
+        reference = ctx.params.get("app") or os.environ.get("CITUS_APP")
+        if not reference or not reference.strip():
+            return
+        group = _app_group(reference.strip())
+        if group is None:
+            return
+        rows = []
+        for name in group.list_commands(ctx):
+            command = group.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(formatter.width - 20)))
+        if rows:
+            with formatter.section(f"Commands of the app {reference.strip()!r}"):
+                formatter.write_dl(rows)
+
+
+def _app_group(reference: str) -> click.Group | None:
+    """The app's own commands, for the help; ``None`` if the app does not
+    load (the help stays quiet about why: running a command says it)."""
+    from ..frameworks import detect
+    from .discovery import locate_app
+
+    ensure_cwd_importable()
+    mark_run_from_cli()
+    try:
+        app, _ = locate_app(reference)
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        return None
+    return detect(app).commands()
+
 
 def _app_command(ctx: click.Context, cmd_name: str) -> click.Command | None:
     """The app's own command ``cmd_name``, with the app's context pushed for
