@@ -69,6 +69,22 @@ def test_startproject_answers(django_site: Path) -> None:
     ]
 
 
+def test_the_served_app_answers_as_the_project(django_site: Path) -> None:
+    """What citus run serves (the project in staticfiles' handler) is
+    detected as the project, with the same folders."""
+    extra = """
+    served = found.serving_app(static=True)
+    again = detect(served)
+    answers["same"] = again is found and again.static_folders() == answers["static"]
+    answers["handler"] = type(served).__name__
+    plain = detect(application).serving_app(static=False)
+    answers["no_static"] = detect(plain).static_folders()
+    """
+    answers = ask(django_site, extra)
+    assert answers["same"] is True and answers["handler"] == "StaticFilesHandler"
+    assert answers["no_static"] == []
+
+
 def test_no_static_folders_without_debug_or_staticfiles(django_site: Path) -> None:
     settings = django_site / "mysite" / "settings.py"
     edit(settings, "DEBUG = True", "DEBUG = False")

@@ -139,6 +139,8 @@ class Framework:
 
         :param static: serve static files as the framework's own server does
             (``citus run --no-static`` turns it off).
+
+        A wrapper it returns carries this framework (see :func:`detect`).
         """
         return t.cast("WSGIApplication", self.app)
 
@@ -166,9 +168,22 @@ def is_instance_of(app: object, *qualified: str) -> bool:
     return False
 
 
+#: The attribute by which an app that :meth:`Framework.serving_app` wrapped
+#: carries its framework.
+WRAPPED_ATTRIBUTE = "_citus_framework"
+
+
 def detect(app: object) -> Framework:
     """The :class:`Framework` for ``app``: the first module that claims it, else
-    the plain WSGI answers."""
+    the plain WSGI answers.
+
+    An app that :meth:`Framework.serving_app` returned (Django's project in its
+    static files handler) answers as the app it wraps: the live reload, given
+    the app that is served, finds the same folders.
+    """
+    wrapped = getattr(app, WRAPPED_ATTRIBUTE, None)
+    if isinstance(wrapped, Framework):
+        return wrapped
     for kind in _frameworks():
         if kind.claims(app):
             return kind(app)

@@ -21,6 +21,7 @@ import threading
 import typing as t
 
 from . import (
+    WRAPPED_ATTRIBUTE,
     CheckFailedError,
     Framework,
     Route,
@@ -167,6 +168,7 @@ class Django(Framework):
                 from .._log import echo
 
                 echo(f" * Static files are not served: {error}")
+        setattr(app, WRAPPED_ATTRIBUTE, self)
         return app
 
     def check(self) -> list[str]:
