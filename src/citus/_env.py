@@ -3,7 +3,9 @@
 Shared by the command line and :meth:`citus.API.run`. :func:`get_debug_flag`
 reads ``CITUS_DEBUG`` and ``CITUS_ENV``; :func:`load_dotenv` fills the
 environment from an explicit file and from the nearest ``.env`` and
-``.citusenv``, never overriding a variable that is already set.
+``.citusenv``, never overriding a variable that is already set;
+:func:`reload_dotenv` applies the files again after one of them changed (the
+reloader's supervisor calls it, see :func:`dotenv_watch_paths`).
 :func:`mark_run_from_cli` and :func:`is_run_from_cli` tell ``app.run()`` that a
 ``citus`` command has loaded the app in this very process.
 """
@@ -11,6 +13,7 @@ environment from an explicit file and from the nearest ``.env`` and
 from __future__ import annotations
 
 import os
+import time
 import typing as t
 from pathlib import Path
 
@@ -22,6 +25,10 @@ DOTENV_NAMES = (".env", ".citusenv")
 
 #: The file and value of each variable that :func:`load_dotenv` set.
 _origins: dict[str, tuple[Path, str]] = {}
+#: The explicit file given to :func:`load_dotenv` (``--env-file``), once it ran.
+_explicit: list[Path | None] = []
+#: ``time.time()`` when :func:`load_dotenv` last read the files.
+_loaded_at: list[float] = []
 
 #: Set by ``citus run``, ``routes`` and ``shell`` to the id of their process.
 RUN_FROM_CLI_ENV = "CITUS_RUN_FROM_CLI"
@@ -144,13 +151,97 @@ def load_dotenv(path: str | os.PathLike[str] | None = None) -> bool:
                 f" {which} not loaded. Install it: pip install 'citus[dotenv]'"
             )
         return False
-    for file in files:
-        values = _read_env_file(file, dotenv_values)
-        for key, value in values.items():
-            if value is not None and key not in os.environ:
-                os.environ[key] = value
-                _origins[key] = (file, value)
+    _explicit[:] = [Path(path).resolve() if path is not None else None]
+    _loaded_at[:] = [time.time()]
+    for key, (file, value) in _values_of(files, dotenv_values).items():
+        if key not in os.environ:
+            os.environ[key] = value
+            _origins[key] = (file, value)
     return bool(files)
+
+
+def _values_of(
+    files: list[Path], dotenv_values: t.Callable[..., t.Mapping[str, str | None]]
+) -> dict[str, tuple[Path, str]]:
+    """Each variable of ``files`` with the first file (highest precedence) that
+    sets it; everything is read before anything is applied."""
+    found: dict[str, tuple[Path, str]] = {}
+    for file in files:
+        for key, value in _read_env_file(file, dotenv_values).items():
+            if value is not None and key not in found:
+                found[key] = (file, value)
+    return found
+
+
+def loaded_at() -> float | None:
+    """``time.time()`` when :func:`load_dotenv` read the files, if it did."""
+    return _loaded_at[0] if _loaded_at else None
+
+
+def dotenv_watch_paths() -> list[Path]:
+    """The files whose change alters what :func:`load_dotenv` would load.
+
+    The explicit file, and for ``.env`` and ``.citusenv`` every place from the
+    current folder up to the nearest one found (a nearer file created later
+    takes over), or the current folder's when there is none. Empty when
+    :func:`load_dotenv` has not loaded files in this process (never called, or
+    python-dotenv is missing).
+    """
+    if not _explicit:
+        return []
+    try:
+        here = Path(os.getcwd()).resolve()
+    except FileNotFoundError:
+        return []
+    found: list[Path] = [p for p in _explicit if p is not None]
+    for name in DOTENV_NAMES:
+        chain: list[Path] = []
+        for folder in (here, *here.parents):
+            chain.append(folder / name)
+            if chain[-1].is_file():
+                found.extend(chain)
+                break
+        else:
+            found.append(here / name)
+    return found
+
+
+def reload_dotenv() -> dict[str, str | None]:
+    """Read the ``.env``-style files again and apply them to the environment.
+
+    Variables that :func:`load_dotenv` set and that nobody changed since are
+    replaced by the files' new values, or removed when no file sets them any
+    more; anything else (the real environment, a value set by a command-line
+    option) keeps winning, with the precedence of :func:`load_dotenv`. Does
+    nothing when :func:`load_dotenv` loaded no files in this process.
+
+    :returns: the variables that changed, with their new value (``None``:
+        removed).
+    :raises EnvFileError: when a file cannot be read; nothing is changed then.
+    """
+    if not _explicit:
+        return {}
+    from dotenv import dotenv_values
+
+    files = find_dotenv_files()
+    path = _explicit[0]
+    if path is not None and path.is_file():
+        files.insert(0, path)
+    values = _values_of(files, dotenv_values)
+    before = {key: os.environ.get(key) for key in {*_origins, *values}}
+    for key, (_, value) in list(_origins.items()):
+        if os.environ.get(key) == value:
+            del os.environ[key]
+        del _origins[key]
+    for key, (file, value) in values.items():
+        if key not in os.environ:
+            os.environ[key] = value
+            _origins[key] = (file, value)
+    return {
+        key: os.environ.get(key)
+        for key, old in before.items()
+        if os.environ.get(key) != old
+    }
 
 
 def _read_env_file(

@@ -174,7 +174,10 @@ def run_with_reloader(
     when it reports a change, and while a crashed child is down answers
     requests itself with a page showing its error, until a watched file
     changes (its error output is shown only in debug mode, to trusted
-    requests). Prints `` * Restarting with <backend>`` first.
+    requests). Prints `` * Restarting with <backend>`` first. A change of the
+    project's dependencies, of the installed packages or of an env file
+    restarts cold: the env files are read again and a new child starts
+    without a warm spare (see :mod:`.environment`).
 
     :param sockets: the bound, listening sockets, kept open across restarts.
     :param extra_files: more files to watch.
@@ -216,6 +219,7 @@ def run_with_reloader(
         child_env={BACKEND_ENV: name},
         trust=debugger.trusts_request if debugger is not None else None,
         live_reload=live_reload,
+        watch_environment=True,
     )
     return supervisor.run()
 

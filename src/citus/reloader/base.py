@@ -329,6 +329,38 @@ def display_path(path: str) -> str:
 
 # -- snapshots -----------------------------------------------------------------
 
+#: ``(size, mtime)`` of each source file as the import system saw it, by path.
+_import_stamps: dict[str, tuple[int, float]] = {}
+
+
+def record_import_stamps() -> None:
+    """From now on, note each Python source file's size and modification time
+    at the moment it is imported.
+
+    The first snapshot then knows whether a module changed after it was
+    imported, by comparing with what the import saw, instead of guessing from
+    the time (a modification time in the future, clock skew or a file
+    unpacked from an archive, would look like a change made during the
+    start). It costs no system call: the import system stats each source file
+    anyway (``SourceFileLoader.path_stats``, wrapped here).
+    """
+    from importlib.machinery import SourceFileLoader
+
+    original = SourceFileLoader.path_stats
+    if getattr(original, "_citus_records", False):
+        return
+
+    def path_stats(self: SourceFileLoader, path: str) -> t.Mapping[str, t.Any]:
+        stats = original(self, path)
+        try:
+            _import_stamps[os.path.abspath(path)] = (stats["size"], stats["mtime"])
+        except (KeyError, TypeError):  # pragma: no cover - a foreign loader
+            pass
+        return stats
+
+    path_stats._citus_records = True  # type: ignore[attr-defined]
+    SourceFileLoader.path_stats = path_stats  # type: ignore[method-assign]
+
 
 def stamp(path: str) -> Stamp:
     """``(size, mtime_ns)`` of ``path``, or ``None`` when it is missing."""
@@ -444,7 +476,7 @@ class Watcher:
             entry = _Entry(current, None)
             if current is not None:
                 entry = _Entry(current, digest(path))
-                if self.since is not None and self._is_recent(current[1]):
+                if self.since is not None and self._changed_since_read(path, current):
                     stale.append(path)
             self._entries[path] = entry
         # Only the first scan can race with the process's own imports.
@@ -458,11 +490,18 @@ class Watcher:
                 self.on_watch(sorted(self._entries))
         return stale
 
-    def _is_recent(self, mtime_ns: int) -> bool:
+    def _changed_since_read(self, path: str, current: tuple[int, int]) -> bool:
+        """Whether ``path`` may have changed after this process read it."""
         assert self.since is not None
-        mtime = mtime_ns / 1e9
-        # A future mtime (clock skew on a network mount) must not loop reloads.
-        return self.since <= mtime <= time.time() + 1
+        read = _import_stamps.get(path)
+        if read is not None:
+            # Imported since recording began: compare with what the import saw.
+            return read[0] != current[0] or abs(read[1] - current[1] / 1e9) > 1e-6
+        mtime = current[1] / 1e9
+        # A modification time in the future (clock skew on a mounted folder,
+        # files unpacked from an archive) says nothing about this start: only
+        # a change of content, seen later, reloads such a file.
+        return self.since <= mtime <= time.time()
 
     @property
     def files(self) -> list[str]:

@@ -35,6 +35,7 @@ from .base import (
     background_thread,
     display_path,
     files_of_error,
+    record_import_stamps,
     set_warning_listener,
     warn_once,
 )
@@ -97,6 +98,13 @@ REPLACED_WAIT = 0.5
 #: Called once this child has stopped accepting for a reload (live reload
 #: ends its event streams there).
 _reload_listeners: list[t.Callable[[], None]] = []
+#: How this child stops serving, once :func:`start` was called.
+_stop_serving: t.Callable[[], None] | None = None
+#: :func:`start` was called; else the supervisor's cold restart waits for it.
+_started = False
+#: The supervisor asked for a cold restart before :func:`start` was called.
+_restart_pending = False
+_restart_lock = threading.Lock()
 
 
 def _float_env(name: str) -> float | None:
@@ -189,6 +197,8 @@ def _read_supervisor(sock: socket.socket) -> None:
                 count = message.get("count")
                 count = count if isinstance(count, int) else 0
                 _adopt_fds([fds.popleft() for _ in range(min(count, len(fds)))])
+            elif message.get("op") == "restart":
+                _restart_for_supervisor()
 
 
 def _adopt_fds(fds: list[int]) -> None:
@@ -254,6 +264,7 @@ def wait_if_spare() -> None:
     :func:`citus.reloader.wait_if_spare`)."""
     if os.environ.get("CITUS_RUN_MAIN") != "true":
         return
+    record_import_stamps()  # before any of the user's code is imported
     _ensure_reader()
     if _control is None:
         return
@@ -367,6 +378,22 @@ def reload_requested() -> bool:
     return _reloading.is_set()
 
 
+def _restart_for_supervisor() -> None:
+    """The supervisor wants a cold restart (the environment changed): stop
+    as for a change of code, without a "Detected change" line of our own."""
+    global _restart_pending
+    with _restart_lock:
+        if _reloading.is_set():
+            return
+        if not _started:
+            # Not serving yet: restart as soon as it is about to (it may hold
+            # connections handed over by the previous child, see start()).
+            _restart_pending = True
+            return
+    # In a thread of its own: this one goes on reading the supervisor.
+    background_thread(_reload, [], _stop_serving, name="citus-restart")
+
+
 def _exit_after_grace() -> None:
     time.sleep(GRACE_PERIOD)
     os._exit(EXIT_RELOAD)
@@ -413,7 +440,7 @@ def start(
     The backend is made in that thread, so that importing watchdog does not
     delay serving.
     """
-    global _watcher
+    global _watcher, _stop_serving, _started
     _ensure_reader()
     set_warning_listener(lambda key: _send({"op": "warned", "key": key}))
     if _recorder is not None:
@@ -437,6 +464,12 @@ def start(
         watcher.add_files(_error_files)
         _watcher = watcher
     stale = watcher.prepare()
+    with _restart_lock:
+        _stop_serving, _started = stop_serving, True
+        restart = _restart_pending
+    if restart and not stale:
+        _reload([], stop_serving if _adopt is not None else None)
+        return
     if stale:
         # A file changed while this child started: it has served nothing
         # yet, but may hold connections that the previous one handed over,

@@ -42,6 +42,7 @@ from .._compat import (
     runnable_args,
     send_with_fds,
 )
+from .._env import dotenv_watch_paths, loaded_at
 from .._log import echo
 from .base import (
     WARNED_ENV,
@@ -61,6 +62,7 @@ from .child import (
     SPARE_ENV,
     SPAWNED_AT_ENV,
 )
+from .environment import Change, EnvironmentWatcher
 from .errorpage import ErrorPage, ErrorServer, TrustCheck
 from .preload import PreloadPlan, entries_in, preload_wanted
 
@@ -73,6 +75,8 @@ PRESTART_ENV = "CITUS_RELOADER_PRESTART"
 TAIL_BYTES = 64 * 1024
 #: Lines of that output shown on the error page.
 TAIL_LINES = 80
+#: Seconds a child has to act on a cold restart before it is stopped anyway.
+RESTART_ANSWER = 2.0
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -149,6 +153,9 @@ class Supervisor:
         (the debugger's :meth:`~citus.debug.DebuggedApplication.trusts_request`);
         ``None`` (the debugger is off): to none of them.
     :param live_reload: the error page carries live reload's script.
+    :param watch_environment: also watch the dependency declarations, the
+        installed packages and the env files, and restart cold when they
+        change (see :mod:`.environment`).
     """
 
     def __init__(
@@ -162,8 +169,10 @@ class Supervisor:
         child_env: dict[str, str] | None = None,
         trust: TrustCheck | None = None,
         live_reload: bool = False,
+        watch_environment: bool = False,
     ) -> None:
         self.sockets = sockets
+        self.watch_environment = watch_environment
         self.trust = trust
         self.live_reload = live_reload
         self.child_env = dict(child_env or {})
@@ -184,6 +193,13 @@ class Supervisor:
         self._spares_work = False
         #: Set as soon as Ctrl+C (or SIGTERM) reaches the supervisor.
         self._stopping = threading.Event()
+        #: The next generation starts cold: a plain child, no spare.
+        self._cold = False
+        #: ``(child, monotonic deadline)`` of a cold restart asked of a child.
+        self._restart_asked: tuple[_Child, float] | None = None
+        #: Set once the first child serves (the environment watcher starts).
+        self._serving = threading.Event()
+        self._env_watcher: EnvironmentWatcher | None = None
         self._spares_wanted = os.environ.get(PRESTART_ENV, "1").strip() not in (
             "0",
             "false",
@@ -211,6 +227,11 @@ class Supervisor:
                 if not is_excluded(p, self.exclude_patterns)
             )
         spare, self._spare = self._spare, None
+        cold, self._cold = self._cold, False
+        self._restart_asked = None
+        if cold and spare is not None:
+            self._dismiss(spare)  # it holds the old environment
+            spare = None
         # A spare still importing is called in too: it reads the message as
         # soon as it is ready, sooner than a new process would be.
         if spare is not None and spare.proc.poll() is None:
@@ -233,7 +254,12 @@ class Supervisor:
         if spare is not None:
             self._dismiss(spare)
         child = self._start(env, spare=False)
-        first = json.dumps({"op": "watch", "files": self._watched}) + "\n"
+        opening: dict[str, object] = {"op": "watch", "files": self._watched}
+        if cold:
+            # A cold start: nothing may be carried over from the old
+            # environment (no preloaded modules either).
+            opening["fresh"] = True
+        first = json.dumps(opening) + "\n"
         try:
             child.control.sendall(first.encode())
         except OSError:
@@ -244,6 +270,8 @@ class Supervisor:
         """Start a spare child that waits, warm, to serve the next generation."""
         if self._spare is not None or not (self._spares_work and self._spares_wanted):
             return
+        if self._cold:
+            return  # a cold restart is on its way: the spare would be stale
         env = {"CITUS_RUN_GENERATION": str(self._generation + 1), SPARE_ENV: "1"}
         self._spare = self._start(env, spare=True)
         self._send_preload(self._spare, self._preload.message(watched=self._watched))
@@ -258,7 +286,8 @@ class Supervisor:
     def _preload_event(self, kind: str, child: _Child, value: t.Any) -> None:
         """A child's list of imports, or a spare's modules that misbehaved."""
         if kind == "imported":
-            if child is self._current:
+            # (Nothing of a generation that a cold restart replaces.)
+            if child is self._current and not self._cold:
                 new = self._preload.add(value)
                 if new and self._spare is not None:
                     message = self._preload.message(new, watched=self._watched)
@@ -418,6 +447,7 @@ class Supervisor:
                 err=True,
             )
         self._crashed = child
+        self._serving.set()
         page = ErrorPage(
             child.tail_text(), describe_exit_status(code), self.trust, self.live_reload
         )
@@ -452,6 +482,81 @@ class Supervisor:
             self._error_server = None
         self._crashed = None
 
+    # Cold restarts -------------------------------------------------------------
+
+    def _watch_env(self) -> None:
+        """Watch the dependencies and the env files for the whole run (in a
+        thread, once the first child serves: never on its way)."""
+        since = time.time()
+        self._serving.wait(10.0)
+        if self._stopping.is_set():
+            return
+        watcher = EnvironmentWatcher(
+            [str(p) for p in dotenv_watch_paths()], since=loaded_at() or since
+        )
+        self._env_watcher = watcher
+        try:
+            backend = self.backend_factory()
+        except Exception:  # watchdog found but unusable: poll
+            from .stat_backend import StatBackend
+
+            backend = StatBackend(1)
+        while not self._stopping.is_set():
+            changes = watcher.run(backend)
+            if not changes:
+                break
+            self._events.put(("cold", None, (time.time(), changes)))
+
+    def _cold_restart(self, at: float, changes: list[Change]) -> None:
+        """Start the next generation cold, with the env files read again."""
+        from .._env import EnvFileError, reload_dotenv
+
+        try:
+            reload_dotenv()
+        except EnvFileError as error:
+            echo(f" * {error} Keeping the environment as it was.", err=True)
+            return
+        for change in changes[:5]:
+            echo(f" * {change.line}")
+        self._cold = True
+        if self._spare is not None:
+            spare, self._spare = self._spare, None
+            self._dismiss(spare)
+        # Nothing imported in the old environment is preloaded again; what
+        # misbehaved when preloaded stays skipped.
+        old_plan, self._preload = self._preload, PreloadPlan(self._preload.enabled)
+        self._preload.skipped = old_plan.skipped
+        if self._crashed is not None:
+            self._leave_crash()
+            self._spawn(at)
+            return
+        current = self._current
+        if current is None or current.proc.poll() is not None:
+            self._spawn(at)
+            return
+        # The child stops the way it does for a change of code (it finishes
+        # its requests), then announces its reload; the supervisor then
+        # starts the next generation, cold.
+        message = json.dumps({"op": "restart", "at": at}) + "\n"
+        try:
+            current.control.sendall(message.encode())
+        except OSError:
+            self._retire(current)
+            self._spawn(at)
+            return
+        self._restart_asked = (current, time.monotonic() + RESTART_ANSWER)
+
+    def _check_restart_asked(self) -> None:
+        """A child that ignores a cold restart (its program never started
+        the watcher) is stopped after :data:`RESTART_ANSWER` seconds."""
+        asked = self._restart_asked
+        if asked is None or time.monotonic() < asked[1]:
+            return
+        self._restart_asked = None
+        if asked[0] is self._current:
+            self._retire(asked[0])
+            self._spawn(time.time())
+
     # The loop ---------------------------------------------------------------------
 
     def run(self) -> int:
@@ -467,11 +572,15 @@ class Supervisor:
             # the child's first words come long after.
             name = self.backend_name
             echo(f" * Restarting with {name() if callable(name) else name}")
+            if self.watch_environment:
+                background_thread(self._watch_env, name="citus-env-watch")
             return self._loop()
         except (KeyboardInterrupt, _Stop):
             self._stopping.set()
             return 0
         finally:
+            if self._env_watcher is not None:
+                self._env_watcher.stop()
             self._leave_crash()
             self._stop_children()
             # Their last words go out before we exit.
@@ -496,6 +605,12 @@ class Supervisor:
             try:
                 kind, child, value = self._events.get(timeout=1.0)
             except queue.Empty:
+                kind, child, value = "tick", None, None
+            self._check_restart_asked()
+            if kind == "tick":
+                continue
+            if kind == "cold":
+                self._cold_restart(*value)
                 continue
             current = self._current
             if kind in ("imported", "skip") and child is not None:
@@ -510,6 +625,7 @@ class Supervisor:
                 if child is current:
                     # It serves: now start the next one's spare, off its path.
                     self._start_spare()
+                    self._serving.set()
                 continue
             if kind == "spare-capable":
                 self._spares_work = True

@@ -91,7 +91,11 @@ class WatchdogBackend:
     # watchdog calls this (FileSystemEventHandler's interface) from its thread.
     def dispatch(self, event: FileSystemEvent) -> None:
         """Record the paths of one event."""
-        if event.is_directory or event.event_type in _IGNORED_EVENT_TYPES:
+        if event.event_type in _IGNORED_EVENT_TYPES or (
+            # A folder created, deleted or renamed counts (a package installed
+            # into site-packages); its "modified" only echoes its entries'.
+            event.is_directory and event.event_type == "modified"
+        ):
             return
         paths = [event.src_path, getattr(event, "dest_path", "")]
         found = {
