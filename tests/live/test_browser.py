@@ -194,3 +194,42 @@ def test_pages_come_back_after_the_server_does_without_a_flood_of_errors(
         lambda: page.page.locator("#pid").count() == 1 and page.text("#pid") != pid
     )
     assert page.text("#msg") == "one"
+
+
+CITUS_APP = """\
+import os
+
+from citus import API, Response
+
+app = API(__name__)
+
+
+@app.route("/")
+def index():
+    return Response(
+        '<!doctype html><html><body><h1 id="msg">{message}</h1>'
+        '<p id="pid">%d</p></body></html>' % os.getpid(),
+        mimetype="text/html",
+    )
+"""
+
+
+def test_the_load_error_page_clears_itself(
+    run_citus: Runner, open_page: Opener, tmp_path: Path
+) -> None:
+    app = tmp_path / "app.py"
+    write(app, CITUS_APP.replace("{message}", "one"))
+    proc = run_citus("run", "--debug", "--port", "0", env=PIN_OFF)
+    url = proc.wait_for_url()
+    proc.wait_for_log("Debugger is active")
+    page = open_page()
+    page.page.goto(url + "/")
+    connected(page)
+    # A syntax error: the page reloads into the debugger's load-error page ...
+    write(app, CITUS_APP.replace("{message}", "one").replace("def index", "def index("))
+    page.wait_text("h1.exc-type", "SyntaxError")
+    connected(page)
+    # ... and out of it after the fix.
+    write(app, CITUS_APP.replace("{message}", "fixed"))
+    page.wait_text("#msg", "fixed")
+    assert not page.live_errors(), page.errors
