@@ -225,10 +225,13 @@
 
   function later(failed) {
     if (!active()) return;
-    // A stream the server ended (a reload) is tried again at once; a failed
-    // connection (the server is down) waits longer each time, up to 5 s.
-    delay = Math.min(Math.max(delay * 2, failed ? 100 : 30), 5000);
-    timer = setTimeout(connect, delay);
+    // A stream that said hello and then ended (this server is reloading) is
+    // asked for again at once; one that ended without a word waits 30 ms,
+    // then longer each time, and a failed connection (the server is down)
+    // 100 ms, then longer each time, up to 5 s: a few console errors at most.
+    var hello = delay === 0;
+    delay = failed || !hello ? Math.min(Math.max(delay * 2, failed ? 100 : 30), 5000) : 1;
+    timer = setTimeout(connect, hello && !failed ? 0 : delay);
   }
 
   function stop() {
