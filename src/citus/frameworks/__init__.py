@@ -17,6 +17,8 @@ import contextlib
 import os
 import typing as t
 
+from ..live import set_framework_lookup as _set_lookup
+
 if t.TYPE_CHECKING:
     import click
     from _typeshed.wsgi import WSGIApplication
@@ -190,6 +192,12 @@ def detect(app: object) -> Framework:
     return Framework(app)
 
 
+def _known(app: object) -> Framework | None:
+    """The framework that claims ``app``, or ``None`` for a plain WSGI app."""
+    found = detect(app)
+    return None if type(found) is Framework else found
+
+
 def _frameworks() -> list[type[Framework]]:
     """The framework modules, asked in this order."""
     from .bottle import Bottle
@@ -216,3 +224,7 @@ def existing_folders(paths: t.Iterable[str | os.PathLike[str]]) -> list[str]:
 def strip_prefix(prefix: str) -> str:
     """A URL prefix with one leading ``/`` and no trailing ``/``."""
     return "/" + prefix.strip("/") if prefix.strip("/") else ""
+
+
+# Live reload (on the serving floor, below this one) asks through this.
+_set_lookup(_known)

@@ -24,11 +24,22 @@ from .hub import Hub
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from ..frameworks import Framework
     from ..reloader.base import Backend
-    from .changes import AssetWatcher
+    from .changes import AssetSource, AssetWatcher
 
-__all__ = ["EVENTS", "PREFIX", "LiveReload", "framework_of", "start"]
+#: Finds the framework of an app (``None`` for a plain WSGI app). The
+#: frameworks package lives on a floor above serving, so it hands its
+#: ``detect`` down here when it is imported (``citus run`` imports it).
+_lookup: t.Callable[[object], AssetSource | None] | None = None
+
+__all__ = [
+    "EVENTS",
+    "PREFIX",
+    "LiveReload",
+    "framework_of",
+    "set_framework_lookup",
+    "start",
+]
 
 #: URL prefix of live reload's own endpoints; requests under it never reach
 #: the app.
@@ -237,24 +248,29 @@ class _Injection:
                 close()
 
 
-def framework_of(app: object) -> Framework:
-    """The framework of the app that ``citus run`` serves, seen through the
-    wrappers it serves it in (Django's static files handler, say)."""
-    from ..frameworks import Framework, detect
+def set_framework_lookup(lookup: t.Callable[[object], AssetSource | None]) -> None:
+    """Say how to find an app's framework (called by :mod:`citus.frameworks`)."""
+    global _lookup
+    _lookup = lookup
 
+
+def framework_of(app: object) -> AssetSource | None:
+    """The framework of the app that ``citus run`` serves, seen through the
+    wrappers it serves it in (Django's static files handler, say); ``None``
+    for a plain WSGI app, or when no framework lookup was set."""
     current = app
     for _ in range(4):
         known = getattr(current, "framework", None)
-        if isinstance(known, Framework):
-            return known
-        found = detect(current)
-        if type(found) is not Framework:
+        if callable(getattr(known, "static_folders", None)):
+            return t.cast("AssetSource", known)
+        found = _lookup(current) if _lookup is not None else None
+        if found is not None:
             return found
         inner = getattr(current, "application", None)
         if inner is None or inner is current:
             break
         current = inner
-    return detect(app)
+    return None
 
 
 def start(
@@ -263,8 +279,7 @@ def start(
     make_backend: t.Callable[[], Backend],
     static_files: dict[str, str] | None = None,
 ) -> AssetWatcher | None:
-    """In the serving process: watch ``app``'s asset folders, and end the
-    streams when the reloader stops this process.
+    """In the serving process: watch ``app``'s asset folders.
 
     :param app: the application as the user gave it (asked through
         :func:`citus.frameworks.detect`).
@@ -272,10 +287,15 @@ def start(
     :param make_backend: makes the file watcher's backend.
     :param static_files: ``run_simple``'s static folders, watched as well.
     """
-    from ..reloader import on_reload
+    import importlib
+
     from .changes import AssetWatcher, Folders, apply
 
-    on_reload(live.hub.close_all)
+    if _lookup is None:
+        # citus.frameworks hands its lookup down when imported (citus run
+        # has done so); app.run() and run_simple() scripts import it here, by
+        # name, as a plug-in: it lives on a floor above this one.
+        importlib.import_module("citus.frameworks")
     framework = framework_of(app)
     folders = Folders.of(framework, extra_static=(static_files or {}).items())
     if not folders.all:

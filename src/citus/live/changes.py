@@ -29,7 +29,6 @@ import typing as t
 from ..reloader.base import background_thread, is_ignored_name
 
 if t.TYPE_CHECKING:
-    from ..frameworks import Framework
     from ..reloader.base import Backend
     from .hub import Hub
 
@@ -42,6 +41,25 @@ RESCAN_EVERY = 2.0
 
 #: A file's state: ``(size, mtime_ns)``.
 Stamp = tuple[int, int]
+
+
+class AssetSource(t.Protocol):
+    """What live reload asks about an app's assets: the three questions of
+    :class:`citus.frameworks.Framework` that concern it (the frameworks
+    package, a floor above this one, answers them; see
+    :func:`citus.live.set_framework_lookup`)."""
+
+    def static_folders(self) -> list[tuple[str, str]]:
+        """``(url_prefix, folder)`` pairs of static files."""
+        ...
+
+    def template_folders(self) -> list[str]:
+        """Template folders."""
+        ...
+
+    def templates_changed(self, paths: t.Sequence[str]) -> None:
+        """Forget cached templates after ``paths`` changed."""
+        ...
 
 
 class Change(t.NamedTuple):
@@ -76,20 +94,23 @@ class Folders:
     @classmethod
     def of(
         cls,
-        framework: Framework,
+        framework: AssetSource | None,
         extra_static: t.Iterable[tuple[str, str]] = (),
     ) -> Folders:
         """The folders ``framework`` names (none when it cannot tell), and
         ``extra_static`` ``(url_prefix, folder)`` pairs."""
-        try:
-            static = list(framework.static_folders())
-        except Exception:  # a framework module's bug must not stop serving
-            static = []
+        static: list[tuple[str, str]] = []
+        templates: list[str] = []
+        if framework is not None:
+            try:
+                static = list(framework.static_folders())
+            except Exception:  # a framework module's bug must not stop serving
+                static = []
+            try:
+                templates = list(framework.template_folders())
+            except Exception:
+                templates = []
         static += [(p, f) for p, f in extra_static if os.path.isdir(f)]
-        try:
-            templates = list(framework.template_folders())
-        except Exception:
-            templates = []
         return cls(static, templates)
 
     @property
@@ -153,12 +174,12 @@ def scan(folders: t.Iterable[str]) -> tuple[dict[str, Stamp], set[str]]:
     return files, dirs
 
 
-def apply(change: Change, hub: Hub, framework: Framework) -> None:
+def apply(change: Change, hub: Hub, framework: AssetSource | None) -> None:
     """Tell the open pages (and the framework) about ``change``."""
     if change.styles_only:
         hub.broadcast("css", {"paths": change.css})
         return
-    if change.templates:
+    if change.templates and framework is not None:
         try:
             framework.templates_changed(change.templates)
         except Exception:  # a framework module's bug: the page still reloads

@@ -295,9 +295,18 @@ def _start_live(
 
     from ..live import start
     from ..live.changes import exclude_patterns as asset_patterns
-    from ..reloader import BACKEND_ENV, BACKENDS, make_backend, resolve_backend
+    from ..reloader import (
+        BACKEND_ENV,
+        BACKENDS,
+        make_backend,
+        on_reload,
+        resolve_backend,
+    )
 
     assert live.middleware is not None
+    # Once this child stops accepting for a reload, its streams end: the
+    # pages connect again at once and reach the next child.
+    on_reload(live.middleware.hub.close_all)
     name = os.environ.get(BACKEND_ENV) or reloader_type
     if name not in BACKENDS:
         name = resolve_backend(reloader_type)
