@@ -153,7 +153,7 @@ class Server:
         full = dict(os.environ, PYTHONUNBUFFERED="1", NO_COLOR="1", **env)
         full.pop("CITUS_RUN_MAIN", None)
         args = [a.replace("{port}", str(self.port)) for a in args]
-        self.log = open(folder / "server.log", "w")  # noqa: SIM115
+        self.log = open(folder / "server.log", "w")
         self.proc = subprocess.Popen(
             args,
             cwd=folder,
@@ -300,7 +300,9 @@ def measure(name: str, edits: int, browser: t.Any) -> dict[str, t.Any]:
         page.wait_for_timeout(400)
 
     def shown(key: str, since: float) -> float:
-        page.wait_for_function(f"window.__seen && {key!r} in window.__seen", timeout=20_000)
+        page.wait_for_function(
+            f"window.__seen && {key!r} in window.__seen", timeout=20_000
+        )
         return float(page.evaluate(f"window.__seen[{key!r}]")) - since * 1000
 
     try:
@@ -313,7 +315,9 @@ def measure(name: str, edits: int, browser: t.Any) -> dict[str, t.Any]:
 
             pid = page.inner_text("#pid")
             page.evaluate("window.__mark = 1")
-            since = write(folder / "static" / "site.css", f"h1 {{ color: rgb({i}, 0, 0); }}\n")
+            since = write(
+                folder / "static" / "site.css", f"h1 {{ color: rgb({i}, 0, 0); }}\n"
+            )
             results["css"].append(shown(f"colour:rgb({i}, 0, 0)", since))
             if page.evaluate("window.__mark") != 1:
                 problems.append(f"css edit {i}: the page reloaded")
@@ -391,7 +395,8 @@ def main() -> None:
                 )
             else:
                 cells.append("-")
-        print(f"| {row['name']} | {' | '.join(cells)} | {row['failed']} / {row['requests']} |")
+        failed = f"{row['failed']} / {row['requests']}"
+        print(f"| {row['name']} | {' | '.join(cells)} | {failed} |")
     for row in rows:
         for problem in row["problems"] + row["failures"]:
             print(f"{row['name']}: {problem}")
