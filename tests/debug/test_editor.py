@@ -291,3 +291,40 @@ def test_traceback_piped_is_plain(tmp_path: Path) -> None:
     )
     assert "\x1b]8;" not in done.stderr
     assert "ValueError: boom" in done.stderr
+
+
+def test_the_warning_is_not_repeated_after_a_reload(
+    monkeypatch: pytest.MonkeyPatch, no_editor_env: None
+) -> None:
+    monkeypatch.setenv("CITUS_EDITOR", "ed")
+    monkeypatch.setenv("CITUS_RUN_GENERATION", "0")
+    assert any(
+        "CITUS_EDITOR" in line
+        for line in DebuggedApplication(failing_app).banner_lines([])
+    )
+    monkeypatch.setenv("CITUS_RUN_GENERATION", "3")
+    assert not any(
+        "CITUS_EDITOR" in line
+        for line in DebuggedApplication(failing_app).banner_lines([])
+    )
+
+
+@pytest.mark.live_server
+def test_citus_run_warns_once_about_an_unknown_editor(
+    tmp_path: Path, run_citus: t.Callable[..., t.Any]
+) -> None:
+    (tmp_path / "app.py").write_text(
+        "def app(environ, start_response):\n    raise ValueError('x')\n"
+    )
+    private = tmp_path / "tmp"
+    private.mkdir(mode=0o700)
+    env = {
+        "CITUS_EDITOR": "notepad",
+        "CITUS_EDITOR_PATH_MAP": "",
+        "CITUS_DEBUGGER_STATE": "",
+        "TMPDIR": str(private),
+    }
+    proc = run_citus("run", "--debug", "--port", "0", env=env)
+    proc.wait_for_log(r"Debugger PIN")
+    proc.wait_for_log(r"^WARNING: CITUS_EDITOR='notepad' names no editor")
+    assert sum("CITUS_EDITOR" in line for line in proc.log.lines) == 1

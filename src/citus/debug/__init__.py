@@ -91,6 +91,9 @@ MAX_FORM_COPY = 64 * 1024
 #: reloader's page for a server that is down does.
 LOAD_ERROR_KEY = "citus.debug.load_error"
 
+# Set by the reloader's supervisor: 0 in its first serving child, then 1, 2...
+_GENERATION_ENV = "CITUS_RUN_GENERATION"
+
 _ASSETS = {
     "debugger.css": "text/css; charset=utf-8",
     "debugger.js": "text/javascript; charset=utf-8",
@@ -203,7 +206,9 @@ class DebuggedApplication:
                 " 127.0.0.1 (--host 127.0.0.1) or turn the debugger off"
                 " (--no-debugger)."
             )
-        lines.extend(self.editor.warnings)
+        # Once per run: not again in the children a reload starts.
+        if os.environ.get(_GENERATION_ENV, "0") in ("", "0"):
+            lines.extend(self.editor.warnings)
         return lines
 
     # --- WSGI --------------------------------------------------------------

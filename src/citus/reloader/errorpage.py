@@ -294,6 +294,7 @@ class ErrorServer:
             if parsed is None:
                 return
             request_line, headers = parsed
+            started = time.monotonic()  # the head is complete: the log's duration
             # The client as the server names it (127.0.0.1 for a Unix socket).
             client = _client_address(conn, addr)
             scheme = "https" if self.ssl_context is not None else "http"
@@ -317,7 +318,7 @@ class ErrorServer:
             is_head = environ["REQUEST_METHOD"] == "HEAD"
             conn.sendall(header if is_head else header + body)
             # The server logs '-' for the size; so does this page.
-            log_request(client, request_line, 500, None)
+            log_request(client, request_line, 500, None, time.monotonic() - started)
             _close_gently(conn)
         except (OSError, ValueError):
             pass
