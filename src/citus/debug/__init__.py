@@ -2,9 +2,9 @@
 use it.
 
 The middleware catches what the wrapped application raises and answers with an
-error page (:mod:`.tbtools`) in the client's format, and serves its own small
-API under :data:`PREFIX`: static assets, the PIN check and the per-frame console
-(:mod:`.console`). The rules that keep everyone else out live here:
+error page (:mod:`.tbtools`, :mod:`.page`) in the client's format, and serves
+its own small API under :data:`PREFIX`: static assets, the PIN check and the
+per-frame console (:mod:`.console`). The rules that keep everyone else out live here:
 
 - every debugger request must carry a trusted ``Host`` (local names, plus those
   the user configures) and, when sent, a same-origin ``Origin`` and
@@ -52,17 +52,15 @@ from ._state import SharedState, hash_token, normalize_pin
 from .console import Console
 from .editor import Editor, osc8_traceback, terminal_links
 from .errorlog import ErrorLog
-from .repr import dump as dump
-from .share import markdown_report
-from .tbtools import (
-    Traceback,
+from .page import (
     find_config,
-    plain_text,
     render_console_page,
     render_minimal_page,
     render_page,
-    request_url,
 )
+from .repr import dump as dump
+from .share import markdown_report
+from .tbtools import Traceback, plain_text
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -318,23 +316,13 @@ class DebuggedApplication:
         """Add the error to the recent errors that ``citus errors`` reads."""
         if not self._errors.active:
             return
+        with self._lock:
+            kept = [k for k in self.tracebacks.values() if k.exception is error]
+        link = self.editor.url if self.editor.template is not None else None
         try:
-            with self._lock:
-                tb = next(
-                    (k for k in self.tracebacks.values() if k.exception is error),
-                    None,
-                )
-            if tb is None:  # a refused request: the page showed no traceback
-                tb = Traceback(error)
-            link = self.editor.url if self.editor.template is not None else None
-            document = tb.to_json(link, markdown_report(tb, environ))
-            document["id"] = tb.id
-            document["time"] = tb.created
-            document["request"] = {
-                "method": environ.get("REQUEST_METHOD", "GET"),
-                "url": request_url(environ),
-            }
-            self._errors.add(document)
+            # A refused request has no kept traceback: the page showed none.
+            tb = kept[0] if kept else Traceback(error)
+            self._errors.record(tb, environ, link)
         except Exception as failure:  # never at the cost of the error page
             echo(
                 "The debugger could not record the error for 'citus errors':"

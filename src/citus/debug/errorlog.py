@@ -29,6 +29,13 @@ import typing as t
 
 from .._compat import is_private, lock_file, process_alive, unlock_file
 from ._state import BASE_NAME
+from .page import request_url
+from .share import markdown_report
+
+if t.TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+    from .tbtools import Link, Traceback
 
 #: How many errors the file keeps (it is cut back to this many when it holds
 #: twice as many).
@@ -86,6 +93,26 @@ class ErrorLog:
         except OSError:
             return  # citus errors won't find this server; serving goes on
         self.active = True
+
+    def record(
+        self, tb: Traceback, environ: WSGIEnvironment, link: Link | None
+    ) -> None:
+        """Add the error of ``tb``, from the request ``environ``.
+
+        :param tb: the traceback.
+        :param environ: the request that failed.
+        :param link: gives the editor URL of a file and line, if any.
+        """
+        if not self.active:
+            return
+        document = tb.to_json(link, markdown_report(tb, environ))
+        document["id"] = tb.id
+        document["time"] = tb.created
+        document["request"] = {
+            "method": environ.get("REQUEST_METHOD", "GET"),
+            "url": request_url(environ),
+        }
+        self.add(document)
 
     def add(self, document: dict[str, t.Any]) -> None:
         """Append one error's document, cutting the file back to :data:`KEEP`.

@@ -13,7 +13,8 @@ import os
 import re
 import typing as t
 
-from .tbtools import Frame, Traceback, request_url
+from .page import request_url
+from .tbtools import Frame, Traceback
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -77,7 +78,7 @@ def markdown_report(tb: Traceback, environ: WSGIEnvironment | None = None) -> st
     """
     last = tb.last
     title = f"{last.type_name}: {last.message}" if last.message else last.type_name
-    parts = [f"## {_inline(title.splitlines()[0] if title else title)}"]
+    parts = [f"## {_inline(title.splitlines()[0])}"]
     if environ is not None:
         method = environ.get("REQUEST_METHOD", "GET")
         parts.append(f"Request: {_inline(f'{method} {request_url(environ)}')}")
