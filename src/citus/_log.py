@@ -132,7 +132,11 @@ class _ConsoleHandler(_StreamHandler):
                 return t.cast(str, coloured)
         # A traceback can carry text from a request (an exception message
         # built from a query string): it must not drive the terminal either.
-        return escape_terminal(super().format(record))
+        text = escape_terminal(super().format(record))
+        linker = _traceback_links
+        if linker is not None and record.exc_info and self._wants_links(sys.stderr):
+            text = linker(text)
+        return text
 
     def write_line(self, message: str, colour: str | None, slow: str = "") -> None:
         """Write one request-log line as :meth:`emit` would, without a record.
@@ -156,6 +160,20 @@ class _ConsoleHandler(_StreamHandler):
 
 _handler: _ConsoleHandler | None = None
 _ready = False
+_traceback_links: t.Callable[[str], str] | None = None
+
+
+def set_traceback_links(linker: t.Callable[[str], str] | None) -> None:
+    """Add hyperlinks to the tracebacks that citus's handler writes to a
+    terminal (a logged exception, such as an error after a response started).
+
+    The debugger sets it when the terminal is known to show OSC 8 links;
+    ``None`` turns it off. Only a terminal without ``NO_COLOR`` gets them.
+
+    :param linker: turns an escaped traceback into one with links.
+    """
+    global _traceback_links
+    _traceback_links = linker
 
 
 def _setup() -> None:

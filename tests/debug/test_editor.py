@@ -328,3 +328,41 @@ def test_citus_run_warns_once_about_an_unknown_editor(
     proc.wait_for_log(r"Debugger PIN")
     proc.wait_for_log(r"^WARNING: CITUS_EDITOR='notepad' names no editor")
     assert sum("CITUS_EDITOR" in line for line in proc.log.lines) == 1
+
+
+# A logged exception (as the server logs an error after a response started).
+LOGGED = """
+import logging
+from citus._log import echo
+from citus.debug import DebuggedApplication
+
+DebuggedApplication(lambda environ, start_response: [])
+echo("start")
+try:
+    raise OSError("half-sent")
+except OSError:
+    logging.getLogger("citus").exception("Error in the response of GET /x:")
+"""
+
+
+@pty_only
+@pytest.mark.live_server
+def test_tracebacks_the_server_logs_have_hyperlinks_too(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).parents[1] / "listening"))
+    try:
+        from listening_util import PtyProcess
+    finally:
+        sys.path.pop(0)
+    script = tmp_path / "logged.py"
+    script.write_text(LOGGED)
+    env = {"TMPDIR": str(tmp_path), "CITUS_DEBUGGER_STATE": "", "CITUS_EDITOR": ""}
+    with PtyProcess(
+        [sys.executable, str(script)], {**env, "TERM_PROGRAM": "vscode"}
+    ) as proc:
+        assert proc.wait() == 0
+        output = t.cast(bytes, proc.output).decode()
+    assert f'File "\x1b]8;;vscode://file{script}:9\x1b\\{script}", line 9' in output
+    with PtyProcess([sys.executable, str(script)], {**env, "TERM_PROGRAM": ""}) as proc:
+        assert proc.wait() == 0
+        output = t.cast(bytes, proc.output).decode()
+    assert "\x1b]8;" not in output and f'File "{script}", line 9' in output

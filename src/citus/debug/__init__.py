@@ -33,7 +33,7 @@ import typing as t
 from collections import OrderedDict
 from importlib import resources
 
-from .._log import echo, escape_terminal
+from .._log import echo, escape_terminal, set_traceback_links
 from ._http import (
     LOCAL_HOSTS,
     SECURITY_HEADERS,
@@ -170,6 +170,11 @@ class DebuggedApplication:
         self._cookie_name = f"__citus_debugger_{digest}"
         #: Where tracebacks link to: ``CITUS_EDITOR``, ``CITUS_EDITOR_PATH_MAP``.
         self.editor = Editor.from_env()
+        if terminal_links():
+            # Tracebacks the server logs itself (an error after the response
+            # started) link to the same places as the debugger's.
+            editor = self.editor
+            set_traceback_links(lambda text: osc8_traceback(text, editor))
         self._errors = ErrorLog(self._state.path)
 
     # --- start-up ----------------------------------------------------------
