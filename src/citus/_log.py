@@ -388,6 +388,13 @@ def log_error(message: str) -> None:
     )
 
 
+#: The line that says this server is not for production (debug mode off).
+DEVELOPMENT_SERVER_WARNING = (
+    "WARNING: This is a development server. Do not use it in a production deployment."
+)
+_banner_shown = False
+
+
 def show_server_banner(app_name: str, debug: bool, kind: str = "citus") -> None:
     """Print the lines that open a server's output (shared with ``citus run``).
 
@@ -402,10 +409,19 @@ def show_server_banner(app_name: str, debug: bool, kind: str = "citus") -> None:
     :param kind: the app's framework, as :mod:`citus.frameworks` names it:
         ``Serving Flask app 'flaskr'``.
     """
+    global _banner_shown
+    _banner_shown = True  # run_simple() leaves the warning to these lines
     echo(f" * Serving {kind} app '{app_name}'")
     echo(f" * Debug mode: {'on' if debug else 'off'}")
     if not debug:
-        echo(
-            "WARNING: This is a development server. Do not use it in a production"
-            " deployment."
-        )
+        echo(DEVELOPMENT_SERVER_WARNING)
+
+
+def warn_development_server() -> None:
+    """Print :data:`DEVELOPMENT_SERVER_WARNING` for a bare ``run_simple()``.
+
+    Nothing when :func:`show_server_banner` ran in this process (``citus
+    run``, ``app.run()``): the banner already printed it, or debug mode is on.
+    """
+    if not _banner_shown:
+        echo(DEVELOPMENT_SERVER_WARNING)

@@ -177,7 +177,9 @@ def test_corpus_through_a_server(serve: t.Any) -> None:
         with run.connect() as sock:
             sock.sendall(load(path))
             if wanted[-1].get("keep_alive", True) and not wanted[-1].get("upgrade"):
-                sock.sendall(b"GET /last HTTP/1.1\r\nConnection: close\r\n\r\n")
+                sock.sendall(
+                    b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                )
             data = read_all(sock)
         bodies = re.findall(rb"\r\n\r\n(\{.*?\})(?=HTTP/|$)", data, re.S)
         assert len(bodies) >= len(wanted), (path, data)
@@ -204,5 +206,5 @@ def test_corpus_through_a_server(serve: t.Any) -> None:
         )
     # and it still serves everyone else
     with run.connect() as sock:
-        sock.sendall(b"GET /after HTTP/1.1\r\nConnection: close\r\n\r\n")
+        sock.sendall(b"GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert statuses(read_all(sock)) == [200]

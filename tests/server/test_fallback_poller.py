@@ -36,10 +36,14 @@ def test_keep_alive_and_pipelining(serve: t.Any, threaded: bool) -> None:
     run = serve(echo, threaded=threaded)
     with run.connect() as sock:
         for i in range(5):
-            sock.sendall(f"POST /{i} HTTP/1.1\r\nContent-Length: 1\r\n\r\n{i}".encode())
+            sock.sendall(
+                f"POST /{i} HTTP/1.1\r\nHost: x\r\n"
+                f"Content-Length: 1\r\n\r\n{i}".encode()
+            )
             assert read_response(sock)[2] == f"/{i}:{i}".encode()
         sock.sendall(
-            b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\nConnection: close\r\n\r\n"
+            b"GET /a HTTP/1.1\r\nHost: x\r\n"
+            b"\r\nGET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         )
         data = read_all(sock)
     assert statuses(data) == [200, 200] and data.endswith(b"/b:")
@@ -50,7 +54,7 @@ def test_keep_alive_and_pipelining(serve: t.Any, threaded: bool) -> None:
 def test_idle_connection_closed(serve: t.Any) -> None:
     run = serve(echo, keepalive_timeout=0.3, threaded=True)
     with run.connect() as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert read_response(sock)[0] == 200
         assert is_closed(sock, timeout=5)
 
@@ -71,11 +75,11 @@ def test_streams_do_not_starve_others(serve: t.Any) -> None:
     streams = [run.connect() for _ in range(6)]
     try:
         for sock in streams:
-            sock.sendall(b"GET /stream HTTP/1.1\r\n\r\n")
+            sock.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
             assert b"tick" in sock.recv(4096)
         started = time.monotonic()
         with run.connect() as sock:
-            sock.sendall(b"GET /x HTTP/1.1\r\nConnection: close\r\n\r\n")
+            sock.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             assert b"other" in read_all(sock)
         assert time.monotonic() - started < 3
     finally:

@@ -34,7 +34,7 @@ def test_make_server_reports_the_port_and_is_a_context_manager() -> None:
         thread = threading.Thread(target=server.serve_forever)
         thread.start()
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-            sock.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             assert statuses(read_all(sock)) == [200]
     thread.join(5)
     assert not thread.is_alive()
@@ -88,7 +88,7 @@ def test_shutdown_returns_fast_and_lets_requests_finish() -> None:
     try:
         client = socket.create_connection(("127.0.0.1", server.port), timeout=10)
         idle = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-        client.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert entered.wait(10)
         started = time.monotonic()
         server.shutdown()
@@ -168,7 +168,7 @@ def test_threaded_runs_requests_concurrently(threaded: bool) -> None:
             for _ in range(3)
         ]
         for sock in socks:
-            sock.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         for sock in socks:
             assert statuses(read_all(sock)) == [200]
             sock.close()
@@ -211,7 +211,7 @@ def test_processes_fork_workers_that_share_the_socket(
             socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(8)
         ]
         for sock in socks:
-            sock.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         for sock in socks:
             pids.add(read_response(sock)[2])
             sock.close()
@@ -271,7 +271,7 @@ def test_run_simple_stops_on_ctrl_c(
     port = int(url.rsplit(":", 1)[1])
     for _ in range(3):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(b"GET /x HTTP/1.1\r\nConnection: close\r\n\r\n")
+            sock.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             assert statuses(read_all(sock)) == [200]
     # An idle keep-alive connection left open does not hold the exit either.
     idle = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -309,7 +309,7 @@ def test_run_simple_ctrl_c_with_a_request_in_flight(
     url = proc.wait_for_url()
     port = int(url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
-        sock.sendall(b"GET /slow HTTP/1.1\r\n\r\n")
+        sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
         proc.wait_for_log("app entered")
         started = time.monotonic()
         proc.interrupt()
@@ -335,7 +335,7 @@ def test_listener_made_blocking_by_another_holder_does_not_hang(
 
     def get() -> list[int]:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-            conn.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             return statuses(read_all(conn))
 
     try:
@@ -504,7 +504,7 @@ def test_unix_socket(tmp_path: Path) -> None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(10)
             sock.connect(path)
-            sock.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             assert read_all(sock).endswith(b"unix")
     thread.join(5)
     assert seen["REMOTE_ADDR"]
@@ -567,13 +567,15 @@ def test_tls(tmp_path: Path, threaded: bool) -> None:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
             with client_context.wrap_socket(raw) as tls:
                 for _ in range(2):
-                    tls.sendall(b"POST / HTTP/1.1\r\nContent-Length: 70000\r\n\r\n")
+                    tls.sendall(
+                        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 70000\r\n\r\n"
+                    )
                     tls.sendall(b"y" * 70000)
                     status, _, body = read_response(tls)
                     assert body == b"https " + b"y" * 70000
         # Plain HTTP on the TLS port: a short plain-text 400, then close.
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
-            raw.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             data = read_all(raw)
         assert data.startswith(b"HTTP/1.1 400 ")
         assert b"plain HTTP request to an HTTPS server" in data
@@ -583,7 +585,7 @@ def test_tls(tmp_path: Path, threaded: bool) -> None:
             assert read_all(raw) in (b"",) or True
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
             with client_context.wrap_socket(raw) as tls:
-                tls.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+                tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 assert read_all(tls).endswith(b"https ")
     thread.join(5)
 
@@ -606,7 +608,7 @@ def test_serving_again_on_the_same_sockets() -> None:
         thread = threading.Thread(target=server.serve_forever)
         thread.start()
         with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
-            client.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             assert statuses(read_all(client)) == [200]
         server.shutdown()
         thread.join(5)
@@ -633,7 +635,9 @@ def test_half_sent_tls_record_does_not_block_a_single_threaded_server(
             started = time.monotonic()
             with socket.create_connection(("127.0.0.1", server.port), timeout=10) as r:
                 with client_context.wrap_socket(r) as tls:
-                    tls.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+                    tls.sendall(
+                        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                    )
                     assert statuses(read_all(tls)) == [200]
             assert time.monotonic() - started < 3
     thread.join(5)
@@ -652,7 +656,7 @@ def test_in_a_multiprocessing_process_stopped_from_outside() -> None:
     try:
         port = queue.get(timeout=20)
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             assert read_all(sock).endswith(b"hello")
         stop.set()
         process.join(10)

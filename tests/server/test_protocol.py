@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 import typing as t
 
 import pytest
@@ -68,11 +69,14 @@ def test_http10_closes_unless_asked_to_keep_alive(serve: t.Any) -> None:
 def test_pipelined_requests_are_answered_in_order(serve: t.Any, threaded: bool) -> None:
     run = serve(echo_body, threaded=threaded)
     requests = b"".join(
-        f"POST /{i} HTTP/1.1\r\nContent-Length: {len(str(i))}\r\n\r\n{i}".encode()
+        f"POST /{i} HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Length: {len(str(i))}\r\n\r\n{i}".encode()
         for i in range(20)
     )
     with run.connect() as sock:
-        sock.sendall(requests + b"GET /end HTTP/1.1\r\nConnection: close\r\n\r\n")
+        sock.sendall(
+            requests + b"GET /end HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
         data = read_all(sock)
     bodies = [part.split(b"\r\n\r\n", 1)[1] for part in data.split(b"HTTP/1.1 ")[1:]]
     expected = [f"/{i}:{i}".encode() for i in range(20)] + [b"/end:"]
@@ -81,12 +85,13 @@ def test_pipelined_requests_are_answered_in_order(serve: t.Any, threaded: bool) 
 
 def test_unread_body_is_drained_before_the_next_request(serve: t.Any) -> None:
     run = serve(ignore_body)
-    body = b"GET /smuggled HTTP/1.1\r\n\r\n" * 100
+    body = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n" * 100
     with run.connect() as sock:
         sock.sendall(
-            b"POST /first HTTP/1.1\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body)
+            b"POST /first HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%b"
+            % (len(body), body)
         )
-        sock.sendall(b"GET /second HTTP/1.1\r\nConnection: close\r\n\r\n")
+        sock.sendall(b"GET /second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         data = read_all(sock)
     assert statuses(data) == [200, 200]
     assert data.endswith(b"/second")
@@ -97,9 +102,9 @@ def test_unread_chunked_body_is_drained(serve: t.Any) -> None:
     run = serve(ignore_body)
     with run.connect() as sock:
         sock.sendall(
-            b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
             b"5\r\nhello\r\n0\r\n\r\n"
-            b"GET /next HTTP/1.1\r\nConnection: close\r\n\r\n"
+            b"GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         )
         data = read_all(sock)
     assert statuses(data) == [200, 200]
@@ -109,7 +114,9 @@ def test_unread_chunked_body_is_drained(serve: t.Any) -> None:
 def test_huge_unread_body_closes_the_connection(serve: t.Any) -> None:
     run = serve(ignore_body)
     with run.connect() as sock:
-        sock.sendall(b"POST /big HTTP/1.1\r\nContent-Length: 100000000\r\n\r\nxxxx")
+        sock.sendall(
+            b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\nxxxx"
+        )
         status, headers, body = read_response(sock)
         assert status == 200
         assert headers["connection"] == "close"
@@ -128,8 +135,8 @@ def test_input_never_reads_past_the_body(serve: t.Any) -> None:
     run = serve(app)
     with run.connect() as sock:
         sock.sendall(
-            b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
-            b"GET /two HTTP/1.1\r\nConnection: close\r\n\r\n"
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+            b"GET /two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         )
         assert statuses(read_all(sock)) == [200, 200]
     assert seen[0] == (b"hello", b"", b"")
@@ -149,7 +156,7 @@ def test_chunked_request_body_and_input_terminated(serve: t.Any) -> None:
     run = serve(app)
     with run.connect() as sock:
         sock.sendall(
-            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
             b"Connection: close\r\n\r\n"
             b"4\r\nab\nc\r\n3;x=y\r\nde\n\r\n1\r\nf\r\n0\r\n\r\n"
         )
@@ -165,7 +172,8 @@ def test_expect_100_continue_is_sent_when_the_app_reads(serve: t.Any) -> None:
     run = serve(echo_body)
     with run.connect() as sock:
         sock.sendall(
-            b"PUT /e HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"
+            b"PUT /e HTTP/1.1\r\nHost: x\r\n"
+            b"Expect: 100-continue\r\nContent-Length: 4\r\n\r\n"
         )
         status, _, rest = read_response(sock, head_only=True)
         assert status == 100
@@ -180,7 +188,8 @@ def test_expect_100_continue_not_sent_when_the_app_does_not_read(
     run = serve(ignore_body)
     with run.connect() as sock:
         sock.sendall(
-            b"PUT /e HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"
+            b"PUT /e HTTP/1.1\r\nHost: x\r\n"
+            b"Expect: 100-continue\r\nContent-Length: 4\r\n\r\n"
         )
         data = read_all(sock)
     assert statuses(data) == [200]
@@ -191,13 +200,13 @@ def test_expect_100_continue_not_sent_when_the_app_does_not_read(
 def test_response_framing(serve: t.Any) -> None:
     run = serve(streaming)
     with run.connect() as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         status, headers, body = read_response(sock)
         assert headers["transfer-encoding"] == "chunked"
         assert body == b"one,two"
         assert headers["server"].startswith("citus/")
         assert headers["date"].endswith(" GMT")
-        sock.sendall(b"HEAD / HTTP/1.1\r\n\r\n")
+        sock.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
         status, headers, rest = read_response(sock, head_only=True)
         assert status == 200 and rest == b""
         sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
@@ -210,7 +219,8 @@ def test_head_sends_no_body_but_the_length(serve: t.Any) -> None:
     run = serve(path_app)
     with run.connect() as sock:
         sock.sendall(
-            b"HEAD /abc HTTP/1.1\r\n\r\nGET /x HTTP/1.1\r\nConnection: close\r\n\r\n"
+            b"HEAD /abc HTTP/1.1\r\nHost: x\r\n"
+            b"\r\nGET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         )
         data = read_all(sock)
     head, second = data.split(b"HTTP/1.1 200 OK", 2)[1:]
@@ -230,11 +240,11 @@ def test_head_with_an_empty_body_claims_no_length(serve: t.Any) -> None:
 
     run = serve(app)
     with run.connect() as sock:
-        sock.sendall(b"HEAD / HTTP/1.1\r\n\r\n")
+        sock.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
         status, headers, rest = read_response(sock, head_only=True)
         assert status == 200 and rest == b""
         assert "content-length" not in headers
-        sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         status, headers, body = read_response(sock)
     assert headers["transfer-encoding"] == "chunked" and body == b"streamed body"
 
@@ -260,10 +270,14 @@ def test_file_wrapper_sends_the_file(serve: t.Any, tmp_path: t.Any) -> None:
 
     run = serve(app)
     with run.connect() as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         status, headers, body = read_response(sock)
     assert body == target.read_bytes()[10:]
     assert headers["content-length"] == str(256000 - 10)
+    # close() comes right after the last byte is sent: maybe after we read it.
+    deadline = time.monotonic() + 5
+    while not closed and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert closed == [True]
 
 
@@ -316,7 +330,8 @@ def test_underscore_headers_cannot_spoof(serve: t.Any) -> None:
     run = serve(app)
     with run.connect() as sock:
         sock.sendall(
-            b"GET / HTTP/1.1\r\nX_Auth_User: admin\r\nConnection: close\r\n\r\n"
+            b"GET / HTTP/1.1\r\nHost: x\r\n"
+            b"X_Auth_User: admin\r\nConnection: close\r\n\r\n"
         )
         assert read_response(sock)[2] == b"none"
 
@@ -359,7 +374,7 @@ def test_app_content_length_is_sent_once(serve: t.Any) -> None:
 
     run = serve(app)
     with run.connect() as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         data = read_all(sock)
     assert data.count(b"Content-Length") == 1
     assert data.endswith(b"\r\n\r\nhello")
@@ -372,7 +387,102 @@ def test_app_connection_close_header_closes(serve: t.Any) -> None:
 
     run = serve(app)
     with run.connect() as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+        sock.sendall(
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
         data = read_all(sock)
     assert statuses(data) == [200]
     assert data.count(b"Connection: close") == 1
+
+
+# -- the request target and Host, by the book (RFC 9112, 3.2 and 3.2.2) -------
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET http:///x HTTP/1.1\r\nHost: h\r\n",
+        b"GET http://[::1/x HTTP/1.1\r\nHost: h\r\n",
+        b"GET http://[::1]:99999/x HTTP/1.1\r\nHost: h\r\n",
+        b"GET http://user@h/x HTTP/1.1\r\nHost: h\r\n",
+        b"GET / HTTP/1.1\r\nUser-Agent: no-host\r\n",
+        b"GET / HTTP/1.1\r\nHost: h/x\r\n",
+    ],
+    ids=[
+        "empty-host",
+        "broken-ipv6",
+        "port-too-big",
+        "userinfo",
+        "no-host",
+        "bad-host-value",
+    ],
+)
+def test_bad_target_or_host_is_refused_before_the_app(
+    serve: t.Any, threaded: bool, head: bytes
+) -> None:
+    called: list[str] = []
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        called.append(environ["RAW_URI"])
+        start_response("200 OK", [])
+        return [b"reached"]
+
+    run = serve(app, threaded=threaded)
+    with run.connect() as sock:
+        sock.sendall(head + b"\r\n")
+        data = read_all(sock)
+    assert statuses(data) == [400], data
+    assert b"reached" not in data and called == []
+    # The server still serves the next client.
+    with run.connect() as sock:
+        sock.sendall(b"GET /next HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        assert statuses(read_all(sock)) == [200]
+    assert called == ["/next"]
+
+
+def test_http_1_0_needs_no_host(serve: t.Any) -> None:
+    run = serve(path_app)
+    with run.connect() as sock:
+        sock.sendall(b"GET /old HTTP/1.0\r\n\r\n")
+        assert read_response(sock)[:3:2] == (200, b"/old")
+
+
+def host_app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+    keys = ("HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "PATH_INFO", "QUERY_STRING")
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps({key: environ.get(key) for key in keys}).encode()]
+
+
+@pytest.mark.parametrize(
+    ("target", "seen"),
+    [
+        (
+            "http://example.com:8080/abs?q=1",
+            ["example.com:8080", "example.com", "8080", "/abs", "q=1"],
+        ),
+        ("HTTP://Example.com/", ["Example.com", "Example.com", "80", "/", ""]),
+        ("https://[::1]/x", ["[::1]", "::1", "443", "/x", ""]),
+        ("http://[2001:db8::1]:81", ["[2001:db8::1]:81", "2001:db8::1", "81", "/", ""]),
+    ],
+)
+def test_absolute_form_authority_is_the_host(
+    serve: t.Any, target: str, seen: list[str]
+) -> None:
+    run = serve(host_app)
+    with run.connect() as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: other.example\r\n\r\n".encode())
+        status, _, body = read_response(sock)
+        assert status == 200
+        assert list(json.loads(body).values()) == seen
+        # The next request on the connection, in origin-form, sees its Host.
+        sock.sendall(b"GET /o HTTP/1.1\r\nHost: other.example:5\r\n\r\n")
+        status, _, body = read_response(sock)
+    local = str(run.port)
+    assert list(json.loads(body).values()) == [
+        "other.example:5",
+        "127.0.0.1",
+        local,
+        "/o",
+        "",
+    ]

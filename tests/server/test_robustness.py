@@ -26,7 +26,7 @@ def test_slow_headers_are_cut_off(serve: t.Any) -> None:
     run = serve(hello, header_timeout=0.5)
     with run.connect() as sock:
         started = time.monotonic()
-        sock.sendall(b"GET / HTTP/1.1\r\n")
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
         # Keep dribbling a header byte by byte (slowloris): the timer is not reset.
         for byte in b"X-Slow: abcdefgh":
             try:
@@ -42,10 +42,79 @@ def test_slow_headers_are_cut_off(serve: t.Any) -> None:
     assert elapsed < 3
 
 
+def read_body(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"got %d" % len(body)]
+
+
+def dribble(sock: socket.socket, data: bytes, stop_after: float) -> None:
+    """Send ``data`` a byte every 50 ms (slowloris), for at most ``stop_after`` s."""
+    started = time.monotonic()
+    for byte in data:
+        if time.monotonic() - started > stop_after:
+            return
+        try:
+            sock.sendall(bytes([byte]))
+        except OSError:
+            return
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("app", [read_body, hello], ids=["read", "unread"])
+def test_slow_body_does_not_hold_a_single_threaded_server(
+    serve: t.Any, app: t.Any
+) -> None:
+    # The I/O timeout is far away: what stops the slow client is the body's
+    # own bound, taken from the header timeout.
+    run = serve(app, header_timeout=0.5, io_timeout=30)
+    with run.connect() as slow:
+        started = time.monotonic()
+        slow.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+        slow.sendall(b"a")
+        sender = threading.Thread(target=dribble, args=(slow, b"b" * 99, 4.0))
+        sender.start()
+        try:
+            # Another client waits behind the slow one, not for 30 s.
+            with run.connect() as other:
+                other.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                assert statuses(read_all(other)) == [200]
+            assert time.monotonic() - started < 3
+            data = read_all(slow)
+        finally:
+            sender.join(10)
+    if app is read_body:
+        assert statuses(data) == [408]
+    else:
+        # The answer went out before the body: the unread rest is not waited for.
+        assert statuses(data) == [200]
+
+
+def test_steady_body_is_not_cut_off(serve: t.Any) -> None:
+    # Half a second of grace; a body that keeps coming fast enough gets more.
+    run = serve(read_body, header_timeout=0.5)
+    size = 1_000_000
+    with run.connect() as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
+        for _ in range(10):
+            sock.sendall(b"x" * (size // 10))
+            time.sleep(0.1)
+        assert read_response(sock)[2] == b"got %d" % size
+
+
+def test_slow_body_with_threads_waits_for_the_io_timeout(serve: t.Any) -> None:
+    # A worker thread is held, not the server: the body may take its time.
+    run = serve(read_body, header_timeout=0.3, threaded=True)
+    with run.connect() as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n")
+        dribble(sock, b"abcdefghijkl", 5.0)
+        assert read_response(sock)[2] == b"got 12"
+
+
 def test_idle_keep_alive_connection_is_closed(serve: t.Any) -> None:
     run = serve(hello, keepalive_timeout=0.3)
     with run.connect() as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert read_response(sock)[0] == 200
         started = time.monotonic()
         assert is_closed(sock, timeout=5)
@@ -77,11 +146,11 @@ def test_a_thousand_idle_connections_cost_no_threads(serve: t.Any) -> None:
             idle.append(sock)
         # Half of them made one request and stay open with keep-alive.
         for sock in idle[:500]:
-            sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             assert read_response(sock)[0] == 200
         started = time.monotonic()
         with run.connect() as fresh:
-            fresh.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            fresh.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             assert statuses(read_all(fresh)) == [200]
         assert time.monotonic() - started < 1.0
         assert threading.active_count() - threads_before < 40
@@ -109,11 +178,13 @@ def test_streaming_response_does_not_starve_others(serve: t.Any) -> None:
     streams = [run.connect() for _ in range(6)]
     try:
         for sock in streams:
-            sock.sendall(b"GET /events HTTP/1.1\r\n\r\n")
+            sock.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
             assert b"data: tick" in sock.recv(4096)
         for _ in range(5):
             with run.connect(timeout=3) as sock:
-                sock.sendall(b"GET /other HTTP/1.1\r\nConnection: close\r\n\r\n")
+                sock.sendall(
+                    b"GET /other HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                )
                 assert b"\r\nother\r\n" in read_all(sock)
     finally:
         stop.set()
@@ -143,7 +214,7 @@ def test_client_disconnecting_mid_response(
 
     run = serve(app, threaded=True)
     sock = run.connect()
-    sock.sendall(b"GET /endless HTTP/1.1\r\n\r\n")
+    sock.sendall(b"GET /endless HTTP/1.1\r\nHost: x\r\n\r\n")
     assert sock.recv(1000)
     sock.setsockopt(
         socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
@@ -153,7 +224,7 @@ def test_client_disconnecting_mid_response(
     wait_until(lambda: any("disconnected" in r.getMessage() for r in caplog.records))
     assert not any(r.exc_info for r in caplog.records)
     with run.connect() as again:
-        again.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        again.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert statuses(read_all(again)) == [200]
 
 
@@ -172,7 +243,9 @@ def test_client_disconnecting_mid_body(serve: t.Any, caplog: t.Any) -> None:
 
     run = serve(app)
     with run.connect() as sock:
-        sock.sendall(b"POST / HTTP/1.1\r\nContent-Length: 1000\r\n\r\npartial")
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\npartial"
+        )
     wait_until(lambda: bool(errors))
     wait_until(
         lambda: any("closed the connection" in r.getMessage() for r in caplog.records)
@@ -186,7 +259,7 @@ def test_malformed_request_is_one_log_line(
     caplog.set_level(logging.INFO, logger="citus")
     run = serve(hello)
     with run.connect() as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n")
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: x\r\n\r\n")
         assert statuses(read_all(sock)) == [400]
     wait_until(lambda: any("Malformed" in r.getMessage() for r in caplog.records))
     assert not any(r.exc_info for r in caplog.records)
@@ -224,7 +297,7 @@ def test_running_out_of_file_descriptors(run_python: t.Any, tmp_path: Path) -> N
     while True:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-                sock.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 if statuses(read_all(sock)) == [200]:
                     break
         except OSError:

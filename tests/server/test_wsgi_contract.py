@@ -38,7 +38,7 @@ def test_write_callable(serve: t.Any) -> None:
 
     run = serve(app)
     with run.connect() as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         status, headers, body = read_response(sock)
     assert body == b"from write, then returned"
     assert headers["transfer-encoding"] == "chunked"
@@ -55,7 +55,7 @@ def test_start_response_with_exc_info_replaces_the_status(serve: t.Any) -> None:
 
     run = serve(app)
     with run.connect() as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         status, headers, body = read_response(sock)
     assert (status, body) == (503, b"busy")
     assert "x-second" in headers and "x-first" not in headers
@@ -71,7 +71,7 @@ def test_start_response_twice_without_exc_info_is_an_error(
 
     run = serve(app)
     with run.connect() as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert read_response(sock)[0] == 500
 
 
@@ -87,9 +87,9 @@ def test_close_is_called_on_success_and_on_error(serve: t.Any, caplog: t.Any) ->
 
     run = serve(app)
     with run.connect() as sock:
-        sock.sendall(b"GET /ok HTTP/1.1\r\n\r\n")
+        sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
         assert read_response(sock)[2] == b"ab"
-        sock.sendall(b"GET /fail HTTP/1.1\r\n\r\n")
+        sock.sendall(b"GET /fail HTTP/1.1\r\nHost: x\r\n\r\n")
         data = read_all(sock)
     assert [r.closed for r in results] == [True, True]
     # Headers and the first chunk were sent: the connection is aborted, and
@@ -106,7 +106,7 @@ def test_error_after_content_length_aborts(serve: t.Any) -> None:
 
     run = serve(app)
     with run.connect() as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         data = read_all(sock)
     assert data.endswith(b"\r\n\r\n12345")
 
@@ -118,7 +118,9 @@ def test_short_content_length_aborts(serve: t.Any) -> None:
 
     run = serve(app)
     with run.connect() as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+        sock.sendall(
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
         data = read_all(sock)  # closed instead of serving the second request
     assert statuses(data) == [200]
 
@@ -142,7 +144,9 @@ def test_wrong_content_length_known_before_sending_is_a_500(
 
     run = serve(app)
     with run.connect() as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+        sock.sendall(
+            b"GET / HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
         data = read_all(sock)
     assert statuses(data) == [500]
     assert "Content-Length" in caplog.text
@@ -159,7 +163,7 @@ def test_app_exception_is_a_500_and_a_logged_traceback(
 
     run = serve(app)
     with run.connect() as sock:
-        sock.sendall(b"GET /boom HTTP/1.1\r\n\r\n")
+        sock.sendall(b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n")
         status, headers, body = read_response(sock)
     assert status == 500
     assert b"KeyError" not in body
@@ -183,7 +187,7 @@ def test_sys_exit_in_the_app_is_a_500_not_the_end_of_the_server(
 
     run = serve(app, threaded=threaded)
     with run.connect() as sock:
-        sock.sendall(b"GET /exit HTTP/1.1\r\n\r\n")
+        sock.sendall(b"GET /exit HTTP/1.1\r\nHost: x\r\n\r\n")
         status, headers, body = read_response(sock)
     assert status == 500
     wait_until(lambda: any(r.exc_info for r in caplog.records))
@@ -191,7 +195,7 @@ def test_sys_exit_in_the_app_is_a_500_not_the_end_of_the_server(
     assert record.exc_info is not None and record.exc_info[0] is SystemExit
     # The server is still there for the next client.
     with run.connect() as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert read_response(sock)[::2] == (200, b"ok")
 
 
@@ -216,7 +220,7 @@ def test_response_splitting_is_refused(
 
     run = serve(app)
     with run.connect() as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         data = read_all(sock)
     assert statuses(data) == [500]
     assert b"hacked" not in data and b"Injected" not in data
@@ -235,7 +239,9 @@ def test_each_request_is_logged(serve: t.Any, caplog: pytest.LogCaptureFixture) 
 
     run = serve(app)
     with run.connect() as sock:
-        sock.sendall(b"GET /missing?q=1 HTTP/1.1\r\nConnection: close\r\n\r\n")
+        sock.sendall(
+            b"GET /missing?q=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
         read_all(sock)
     wait_until(lambda: any("/missing" in r.getMessage() for r in caplog.records))
     line = next(r.getMessage() for r in caplog.records if "/missing" in r.getMessage())
@@ -260,8 +266,8 @@ def test_input_stream_methods(serve: t.Any) -> None:
     body = b"abcdef\nline two\nthree\n"
     with run.connect() as sock:
         sock.sendall(
-            b"POST / HTTP/1.1\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%b"
-            % (len(body), body)
+            b"POST / HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%b" % (len(body), body)
         )
         assert statuses(read_all(sock)) == [200]
     assert seen == {
@@ -293,7 +299,9 @@ def test_broken_applications_get_a_500(
 
     run = serve(app)
     with run.connect() as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+        sock.sendall(
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
         data = read_all(sock)
     assert statuses(data) == [500]  # and the connection is closed
     wait_until(lambda: any(r.levelno >= logging.ERROR for r in caplog.records))

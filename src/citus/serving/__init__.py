@@ -12,7 +12,7 @@ from __future__ import annotations
 import typing as t
 
 from .._compat import stop_on_sigterm
-from .._log import echo
+from .._log import echo, warn_development_server
 from ..reloader import is_running_from_reloader as is_running_from_reloader
 from ._options import check_concurrency
 from .sockets import (
@@ -105,6 +105,10 @@ def run_simple(
     ``CITUS_SERVER_FDS`` (the sockets the supervisor bound) and, through the
     debugger, ``CITUS_DEBUGGER_PIN``.
 
+    Prints ``WARNING: This is a development server...`` before the
+    addresses, unless the debugger is on or ``citus run``/``app.run()``
+    printed their banner (which says it, in debug mode off) in this process.
+
     Exits with status 1 and a one-line explanation, not a traceback, when the
     address cannot be bound. Ctrl+C at any point, even before serving has
     started, makes it return quietly.
@@ -154,6 +158,9 @@ def run_simple(
                 raise SystemExit(1) from None
         try:
             if inherited is None:
+                if not use_debugger:
+                    # Debug mode (the debugger) is for development only anyway.
+                    warn_development_server()
                 for line in describe_urls(sockets, scheme):
                     echo(line, err=False)
                 echo("Press CTRL+C to quit", err=False)

@@ -21,6 +21,10 @@ from . import http11
 RECV_SIZE = 65536
 #: Bytes asked for per read of a request body (fewer, larger reads).
 BODY_RECV_SIZE = 262144
+#: Bytes per second a client must keep sending a body at, past its first
+#: seconds of grace, when one slow body would hold the whole server
+#: (``threaded=False``): each byte received buys ``1 / BODY_MIN_RATE`` s more.
+BODY_MIN_RATE = 65536
 
 
 class Client:
@@ -31,12 +35,14 @@ class Client:
 
     __slots__ = (
         "base",
+        "body_wait",
         "busy",
         "client",
         "conn",
         "deadline",
         "fd",
         "head_timer",
+        "io_timeout",
         "last_chance",
         "registered",
         "sock",
@@ -57,12 +63,37 @@ class Client:
         self.tls_pending = False
         self.base: dict[str, t.Any] = {}
         self.client = ""
+        #: Seconds left to wait for the current request's body, or ``None``
+        #: for no bound but the socket's I/O timeout (see :meth:`recv`).
+        self.body_wait: float | None = None
+        self.io_timeout = 0.0
 
     def recv(self) -> bytes:
-        """Bytes from the client; ``TimeoutError`` past the I/O timeout."""
+        """Bytes of a request body; ``TimeoutError`` when they are too slow.
+
+        Past the socket's I/O timeout, or, when :attr:`body_wait` is set (a
+        server without threads, which this client would hold), once the
+        time spent waiting for this body exceeds it; every byte received adds
+        ``1 / BODY_MIN_RATE`` seconds.
+        """
+        sock = self.sock
+        left = self.body_wait
         try:
-            # Called for request bodies: large reads, fewer system calls.
-            return self.sock.recv(BODY_RECV_SIZE)
+            if left is None:
+                # Large reads, fewer system calls.
+                return sock.recv(BODY_RECV_SIZE)
+            if left <= 0:
+                raise TimeoutError
+            sock.settimeout(min(left, self.io_timeout))
+            started = time.monotonic()
+            try:
+                data = sock.recv(BODY_RECV_SIZE)
+            finally:
+                waited = time.monotonic() - started
+                self.body_wait = left - waited
+                sock.settimeout(self.io_timeout)
+            self.body_wait += len(data) / BODY_MIN_RATE
+            return data
         except (BlockingIOError, TimeoutError):
             raise TimeoutError("timed out waiting for the client") from None
 

@@ -40,6 +40,8 @@ server state              event              next state
 from __future__ import annotations
 
 import collections
+import ipaddress
+import re
 import time
 import typing as t
 from email.utils import formatdate
@@ -125,6 +127,7 @@ class Request:
     """
 
     __slots__ = (
+        "authority",
         "chunked",
         "content_length",
         "expect_continue",
@@ -156,6 +159,10 @@ class Request:
         self.content_length = content_length
         self.chunked = chunked
         self.upgrade = False
+        #: An absolute-form target's ``(scheme, host, port)``, lowercase scheme,
+        #: IPv6 hosts in brackets, ``port`` empty when the target has none;
+        #: ``None`` for every other form.
+        self.authority: tuple[str, str, str] | None = None
 
     @property
     def has_body(self) -> bool:
@@ -180,6 +187,66 @@ def http_date() -> str:
 
 def _has_token(value: bytes, token: bytes) -> bool:
     return any(part.strip().lower() == token for part in value.split(b","))
+
+
+#: ``uri-host [":" port]`` (RFC 9110, 7.2; RFC 3986, 3.2.2): an IP literal in
+#: brackets, or a reg-name (which covers IPv4 addresses), possibly empty.
+_HOST_PORT = re.compile(
+    rb"(\[[0-9A-Za-z:.%_~!$&'()*+,;=-]*\]"
+    rb"|(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)"
+    rb"(?::([0-9]*))?"
+)
+#: ``scheme "://" authority`` at the start of an absolute-form target.
+_ABSOLUTE = re.compile(rb"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)")
+#: IPvFuture (RFC 3986, 3.2.2), inside the brackets.
+_IPV_FUTURE = re.compile(rb"[vV][0-9A-Fa-f]+\.[A-Za-z0-9._~!$&'()*+,;=:-]+")
+
+
+def split_host(value: bytes) -> tuple[bytes, bytes] | None:
+    """``(host, port)`` of a ``Host`` value or target authority; ``None`` if
+    it is not ``uri-host [":" port]`` (a broken IP literal, a port past 65535,
+    a character a host cannot hold)."""
+    match = _HOST_PORT.fullmatch(value)
+    if match is None:
+        return None
+    host, port = match.group(1), match.group(2) or b""
+    if port and int(port) > 65535:
+        return None
+    if host[:1] == b"[":
+        inside = host[1:-1]
+        if not _IPV_FUTURE.fullmatch(inside):
+            try:
+                ipaddress.IPv6Address(inside.decode("ascii"))
+            except ValueError:
+                return None
+    return host, port
+
+
+def check_absolute_target(target: bytes) -> tuple[str, str, str]:
+    """``(scheme, host, port)`` of an absolute-form request target.
+
+    Raises :class:`RemoteProtocolError` (400) when its authority is empty or
+    broken, or carries user information (RFC 9110, 4.2.1 and 4.2.4).
+    """
+    match = _ABSOLUTE.match(target)
+    if match is None:
+        raise RemoteProtocolError("Malformed absolute-form request target.", 400)
+    authority = match.group(2)
+    if b"@" in authority:
+        raise RemoteProtocolError(
+            "User information in the request target (RFC 9110, 4.2.4).", 400
+        )
+    parts = split_host(authority)
+    if parts is None or not parts[0]:
+        raise RemoteProtocolError(
+            "The request target's authority is empty or malformed.", 400
+        )
+    host, port = parts
+    return (
+        match.group(1).decode("ascii").lower(),
+        host.decode("ascii"),
+        port.decode("ascii"),
+    )
 
 
 _BAD_VALUE_CHARS = frozenset(b"\r\n\x00")
@@ -418,6 +485,8 @@ class Connection:
             # application and a proxy in front of it each believe?).
             if self._host_seen:
                 self._fail("More than one Host header field.", 400)
+            if split_host(value) is None:
+                self._fail("Invalid Host header field.", 400)
             self._host_seen = True
 
     def on_headers_complete(self) -> None:
@@ -427,6 +496,17 @@ class Connection:
         version = parser.get_http_version()
         if version not in ("1.1", "1.0"):
             self._fail(f"HTTP/{version} is not supported.", 505)
+        if version == "1.1" and not self._host_seen:
+            # RFC 9112, 3.2: which host would the application answer for?
+            self._fail("HTTP/1.1 request without a Host header field.", 400)
+        url = self._url
+        authority = None
+        method = parser.get_method()
+        if url[:1] != b"/" and url != b"*" and method != b"CONNECT":
+            try:
+                authority = check_absolute_target(url)
+            except RemoteProtocolError as error:
+                self._fail(str(error), error.status_hint)
         chunked = False
         if self._te:
             if version == "1.0":
@@ -448,8 +528,8 @@ class Connection:
         else:
             keep_alive = bool(conn) and _has_token(conn, b"keep-alive")
         request = Request(
-            parser.get_method(),
-            self._url,
+            method,
+            url,
             version,
             self._headers,
             keep_alive,
@@ -457,6 +537,7 @@ class Connection:
             self._content_length,
             chunked,
         )
+        request.authority = authority
         if parser.should_upgrade():
             request.upgrade = True
         self._has_body = request.has_body

@@ -462,6 +462,7 @@ class Server:
                 continue
             fd = sock.fileno()
             client = Client(sock, fd)
+            client.io_timeout = self.io_timeout
             local = self._local_addresses.get(listener)
             if local is None:
                 try:
@@ -787,6 +788,10 @@ class Server:
             client.head_timer = False
             if self._stopping and not self._passes_on(client):
                 conn.must_close()
+            if not self.threaded:
+                # A slow body would hold every other client: bound it like a
+                # slow head (Client.recv).
+                client.body_wait = self.header_timeout
             exchange = Exchange(
                 self.app,
                 conn,
@@ -828,7 +833,7 @@ class Server:
                 elif event is http11.END_OF_MESSAGE:
                     return True
                 elif event is NEED_DATA:
-                    data = client.sock.recv(RECV_SIZE)
+                    data = client.recv()  # bounded as the body's other reads
                     if not data:
                         return False
                     conn.receive_data(data)

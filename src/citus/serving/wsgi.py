@@ -44,6 +44,10 @@ class ClientDisconnectedError(OSError):
     """The client went away (or stopped sending) in the middle of a request."""
 
 
+class BodyTimeoutError(ClientDisconnectedError):
+    """The request body did not arrive in time (answered with 408 if it can)."""
+
+
 class Transport(t.Protocol):
     """What an :class:`Exchange` needs from the connection's socket."""
 
@@ -156,7 +160,18 @@ def build_environ(
             environ[key] = environ[key] + separator + text
         else:
             environ[key] = text
+    authority = request.authority
+    if authority is not None:
+        # RFC 9112, 3.2.2: an absolute-form target's authority is the host,
+        # whatever the Host header says.
+        scheme, host, port = authority
+        environ["HTTP_HOST"] = f"{host}:{port}" if port else host
+        environ["SERVER_NAME"] = host[1:-1] if host[:1] == "[" else host
+        environ["SERVER_PORT"] = port or _DEFAULT_PORTS.get(scheme, "80")
     return environ
+
+
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
 class Input(io.RawIOBase):
@@ -195,7 +210,7 @@ class Input(io.RawIOBase):
                 try:
                     data = self._transport.recv()
                 except TimeoutError:
-                    raise ClientDisconnectedError(
+                    raise BodyTimeoutError(
                         "The client stopped sending the request body (timed out)."
                     ) from None
                 except OSError as error:
@@ -447,9 +462,12 @@ class Exchange:
         try:
             self._call(environ)
         except ClientDisconnectedError as error:
-            self.aborted = True
             self.conn.must_close()
             log_error(f"{self.client}: {error}")
+            if type(error) is BodyTimeoutError and not self.headers_sent:
+                self._send_error(408, "the request body did not arrive in time.")
+            else:
+                self.aborted = True
             if not self.code:
                 self.code = 400
         except RemoteProtocolError as error:
@@ -482,6 +500,13 @@ class Exchange:
             self.conn.must_close()
             if self.passthrough_errors:
                 self.aborted = True
+                if not self.headers_sent:
+                    self.code = -1  # nothing was answered: no request log line
+                    log_error(
+                        f"{self.client}: no response to {_line(environ)}: the"
+                        " application's error passes through (passthrough_errors);"
+                        " connection closed."
+                    )
                 raise
             logger.exception("Error on request %s:", _line(environ))
             if not self.headers_sent:
@@ -489,7 +514,9 @@ class Exchange:
             else:
                 self.aborted = True
         finally:
-            if not self.taken:
+            # taken: the app owns the socket now; code -1: nothing was
+            # answered (passthrough_errors).
+            if not self.taken and self.code >= 0:
                 log_request(
                     self.client,
                     _line(environ),
