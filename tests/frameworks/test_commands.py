@@ -155,6 +155,20 @@ def test_django_routes_found_from_manage_py(django_site: Path) -> None:
     assert rows(citus("--app", "mysite.wsgi", "routes", cwd=django_site)) == table
 
 
+def test_django_routes_with_broken_urls(django_site: Path) -> None:
+    """The project's own error, with its traceback, status 1."""
+    urls = django_site / "mysite" / "urls.py"
+    urls.write_text(
+        urls.read_text(encoding="utf-8") + "raise ValueError('bad urls')\n",
+        encoding="utf-8",
+    )
+    result = citus("routes", cwd=django_site)
+    assert result.returncode == 1
+    assert result.stderr.rstrip().endswith("ValueError: bad urls")
+    assert 'urls.py", line' in result.stderr
+    assert "commands.py" not in result.stderr
+
+
 def test_django_shell_has_the_models(django_site: Path) -> None:
     code = "print('MODELS', User.objects.model._meta.label, Group.__name__)\n"
     result = citus("shell", cwd=django_site, input=code)

@@ -406,7 +406,11 @@ def routes_command(info: AppInfo, sort: str | None, all_methods: bool) -> None:
     from ..frameworks import detect
 
     framework = detect(app)
-    routes = framework.routes()
+    try:
+        routes = framework.routes()
+    except Exception as error:  # the project's URL configuration is broken
+        echo(format_load_error(error), err=True)
+        raise SystemExit(1) from None
     if routes is None:
         click.echo(_no_route_table(framework, app, name))
         return
