@@ -85,6 +85,38 @@ def test_the_served_app_answers_as_the_project(django_site: Path) -> None:
     assert answers["no_static"] == []
 
 
+def test_checks(django_site: Path) -> None:
+    extra = """
+    from citus.frameworks import CheckFailedError
+    try:
+        answers["check"] = found.check()
+    except CheckFailedError as error:
+        answers["check"] = [type(error).__name__, error.message]
+    """
+    lines = ask(django_site, extra)["check"]
+    assert lines[:3] == [  # type: ignore[index]
+        "Performing system checks...",
+        "",
+        "System check identified no issues (0 silenced).",
+    ]
+    assert "Run 'python manage.py migrate' to apply them." in lines  # type: ignore[operator]
+    settings = django_site / "mysite" / "settings.py"
+    edit(settings, "DEBUG = True", "DEBUG = False")
+    assert ask(django_site, extra)["check"] == [
+        "CheckFailedError",
+        "You must set settings.ALLOWED_HOSTS if DEBUG is False.",
+    ]
+    edit(settings, "ALLOWED_HOSTS = []", "ALLOWED_HOSTS = ['localhost']")
+    edit(settings, "'django.contrib.sessions.middleware.SessionMiddleware',", "")
+    name, message = ask(django_site, extra)["check"]  # type: ignore[misc]
+    assert name == "SystemCheckError"
+    assert message.startswith("System check identified some issues:\n\nERRORS:\n")
+    assert (
+        "(admin.E410) 'django.contrib.sessions.middleware.SessionMiddleware'" in message
+    )
+    assert message.endswith("System check identified 1 issue (0 silenced).")
+
+
 def test_no_static_folders_without_debug_or_staticfiles(django_site: Path) -> None:
     settings = django_site / "mysite" / "settings.py"
     edit(settings, "DEBUG = True", "DEBUG = False")

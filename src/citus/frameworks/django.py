@@ -173,13 +173,21 @@ class Django(Framework):
 
     def check(self) -> list[str]:
         """Django's system checks and the unapplied-migrations notice, as
-        runserver runs and words them.
+        runserver runs and words them; like runserver, it refuses an empty
+        ``ALLOWED_HOSTS`` when ``DEBUG`` is off.
 
         :raises SystemCheckError: for errors, with Django's report as its
             message.
         """
+        from django.conf import settings
         from django.core.management import base
         from django.db import connections
+
+        if not settings.DEBUG and not settings.ALLOWED_HOSTS:
+            # runserver refuses to start, in these words.
+            raise CheckFailedError(
+                "You must set settings.ALLOWED_HOSTS if DEBUG is False."
+            )
 
         out, err = io.StringIO(), io.StringIO()
         command = base.BaseCommand(stdout=out, stderr=err, no_color=True)
