@@ -215,3 +215,34 @@ def test_django_no_static(run_citus: Start, django_site: Path) -> None:
     proc = run_citus("run", "--port", "0", cwd=django_site, env=environment)
     browser = Browser(proc.wait_for_url())
     assert browser.get("/static/admin/css/base.css")[0] == 404
+
+
+BOTTLE = """
+import bottle
+
+app = bottle.Bottle()
+
+
+@app.route("/")
+def index():
+    return "bottle home"
+
+
+@app.route("/boom")
+def boom():
+    return 1 / 0
+"""
+
+
+def test_bottle_errors_reach_the_debugger(run_citus: Start, tmp_path: Path) -> None:
+    """In debug mode a Bottle app's unhandled error reaches citus's debugger,
+    as a Flask app's does, instead of Bottle's bare 500 page."""
+    pytest.importorskip("bottle")
+    (tmp_path / "app.py").write_text(BOTTLE, encoding="utf-8")
+    proc, browser = start(run_citus, "run", "--debug", "--port", "0", cwd=tmp_path)
+    assert proc.log.lines[0] == " * Serving Bottle app 'app'"
+    assert browser.get("/")[:2] == (200, "bottle home")
+    status, page, _ = browser.get("/boom", {"Accept": "text/plain"})
+    assert status == 500
+    assert "ZeroDivisionError: division by zero" in page
+    assert 'app.py", line 14, in boom' in page

@@ -31,6 +31,18 @@ class Bottle(Framework):
         """``Bottle``."""
         return "Bottle"
 
+    def set_debug(self, debug: bool) -> None:
+        """In debug mode, do what ``bottle.run(debug=True)`` does (Bottle's
+        debug mode: tracebacks on its pages, templates re-read) and let
+        unhandled errors reach citus's debugger (``catchall`` off), as
+        Flask's debug mode does. Outside it, the app is left as it is."""
+        if not debug:
+            return
+        import bottle
+
+        bottle.debug(True)
+        self.app.config["catchall"] = False  # type: ignore[attr-defined]
+
     def routes(self) -> list[Route]:
         """``app.routes``: rule, method, callback and name of each."""
         rows = []
