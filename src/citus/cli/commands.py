@@ -327,8 +327,12 @@ def run_command(
         # A wrong --app is a usage error at once, before anything starts.
         name = check_reference(info.app_ref)
         if use_reloader:
-            # The supervisor never imports the app; its children do.
+            # The supervisor never imports the app; its children do. The
+            # first may be forked from here and run this command line again.
             app = supervisor_app
+            from ..reloader import forkstart
+
+            forkstart.allow(_run_again)
         else:
             app = load_app_for_serving(
                 info.app_ref, eager=eager_loading, use_reloader=False
@@ -338,7 +342,7 @@ def run_command(
             app = prepare_for_serving(
                 app, debug=debug_flag, static=static, use_reloader=False
             )
-    if use_debugger:
+    if use_debugger and app is not supervisor_app:
         _let_errors_reach_the_debugger(app)
 
     from ..serving import run_simple
@@ -368,6 +372,14 @@ def _banner_kind(app: object, name: str) -> str:
     if app is supervisor_app or isinstance(app, FailedApp):
         return guess_banner_kind(split_reference(name)[0])
     return detect(app).banner_kind()
+
+
+def _run_again() -> object:
+    """Run ``citus`` with this process's arguments (in a forked reloader
+    child, as a started child would)."""
+    from . import main
+
+    return main.main(args=sys.argv[1:])
 
 
 def _let_errors_reach_the_debugger(app: object) -> None:

@@ -60,6 +60,11 @@ SPARE_PRELOAD = (
     "citus.reloader.watchdog_backend",
     "watchdog.observers",
 )
+#: How long the first child waits before it imports the events backend.
+BACKEND_DELAY = 0.1
+#: How long after it starts to serve a child first reports its imports (the
+#: spare is started meanwhile, and reads the list when it is ready).
+FIRST_IMPORTS_REPORT = 0.2
 #: How often a serving child tells the supervisor about modules it imported
 #: since it started serving (imported on a first request, say).
 IMPORTS_REPORT_EVERY = 2.0
@@ -345,7 +350,9 @@ def _report_imports() -> None:
 
 
 def _keep_reporting_imports() -> None:
-    """Report the imports now (off the path to serving), then as they grow."""
+    """Report the imports soon (once the first requests are served), then as
+    they grow."""
+    time.sleep(FIRST_IMPORTS_REPORT)
     _report_imports()
     count = len(sys.modules)
     while True:
@@ -478,6 +485,12 @@ def start(
         return
 
     def run() -> None:
+        events = os.environ.get(BACKEND_ENV) != "stat"
+        if events and "watchdog.observers" not in sys.modules:
+            # Importing it now would hold the lock that the serving thread
+            # needs for its first answer; changes meanwhile are still seen
+            # (the watcher looks once the backend watches).
+            time.sleep(BACKEND_DELAY)
         try:
             backend = make_backend()
         except Exception as error:  # watchdog found but unusable here

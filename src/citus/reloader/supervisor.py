@@ -44,6 +44,7 @@ from .._compat import (
 )
 from .._env import dotenv_watch_paths, loaded_at
 from .._log import echo
+from . import forkstart
 from .base import (
     WARNED_ENV,
     Backend,
@@ -99,7 +100,10 @@ class _Child:
     """One serving child and the threads that listen to it."""
 
     def __init__(
-        self, generation: int, proc: subprocess.Popen[bytes], control: socket.socket
+        self,
+        generation: int,
+        proc: subprocess.Popen[bytes] | forkstart.ForkedChild,
+        control: socket.socket,
     ) -> None:
         #: The generation it serves as (assigned when a spare is called in).
         self.generation = generation
@@ -220,12 +224,6 @@ class Supervisor:
             env[CHANGED_AT_ENV] = repr(changed_at)
         if os.environ.get(WARNED_ENV):
             env[WARNED_ENV] = os.environ[WARNED_ENV]  # a spare started before
-        if not self._watched:
-            self._watched = sorted(
-                p
-                for p in module_files() | set(self.extra_files)
-                if not is_excluded(p, self.exclude_patterns)
-            )
         spare, self._spare = self._spare, None
         cold, self._cold = self._cold, False
         self._restart_asked = None
@@ -235,6 +233,7 @@ class Supervisor:
         # A spare still importing is called in too: it reads the message as
         # soon as it is ready, sooner than a new process would be.
         if spare is not None and spare.proc.poll() is None:
+            self._fill_watched()
             message: dict[str, object] = {
                 "op": "go",
                 "env": env,
@@ -254,6 +253,7 @@ class Supervisor:
         if spare is not None:
             self._dismiss(spare)
         child = self._start(env, spare=False)
+        self._fill_watched()  # once the child is on its way
         opening: dict[str, object] = {"op": "watch", "files": self._watched}
         if cold:
             # A cold start: nothing may be carried over from the old
@@ -265,6 +265,15 @@ class Supervisor:
         except OSError:
             pass
         self._current = child
+
+    def _fill_watched(self) -> None:
+        """Before any child reported its files: the modules loaded here."""
+        if not self._watched:
+            self._watched = sorted(
+                p
+                for p in module_files() | set(self.extra_files)
+                if not is_excluded(p, self.exclude_patterns)
+            )
 
     def _start_spare(self) -> None:
         """Start a spare child that waits, warm, to serve the next generation."""
@@ -318,21 +327,26 @@ class Supervisor:
         env["CITUS_SERVER_FDS"] = ",".join(str(fd) for fd in fds)
         env[CONTROL_FD_ENV] = str(child_end.fileno())
         env.update(extra_env)
-        kwargs = popen_passing([*self.sockets, child_end])
-        master, stderr = child_stderr()
-        try:
-            proc = subprocess.Popen(
-                child_args(), env=env, stderr=stderr, close_fds=True, **kwargs
-            )
-        except BaseException:
-            parent_end.close()
-            if master is not None:
-                os.close(master)
-            raise
-        finally:
-            child_end.close()
-            if master is not None:
-                os.close(stderr)
+        proc: subprocess.Popen[bytes] | forkstart.ForkedChild
+        master: int | None
+        if not spare and self._generation == 0 and forkstart.can_fork():
+            proc, master = self._fork(env, parent_end, child_end)
+        else:
+            kwargs = popen_passing([*self.sockets, child_end])
+            master, stderr = child_stderr()
+            try:
+                proc = subprocess.Popen(
+                    child_args(), env=env, stderr=stderr, close_fds=True, **kwargs
+                )
+            except BaseException:
+                parent_end.close()
+                if master is not None:
+                    os.close(master)
+                raise
+            finally:
+                child_end.close()
+                if master is not None:
+                    os.close(stderr)
         child = _Child(int(env["CITUS_RUN_GENERATION"]), proc, parent_end)
         child.spare = spare
         # Forget children that are gone: a server runs for hours of reloads.
@@ -348,6 +362,27 @@ class Supervisor:
         background_thread(self._listen, child, parent_end)
         background_thread(self._wait, child)
         return child
+
+    def _fork(
+        self, env: dict[str, str], parent_end: socket.socket, child_end: socket.socket
+    ) -> tuple[forkstart.ForkedChild, int]:
+        """Fork the first child (see :mod:`.forkstart`); return it and the
+        file descriptor to read its standard error from."""
+        master, slave = child_stderr()
+        if master is None:
+            read_fd, write_fd = os.pipe()
+        else:
+            read_fd, write_fd = master, slave
+        try:
+            proc = forkstart.start(env, write_fd, [read_fd, parent_end.fileno()])
+        except BaseException:
+            parent_end.close()
+            os.close(read_fd)
+            raise
+        finally:
+            child_end.close()
+            os.close(write_fd)
+        return proc, read_fd
 
     def _tee(self, child: _Child, fd: int) -> None:
         """Copy the child's standard error to ours, keeping its end."""
