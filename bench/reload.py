@@ -10,7 +10,9 @@ For each server and each app (``hello``, and ``heavy``: one that imports about
    second client requests every 5 ms and counts every failed request (refused,
    reset, timed out, or a 5xx);
 3. measures the CPU that the whole process tree uses over ``--idle`` seconds
-   of doing nothing (all threads of all processes, from ``/proc``);
+   of doing nothing (all threads of all processes, from ``/proc``), and the
+   tree's memory at the end: the sum of each process's RSS, and of its PSS
+   (shared pages divided among the processes that share them);
 4. breaks the app ``--broken`` times (a syntax error saved, then the fix) and
    times write → first error answer (a 5xx) and fix → first answer showing
    the fixed code, counting the requests that got no HTTP answer at all
@@ -180,6 +182,26 @@ SERVERS = [
         "citus",
     ),
     ServerKind(
+        "citus-nopreload",
+        WSGI_APP,
+        lambda port: [
+            str(BIN / "citus"),
+            "--app",
+            "app",
+            "run",
+            "--debug",
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "--reloader-type",
+            "watchdog",
+            "--no-preload",
+            *EXCLUDE_CITUS,
+        ],
+        "citus",
+    ),
+    ServerKind(
         "werkzeug-stat",
         FLASK_APP,
         lambda port: [sys.executable, "werkzeug_run.py", str(port), "stat"],
@@ -272,6 +294,22 @@ def cpu_by_pid(pids: t.Iterable[int]) -> dict[int, float]:
                     total += int(file.read().split()[0])
         found[pid] = total / 1e9
     return found
+
+
+def memory_mb(pids: t.Iterable[int]) -> tuple[float, float]:
+    """``(RSS, PSS)`` of ``pids`` together, in MB (from /proc)."""
+    totals = [0, 0]
+    for pid in pids:
+        for index, (path, field) in enumerate(
+            [(f"/proc/{pid}/status", "VmRSS:"), (f"/proc/{pid}/smaps_rollup", "Pss:")]
+        ):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                with open(path) as file:
+                    for line in file:
+                        if line.startswith(field):
+                            totals[index] += int(line.split()[1])
+                            break
+    return totals[0] / 1024, totals[1] / 1024
 
 
 class Poller(threading.Thread):
@@ -457,6 +495,9 @@ def measure(
             used = sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
             result["idle_cpu_percent"] = 100 * used / (time.monotonic() - at)
             result["idle_processes"] = len(after)
+            rss, pss = memory_mb(after)
+            result["idle_rss_mb"] = round(rss, 1)
+            result["idle_pss_mb"] = round(pss, 1)
             result["idle_by_process"] = {
                 pid: round(100 * (cpu - before.get(pid, 0.0)) / idle, 3)
                 for pid, cpu in after.items()
@@ -511,6 +552,12 @@ def fmt(value: float | None, unit: str = "ms") -> str:
     return f"{value * 1000:.0f} ms" if unit == "ms" else f"{value:.2f}%"
 
 
+def memory(result: dict[str, t.Any]) -> str:
+    if "idle_rss_mb" not in result:
+        return "-"
+    return f"{result['idle_rss_mb']:.0f} MB ({result['idle_pss_mb']:.0f} MB)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", help="comma-separated server names")
@@ -556,12 +603,12 @@ def main() -> None:
     print()
     print(
         "| server | app | start | write-to-served (median) | failed / requests"
-        " | idle CPU |"
+        " | idle CPU | idle RSS (PSS) |"
     )
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in results if args.reloads > 0 or args.idle > 0 else []:
         if "error" in r:
-            print(f"| {r['server']} | {r['app']} | {r['error']} | | | |")
+            print(f"| {r['server']} | {r['app']} | {r['error']} | | | | |")
             continue
         missed = f" ({r['missed']} never served)" if r.get("missed") else ""
         idle = r.get("idle_cpu_percent")
@@ -569,7 +616,8 @@ def main() -> None:
             f"| {r['server']} | {r['app']} | {fmt(r['start_s'])} "
             f"| {fmt(r['write_to_served_median_s'])}{missed} "
             f"| {r['failed_requests']} / {r['requests']} "
-            f"| {fmt(idle, '%') if idle is not None else '-'} |"
+            f"| {fmt(idle, '%') if idle is not None else '-'} "
+            f"| {memory(r)} |"
         )
     if args.broken > 0:
         print()
