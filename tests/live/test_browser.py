@@ -28,8 +28,40 @@ def start(run_python: Runner, script: Path, *args: str) -> tuple[CitusProcess, s
 
 
 def connected(page: Watched) -> None:
-    """Wait until the page's script has opened its stream."""
-    page.page.wait_for_function("window.__citusLive && window.__citusLive !== null")
+    """Wait until the page's script follows the stream (it heard a hello)."""
+    page.page.wait_for_function("window.__citusLive && window.__citusLive.hello")
+
+
+def test_many_tabs_share_one_stream_per_browser(
+    run_python: Runner, chromium: t.Any, tmp_path: Path
+) -> None:
+    """Browsers open at most 6 connections to a server: a stream per tab
+    would leave the seventh tab loading for ever."""
+    script = project(tmp_path, "one")
+    proc, url = start(run_python, script)
+    contexts = [chromium.new_context(), chromium.new_context()]
+    try:
+        tabs = []
+        for context, count in zip(contexts, (9, 3), strict=True):
+            for _ in range(count):
+                tab = Watched(context.new_page())
+                tab.page.goto(url + "/")
+                tabs.append(tab)
+        write(script, app_script("two"))
+        for tab in tabs:
+            tab.wait_text("#msg", "two")
+        # One tab closes (perhaps the one holding the stream): the others
+        # still follow.
+        tabs[0].page.close()
+        for tab in tabs[1:]:
+            tab.page.wait_for_function("window.__citusLive && window.__citusLive.hello")
+        write(script, app_script("three"))
+        for tab in tabs[1:]:
+            tab.wait_text("#msg", "three")
+        assert all(not t.live_errors() for t in tabs), [t.errors for t in tabs]
+    finally:
+        for context in contexts:
+            context.close()
 
 
 @pytest.mark.parametrize("backend", ["stat", "watchdog"])

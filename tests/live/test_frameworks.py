@@ -77,7 +77,7 @@ def test_a_framework_page_reloads_after_an_edit(
     page = open_page()
     page.page.goto(url + "/")
     page.wait_text("#msg", "one")
-    page.page.wait_for_function("window.__citusLive && window.__citusLive !== null")
+    page.page.wait_for_function("window.__citusLive && window.__citusLive.hello")
     pid = page.text("#pid")
     write(app, source.replace("{message}", "two"))
     page.wait_text("#msg", "two")
@@ -178,7 +178,7 @@ def test_css_swaps_and_templates_reload_without_a_restart(
     page = open_page()
     page.page.goto(url + "/")
     page.wait_text("#msg", "one")
-    page.page.wait_for_function("window.__citusLive && window.__citusLive !== null")
+    page.page.wait_for_function("window.__citusLive && window.__citusLive.hello")
     pid = page.text("#pid")
     colour = "getComputedStyle(document.querySelector('h1')).color"
     assert page.page.evaluate(colour) == "rgb(200, 0, 0)"

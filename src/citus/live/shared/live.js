@@ -189,7 +189,10 @@
     });
     var message = {};
     try { message = JSON.parse(data || "{}"); } catch (e) { return; }
-    if (name === "hello") delay = 0;
+    if (name === "hello") {
+      delay = 0;
+      token.hello = true;
+    }
     if ((name === "hello" || name === "reload") && message.id && message.id !== cfg.id) {
       reloadPage();
     } else if (name === "css") {
@@ -215,7 +218,11 @@
           buffer += decoder.decode(chunk.value, { stream: true });
           var blocks = buffer.split("\n\n");
           buffer = blocks.pop();
-          blocks.forEach(handle);
+          blocks.forEach(function (block) {
+            if (block.indexOf("event: hello") === 0) lastHello = block;
+            handle(block);
+            if (channel) channel.postMessage(block);
+          });
           return pump();
         });
       };
@@ -237,16 +244,56 @@
   function stop() {
     clearTimeout(timer);
     if (controller) controller.abort();
+    if (release) release();
+    release = null;
+    lastHello = null;
     if (window.__citusLive === token) window.__citusLive = null;
+  }
+
+  // One stream per browser, not per tab: browsers open at most six
+  // connections to a server, and a stream in every tab would leave a
+  // seventh tab waiting for ever. The tab that holds the lock follows the
+  // stream and passes every event on to the others; when it goes away,
+  // another one takes the lock. (Without Web Locks, outside a secure
+  // context, every tab follows its own stream.)
+  var lockName = "citus-live " + cfg.url;
+  var channel = window.BroadcastChannel ? new BroadcastChannel(lockName) : null;
+  var release = null;
+  var lastHello = null;
+  if (channel) {
+    channel.onmessage = function (event) {
+      if (!active() || typeof event.data !== "string") return;
+      if (event.data === "?") {
+        // A tab that just opened asks what the stream said first.
+        if (release && lastHello) channel.postMessage(lastHello);
+      } else {
+        handle(event.data);
+      }
+    };
+  }
+
+  function start() {
+    if (!(navigator.locks && channel)) {
+      connect();
+      return;
+    }
+    channel.postMessage("?");
+    navigator.locks.request(lockName, function () {
+      if (!active()) return null;
+      return new Promise(function (resolve) {
+        release = resolve;
+        connect();
+      });
+    });
   }
 
   window.addEventListener("pagehide", stop);
   window.addEventListener("pageshow", function (event) {
     if (event.persisted && !active()) {
       window.__citusLive = token;
-      connect();
+      start();
     }
   });
   restoreScroll();
-  connect();
+  start();
 })();
