@@ -114,11 +114,16 @@ def resolve_backend(reloader_type: str) -> str:
     return reloader_type
 
 
-def make_backend(name: str, interval: float) -> Backend:
-    """A new backend ``name`` (already resolved) polling every ``interval`` s."""
+def make_backend(name: str, interval: float, *, verify: bool = False) -> Backend:
+    """A new backend ``name`` (already resolved) polling every ``interval`` s.
+
+    :param verify: with events, test that they arrive from each mount (the
+        serving child's watcher; see :mod:`.watchdog_backend`).
+    """
     module_name, _, class_name = BACKENDS[name].partition(":")
     module = importlib.import_module(f".{module_name}", __name__)
-    backend: Backend = getattr(module, class_name)(interval)
+    kind = getattr(module, class_name)
+    backend: Backend = kind(interval, verify=True) if verify else kind(interval)
     return backend
 
 
@@ -220,6 +225,7 @@ def run_with_reloader(
         trust=debugger.trusts_request if debugger is not None else None,
         live_reload=live_reload,
         watch_environment=True,
+        environment_interval=min(interval, 1.0),
     )
     return supervisor.run()
 
@@ -262,7 +268,7 @@ def start_child_watcher(
     if name not in BACKENDS:
         name = resolve_backend(reloader_type)
     child.start(
-        lambda: make_backend(name, interval),
+        lambda: make_backend(name, interval, verify=name == "watchdog"),
         extra_files=[os.path.abspath(p) for p in (extra_files or ())],
         exclude_patterns=list(exclude_patterns or ()),
         stop_serving=stop_serving,

@@ -63,7 +63,10 @@ _IGNORED_SUFFIXES = (
     "___jb_tmp___",
     "___jb_old___",
 )
-_IGNORED_PREFIXES = (".#", ".goutputstream-", ".~lock.")
+#: The name of the files the events backend creates to test that events
+#: arrive (see :mod:`.watchdog_backend`); never a change worth a reload.
+PROBE_PREFIX = ".citus-probe-"
+_IGNORED_PREFIXES = (".#", ".goutputstream-", ".~lock.", PROBE_PREFIX)
 _TRACEBACK_FILE = re.compile(r'^\s*File "(?P<path>[^"]+)", line \d+', re.MULTILINE)
 
 #: A file's state: ``(size, mtime_ns)``, or ``None`` when it does not exist.
@@ -115,6 +118,19 @@ def note_warning(key: str) -> bool:
         return False
     os.environ[WARNED_ENV] = ",".join([*given, key])
     return True
+
+
+def remembered(key: str) -> bool:
+    """Whether this run of the server noted ``key`` already (a warning
+    given, or a fact found out, see :func:`remember`)."""
+    return key in os.environ.get(WARNED_ENV, "").split(",")
+
+
+def remember(key: str) -> None:
+    """Note a fact found out once per run (events arrive from a folder), so
+    that the next serving processes need not find it out again."""
+    if note_warning(key) and _warning_listener is not None:
+        _warning_listener(key)
 
 
 def warn_once(key: str, message: str) -> None:
@@ -507,6 +523,16 @@ class Watcher:
     def files(self) -> list[str]:
         """The files watched now."""
         return sorted(self._entries)
+
+    @property
+    def project_folders(self) -> list[str]:
+        """The folders watched for new modules."""
+        return sorted(self._dirs)
+
+    @property
+    def folders(self) -> list[str]:
+        """Every folder watched: the files' folders and the project folders."""
+        return sorted({os.path.dirname(p) for p in self._entries} | set(self._dirs))
 
     # Detecting a change --------------------------------------------------------
 

@@ -433,6 +433,23 @@ def _reload(changed: list[str], stop_serving: t.Callable[[], None] | None) -> No
             pass
 
 
+def _say_what_is_watched(watcher: Watcher, backend: Backend) -> None:
+    """One line, once per run: the backend, how many files in how many
+    folders, and how many of these are polled."""
+    files, folders = len(watcher.files), len(watcher.folders)
+    interval = getattr(backend, "interval", 1.0)
+    line = (
+        f" * Watching {files} file{'s' * (files != 1)} in {folders}"
+        f" folder{'s' * (folders != 1)} with {backend.name}"
+    )
+    polled = getattr(backend, "polled", None)
+    if polled is None:
+        line += f", every {interval:g} s"
+    elif polled:
+        line += f", {polled} of them polled every {interval:g} s"
+    warn_once("watching", line)
+
+
 def start(
     make_backend: t.Callable[[], Backend],
     *,
@@ -502,6 +519,8 @@ def start(
                 " 1 s instead. Use --reloader-type stat to say so.",
             )
             backend = StatBackend(1)
+        backend.update(watcher.files, watcher.project_folders)
+        _say_what_is_watched(watcher, backend)
         changed = watcher.run(backend)
         if changed:
             _reload(changed, stop_serving)

@@ -66,6 +66,7 @@ from .child import (
 from .environment import Change, EnvironmentWatcher
 from .errorpage import ErrorPage, ErrorServer, TrustCheck
 from .preload import PreloadPlan, entries_in, preload_wanted
+from .stat_backend import StatBackend
 
 if t.TYPE_CHECKING:
     import ssl
@@ -158,8 +159,10 @@ class Supervisor:
         ``None`` (the debugger is off): to none of them.
     :param live_reload: the error page carries live reload's script.
     :param watch_environment: also watch the dependency declarations, the
-        installed packages and the env files, and restart cold when they
-        change (see :mod:`.environment`).
+        installed packages and the env files, polling them every
+        ``environment_interval`` seconds, and restart cold when they change
+        (see :mod:`.environment`).
+    :param environment_interval: seconds between two such polls.
     """
 
     def __init__(
@@ -174,9 +177,11 @@ class Supervisor:
         trust: TrustCheck | None = None,
         live_reload: bool = False,
         watch_environment: bool = False,
+        environment_interval: float = 1.0,
     ) -> None:
         self.sockets = sockets
         self.watch_environment = watch_environment
+        self.environment_interval = environment_interval
         self.trust = trust
         self.live_reload = live_reload
         self.child_env = dict(child_env or {})
@@ -530,12 +535,10 @@ class Supervisor:
             [str(p) for p in dotenv_watch_paths()], since=loaded_at() or since
         )
         self._env_watcher = watcher
-        try:
-            backend = self.backend_factory()
-        except Exception:  # watchdog found but unusable: poll
-            from .stat_backend import StatBackend
-
-            backend = StatBackend(1)
+        # Polled, whatever the children use: a few files and folders cost a
+        # few stat calls a second, and need no watches of the system's (nor
+        # a second voice for the children's warnings about them).
+        backend = StatBackend(self.environment_interval)
         while not self._stopping.is_set():
             changes = watcher.run(backend)
             if not changes:
