@@ -7,8 +7,8 @@ child; a new process would pay for them all again (about as long as
 supervisor forks instead, and the forked process runs the command line again
 as the child (:func:`allow`, given by ``citus run``), exactly as a started
 child would run it: same arguments, the child's environment, standard error
-on the supervisor's tee, default signal handlers, and none of the
-supervisor's exit handlers.
+on the supervisor's tee, default signal handlers, and the end a started child
+would have (threads joined, exit handlers run).
 
 Only the first child is forked, and only while the supervisor has no other
 thread (a fork copies one thread; a lock held by another would never be
@@ -23,6 +23,7 @@ from __future__ import annotations
 import atexit
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -113,9 +114,15 @@ class ForkedChild:
             kill_now(self.pid)
 
 
-def start(env: dict[str, str], stderr_fd: int, close: t.Iterable[int]) -> ForkedChild:
+def start(
+    env: dict[str, str], stderr_fd: int, close: t.Iterable[int | socket.socket]
+) -> ForkedChild:
     """Fork a child that runs the program again with ``env``, its standard
-    error on ``stderr_fd``, after closing the file descriptors ``close``."""
+    error on ``stderr_fd``, after closing ``close`` (file descriptors and
+    sockets that are the supervisor's own).
+
+    :raises OSError: when the fork fails (the caller starts the child afresh).
+    """
     entry = _entry
     assert entry is not None
     for stream in (sys.stdout, sys.stderr):
@@ -134,24 +141,30 @@ def start(env: dict[str, str], stderr_fd: int, close: t.Iterable[int]) -> Forked
         os._exit(code)
 
 
-def _become_child(env: dict[str, str], stderr_fd: int, close: t.Iterable[int]) -> None:
-    """Make this forked process what a freshly started child would be."""
+def _become_child(
+    env: dict[str, str], stderr_fd: int, close: t.Iterable[int | socket.socket]
+) -> None:
+    """Make this forked process what a freshly started child would be.
+
+    The exit handlers registered so far stay: those of the modules imported
+    here would be registered by a started child too; the supervisor's own
+    (the debugger's state file) act only in the process that registered them.
+    """
     if stderr_fd != 2:
         os.dup2(stderr_fd, 2)
         os.close(stderr_fd)
-    for fd in close:
+    for item in close:
         try:
-            os.close(fd)
+            if isinstance(item, socket.socket):
+                item.close()  # the object too, so no later close hits a new fd
+            else:
+                os.close(item)
         except OSError:
             pass
     os.environ.clear()
     os.environ.update(env)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    # The supervisor's exit handlers are not the child's.
-    clear = getattr(atexit, "_clear", None)
-    if clear is not None:
-        clear()
 
 
 def _run(entry: t.Callable[[], object]) -> int:
@@ -177,6 +190,11 @@ def _run(entry: t.Callable[[], object]) -> int:
         print(code, file=sys.stderr)
         status = 1
     try:
+        # As the interpreter does: threading's own exit hooks (thread pools),
+        # then wait for the threads that are not daemons.
+        shutdown = getattr(threading, "_shutdown", None)
+        if shutdown is not None:
+            shutdown()
         current = threading.current_thread()
         for thread in threading.enumerate():
             if thread is not current and not thread.daemon:

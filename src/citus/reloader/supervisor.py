@@ -254,6 +254,10 @@ class Supervisor:
                 # changes from now on are news (the one that called it in is not).
                 spare.spawned_at = time.time()
                 self._current = spare
+                # The next spare starts now, on the other core, rather than
+                # once this one serves: preloading a large app's libraries
+                # takes longer than a developer waits between two saves.
+                self._start_spare()
                 return
         if spare is not None:
             self._dismiss(spare)
@@ -334,8 +338,12 @@ class Supervisor:
         env.update(extra_env)
         proc: subprocess.Popen[bytes] | forkstart.ForkedChild
         master: int | None
+        forked = None
         if not spare and self._generation == 0 and forkstart.can_fork():
-            proc, master = self._fork(env, parent_end, child_end)
+            forked = self._fork(env, parent_end)
+        if forked is not None:
+            proc, master = forked
+            child_end.close()
         else:
             kwargs = popen_passing([*self.sockets, child_end])
             master, stderr = child_stderr()
@@ -369,23 +377,25 @@ class Supervisor:
         return child
 
     def _fork(
-        self, env: dict[str, str], parent_end: socket.socket, child_end: socket.socket
-    ) -> tuple[forkstart.ForkedChild, int]:
+        self, env: dict[str, str], parent_end: socket.socket
+    ) -> tuple[forkstart.ForkedChild, int] | None:
         """Fork the first child (see :mod:`.forkstart`); return it and the
-        file descriptor to read its standard error from."""
-        master, slave = child_stderr()
-        if master is None:
-            read_fd, write_fd = os.pipe()
-        else:
-            read_fd, write_fd = master, slave
+        file descriptor to read its standard error from, or ``None`` when
+        it cannot be forked (then it is started afresh)."""
         try:
-            proc = forkstart.start(env, write_fd, [read_fd, parent_end.fileno()])
-        except BaseException:
-            parent_end.close()
+            master, slave = child_stderr()
+            if master is None:
+                read_fd, write_fd = os.pipe()
+            else:
+                read_fd, write_fd = master, slave
+        except OSError:
+            return None
+        try:
+            proc = forkstart.start(env, write_fd, [read_fd, parent_end])
+        except OSError:
             os.close(read_fd)
-            raise
+            return None
         finally:
-            child_end.close()
             os.close(write_fd)
         return proc, read_fd
 
