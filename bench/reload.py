@@ -128,6 +128,8 @@ run_simple("127.0.0.1", int(sys.argv[1]), app, use_reloader=True,
 """
 
 BIN = Path(sys.executable).parent
+#: Seconds between a change being served and the next save (``--pause``).
+PAUSE = 0.3
 # citus is installed editable here, so its own source is outside site-packages
 # and would be watched (and edited by others while the benchmark runs): leave it
 # out, as it is for anyone who installed citus from a wheel.
@@ -471,7 +473,7 @@ def measure(
                     break
             else:
                 times.append(served - written)
-            time.sleep(0.3)  # a human does not save every 100 ms
+            time.sleep(PAUSE)  # a human does not save every 100 ms
         poller.stop.set()
         if reloads > 0:
             poller.join(5)
@@ -577,7 +579,14 @@ def main() -> None:
         " clients while the hello app is saved WRITES times, 250 ms apart"
         " (bench/keepalive.py)",
     )
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=PAUSE,
+        help="seconds between a change being served and the next save",
+    )
     args = parser.parse_args()
+    globals()["PAUSE"] = args.pause
     # Started in the background, SIGINT may be ignored, and the servers would
     # inherit that: make Ctrl+C reach them (they are stopped with it).
     signal.signal(signal.SIGINT, signal.default_int_handler)
