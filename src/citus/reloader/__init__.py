@@ -55,6 +55,10 @@ EXIT_FATAL = 4
 #: child: the supervisor stops too and exits with 2, click's usage-error status.
 EXIT_USAGE = 5
 
+#: Seconds between two looks of the supervisor at the dependency and env
+#: files (at most: ``reloader_interval`` when shorter).
+ENVIRONMENT_POLL = 0.5
+
 #: The backend the supervisor resolved ``"auto"`` to, for its children.
 BACKEND_ENV = "CITUS_RELOADER_BACKEND"
 
@@ -225,7 +229,7 @@ def run_with_reloader(
         trust=debugger.trusts_request if debugger is not None else None,
         live_reload=live_reload,
         watch_environment=True,
-        environment_interval=min(interval, 1.0),
+        environment_interval=min(interval, ENVIRONMENT_POLL),
     )
     return supervisor.run()
 
