@@ -87,6 +87,11 @@ def test_paths_are_encoded_and_pseudo_files_get_no_link() -> None:
     assert url == "pycharm://open?file=/home/me/my%20shop/a%26b.py&line=7"
     assert editor.url("<string>", 1) is None
     assert editor.url("<frozen runpy>", 1) is None
+    # A "+" in a query parameter reads as a space (JetBrains, TextMate, Sublime
+    # handlers decode it so); encoded, it reads as "+" in a path too.
+    assert editor.url("/home/me/c++/app.py", 3) == (
+        "pycharm://open?file=/home/me/c%2B%2B/app.py&line=3"
+    )
     windows = Editor.from_env({"CITUS_EDITOR": "vscode"}).url(r"C:\work\app.py", 2)
     assert windows == "vscode://file/C:/work/app.py:2"
 

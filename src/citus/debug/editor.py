@@ -144,14 +144,17 @@ def _url_path(path: str) -> str:
     path = path.replace("\\", "/")
     if not path.startswith("/"):
         path = "/" + path  # C:/work/app.py
-    return quote(path, safe="/:@+,;=~!$'()*")
+    # "+" is encoded: in the query parameters of the JetBrains, TextMate and
+    # Sublime links it would read as a space.
+    return quote(path, safe="/:@,;=~!$'()*")
 
 
 def fill(template: str, path: str, line: int) -> str:
     """``template`` with ``{path}`` and ``{line}`` replaced.
 
     The path is written with forward slashes, starts with ``/`` and is
-    percent-encoded (spaces as ``%20``), so that the URL stays one URL.
+    percent-encoded (spaces as ``%20``, ``+`` as ``%2B``), so that the URL
+    stays one URL and reads the same in a path or a query parameter.
 
     :param template: the URL template.
     :param path: the file's path, as the editor sees it.
