@@ -7,6 +7,7 @@ import html
 import re
 import subprocess
 import sys
+import threading
 import typing as t
 from pathlib import Path
 
@@ -14,8 +15,10 @@ import pytest
 
 from citus.debug import DebuggedApplication
 from citus.debug.editor import EDITORS, Editor, osc8_traceback, terminal_links
+from citus.serving import make_server
 
 from .conftest import BROWSER_ACCEPT, Caller, failing_app
+from .test_browser import browser_page as browser_page
 
 CONFTEST = str(Path(__file__).with_name("conftest.py"))
 
@@ -134,6 +137,46 @@ def test_page_links_every_frame_to_the_editor(
     ]
     assert "vscode://file/mapped/conftest.py:" + _line_of("raise Boom") in links
     assert len(links) == page.count('<li class="frame')  # every frame
+
+
+def test_the_header_links_the_failing_place_too(
+    monkeypatch: pytest.MonkeyPatch, no_editor_env: None
+) -> None:
+    monkeypatch.setenv("CITUS_EDITOR", "zed")
+    page = Caller(DebuggedApplication(failing_app)).get(
+        "/", headers={"Accept": BROWSER_ACCEPT}
+    )
+    where = re.search(r'<p class="where">(.*?)</p>', page.text)
+    assert where, page.text
+    url = f"zed://file{CONFTEST}:{_line_of('raise Boom')}"
+    assert f'href="{url}"' in where.group(1)
+
+
+@pytest.mark.browser
+@pytest.mark.live_server
+def test_editor_links_look_like_links_in_chromium(
+    monkeypatch: pytest.MonkeyPatch, no_editor_env: None, browser_page: t.Any
+) -> None:
+    monkeypatch.setenv("CITUS_EDITOR", "vscode")
+    server = make_server("127.0.0.1", 0, DebuggedApplication(failing_app))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        page = browser_page
+        assert page.goto(f"http://localhost:{server.port}/").status == 500
+        link = page.locator("li.frame:not(.library) a.editor-link").last
+        style = "el => getComputedStyle(el).textDecorationLine"
+        # Underlined before any hover, so that a reader sees it can be clicked.
+        assert "underline" in link.locator(".file").evaluate(style)
+        assert page.locator("header .where a.editor-link").count() == 1
+        page.locator("header .where a.editor-link").hover()
+        assert "underline" in page.locator("header .where a.editor-link").evaluate(
+            style
+        )
+    finally:
+        server.shutdown()
+        thread.join(10)
+        server.server_close()
 
 
 def test_page_has_no_links_without_an_editor(no_editor_env: None) -> None:

@@ -285,10 +285,14 @@ def render_page(
     user_frames = [f for f in last.frames if not f.library] or last.frames
     if user_frames:
         f = user_frames[-1]
-        where = (
-            f'<p class="where">in <code>{_e(f.function)}</code> at '
-            f"<code>{_e(f.filename)}:{f.lineno}</code></p>"
-        )
+        place = f"<code>{_e(f.filename)}:{f.lineno}</code>"
+        url = None if link is None else link(f.filename, f.lineno)
+        if url is not None:
+            place = (
+                f'<a class="editor-link" href="{_e(url)}" '
+                f'title="Open in your editor">{place}</a>'
+            )
+        where = f'<p class="where">in <code>{_e(f.function)}</code> at {place}</p>'
     method = _e(environ.get("REQUEST_METHOD", "GET"))
     status = (
         '<p class="console-status on">Each frame has a Python console '
