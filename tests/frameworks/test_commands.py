@@ -73,17 +73,34 @@ def test_flaskr_init_db_command(flaskr: Path) -> None:
 
 
 def test_help_lists_the_app_commands(flaskr: Path) -> None:
+    """As ``flask --app flaskr --help`` does, wherever ``--app`` stands and
+    wherever ``CITUS_APP`` comes from."""
+    (flaskr / "app.env").write_text("CITUS_APP=flaskr\n", encoding="utf-8")
     for args, env in (
         (["--app", "flaskr"], None),
+        (["--app", "flaskr", "--help"], None),
+        (["-Aflaskr", "--help"], None),
+        (["--help", "--app", "flaskr"], None),
         (["--help"], {"CITUS_APP": "flaskr"}),
+        (["--help", "--env-file", "app.env"], None),
+        (["--help"], {"CITUS_ENV_FILE": "app.env"}),
     ):
         result = citus(*args, cwd=flaskr, env=env)
-        assert result.returncode == 0, result.stderr
+        assert result.returncode == 0, (args, result.stderr)
         assert "Commands of the app 'flaskr':\n  init-db  Clear the existing" in (
             result.stdout
-        )
+        ), args
+    (flaskr / "app.env").rename(flaskr / ".env")
+    result = citus("--help", cwd=flaskr)
+    assert "Commands of the app 'flaskr':\n  init-db" in result.stdout
+    (flaskr / ".env").unlink()
     result = citus("--help", cwd=flaskr)
     assert "Commands of the app" not in result.stdout
+    # A wrong --env-file after --help: the help all the same, and no traceback.
+    result = citus("--help", "--env-file", "nope.env", cwd=flaskr)
+    assert result.returncode == 0, result.stderr
+    assert "Commands of the app" not in result.stdout
+    assert "Traceback" not in result.stderr
 
 
 def test_unknown_command_with_a_flask_app(flaskr: Path) -> None:

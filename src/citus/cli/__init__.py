@@ -59,6 +59,7 @@ def _load_env_files(ctx: click.Context, param: click.Parameter, value: t.Any) ->
         load_dotenv(value)
     except EnvFileError as error:
         raise _EnvFileUnreadable(str(error)) from None
+    ctx.meta[_ENV_LOADED] = True
     return value
 
 
@@ -74,6 +75,11 @@ def _set_debug(ctx: click.Context, param: click.Parameter, value: t.Any) -> t.An
     return value
 
 
+#: ``ctx.meta`` keys: the env files were loaded; the group's options as given.
+_ENV_LOADED = "citus.env_loaded"
+_GIVEN = "citus.given_options"
+
+
 class CitusGroup(click.Group):
     """The ``citus`` group: its own commands, then the app's (``app.cli`` of a
     Flask app, with its blueprints' commands), as ``flask`` finds them.
@@ -81,7 +87,39 @@ class CitusGroup(click.Group):
     A name that is not one of citus's commands loads the app (``--app``,
     ``CITUS_APP``, or the defaults) and asks its framework for a command of
     that name, run inside the app's context (Flask's application context).
+    The help lists the app's commands too, wherever ``--app`` stands.
     """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Note the group's options as given, then parse them as click does.
+
+        click runs ``--help`` as soon as it is processed, which may be before
+        ``--app`` and ``--env-file`` are; the help reads them from this note.
+        """
+        if not ctx.resilient_parsing:
+            try:
+                given, _, _ = self.make_parser(ctx).parse_args(args=list(args))
+            except click.ClickException:
+                given = {}  # the real parse below says what is wrong
+            ctx.meta[_GIVEN] = given
+        return super().parse_args(ctx, args)
+
+    def _app_reference(self, ctx: click.Context) -> str | None:
+        """The app the help is about: ``--app`` wherever it stands, else
+        ``CITUS_APP`` (from the environment or the env files, loaded now if
+        the help came before them)."""
+        given: dict[str, t.Any] = ctx.meta.get(_GIVEN, {})
+        if not ctx.meta.get(_ENV_LOADED):
+            for param in self.get_params(ctx):
+                if param.name == "env_file":
+                    try:
+                        param.handle_parse_result(ctx, given, [])
+                    except click.ClickException:
+                        pass  # running a command says what is wrong
+        reference = (
+            ctx.params.get("app") or given.get("app") or os.environ.get("CITUS_APP")
+        )
+        return reference.strip() if reference and reference.strip() else None
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         """citus's command ``cmd_name``, else the app's, else ``None``."""
@@ -96,10 +134,10 @@ class CitusGroup(click.Group):
         """citus's commands, then those of the app named by ``--app`` or
         ``CITUS_APP``, if it loads and has any."""
         super().format_commands(ctx, formatter)
-        reference = ctx.params.get("app") or os.environ.get("CITUS_APP")
-        if not reference or not reference.strip():
+        reference = self._app_reference(ctx)
+        if reference is None:
             return
-        group = _app_group(reference.strip())
+        group = _app_group(reference)
         if group is None:
             return
         rows = []
@@ -108,7 +146,7 @@ class CitusGroup(click.Group):
             if command is not None and not command.hidden:
                 rows.append((name, command.get_short_help_str(formatter.width - 20)))
         if rows:
-            with formatter.section(f"Commands of the app {reference.strip()!r}"):
+            with formatter.section(f"Commands of the app {reference!r}"):
                 formatter.write_dl(rows)
 
 
