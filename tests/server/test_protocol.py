@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
+import threading
 import time
 import typing as t
 
@@ -486,3 +488,44 @@ def test_absolute_form_authority_is_the_host(
         "/o",
         "",
     ]
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+def test_large_bodies_read_in_any_sizes_arrive_intact(
+    serve: t.Any, threaded: bool
+) -> None:
+    # Bodies larger than the server's read buffer, read in pieces of every
+    # size, pipelined behind each other: each app sees exactly its own bytes.
+    import hashlib
+    import random
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        stream = environ["wsgi.input"]
+        parts = [stream.read(300_000), stream.read(1), stream.readline(), stream.read()]
+        digest = hashlib.sha256(b"".join(parts)).hexdigest()
+        start_response("200 OK", [])
+        return [f"{[len(p) for p in parts]} {digest}".encode()]
+
+    rng = random.Random(7)
+    bodies = [rng.randbytes(size) for size in (700_000, 262_144, 300_001, 5)]
+    run = serve(app, threaded=threaded)
+    with run.connect() as sock:
+        stream = b"".join(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%b"
+            % (len(body), body)
+            for body in bodies
+        )
+        stream += b"GET /end HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        sender = threading.Thread(target=sock.sendall, args=(stream,))
+        sender.start()
+        data = read_all(sock)
+        sender.join(10)
+    answers = [
+        match.decode()
+        for match in re.findall(rb"\r\n\r\n(\[[^]]*\] [0-9a-f]{64})", data)
+    ]
+    assert statuses(data) == [200] * 5
+    for body, answer in zip(bodies, answers[:-1], strict=True):
+        sizes, digest = answer.rsplit(" ", 1)
+        assert digest == hashlib.sha256(body).hexdigest()
+        assert json.loads(sizes)[0] == min(300_000, len(body))

@@ -305,6 +305,7 @@ class Connection:
         self._host_seen = False
         self._upgrade_requested = False
         self._has_body = False
+        self._body_left: int | None = None
         self._parsing = False
         # The request being answered.
         self.request: Request | None = None
@@ -344,7 +345,7 @@ class Connection:
 
     # -- parsing ------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | memoryview) -> None:
         """Feed bytes read from the client; ``b""`` means it closed its side."""
         if self._error is not None or self.client_state in (ERROR, CLOSED):
             return
@@ -428,6 +429,12 @@ class Connection:
                 return CONNECTION_CLOSED
             raise RemoteProtocolError("The client closed the connection mid-request.")
         return NEED_DATA
+
+    @property
+    def body_left(self) -> int | None:
+        """Bytes of a ``Content-Length`` body the parser has yet to receive
+        (``None`` for a chunked one): how much a reader may gather at once."""
+        return self._body_left
 
     def pending_request(self) -> bool:
         """Whether a complete request head is already buffered."""
@@ -541,11 +548,14 @@ class Connection:
         if parser.should_upgrade():
             request.upgrade = True
         self._has_body = request.has_body
+        self._body_left = None if chunked else (self._content_length or 0)
         self._events.append(request)
 
     def on_body(self, body: bytes) -> None:
         """httptools: a piece of the body."""
         self._events.append(body)
+        if self._body_left is not None:
+            self._body_left -= len(body)
 
     def on_message_complete(self) -> None:
         """httptools: the request (body included) is complete."""

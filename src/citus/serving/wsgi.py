@@ -51,8 +51,12 @@ class BodyTimeoutError(ClientDisconnectedError):
 class Transport(t.Protocol):
     """What an :class:`Exchange` needs from the connection's socket."""
 
-    def recv(self) -> bytes:
-        """Bytes from the client (``b""`` at its end); may raise ``OSError``."""
+    def recv(self, size: int = 0) -> bytes | memoryview:
+        """Bytes from the client (empty at its end); may raise ``OSError``.
+
+        With ``size``, the transport may wait for up to ``size`` bytes. A view
+        it returns is valid until its next ``recv``.
+        """
 
     def send(self, data: bytes) -> None:
         """Send all of ``data``; raises ``OSError`` when the client is gone."""
@@ -174,6 +178,10 @@ def build_environ(
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
+#: ``want`` for "the whole body".
+_ALL = 1 << 62
+
+
 class Input(io.RawIOBase):
     """``wsgi.input``: the request body, read through the connection.
 
@@ -191,8 +199,12 @@ class Input(io.RawIOBase):
         """Always true."""
         return True
 
-    def _pull(self) -> bytes:
-        """The next chunk of the body, or ``b""`` at its end."""
+    def _pull(self, want: int = 0) -> bytes:
+        """The next chunk of the body, or ``b""`` at its end.
+
+        ``want``: how many bytes the caller needs at least; they are gathered
+        before parsing (one piece, no joining) when the body has a length.
+        """
         if self._done:
             return b""
         conn = self._conn
@@ -207,8 +219,9 @@ class Input(io.RawIOBase):
                 self._done = True
                 return b""
             if event is NEED_DATA:
+                left = conn.body_left
                 try:
-                    data = self._transport.recv()
+                    data = self._transport.recv(min(want, left) if left else 0)
                 except TimeoutError:
                     raise BodyTimeoutError(
                         "The client stopped sending the request body (timed out)."
@@ -228,24 +241,25 @@ class Input(io.RawIOBase):
     def read(self, size: int | None = -1) -> bytes:
         """Read up to ``size`` bytes (all of the body when negative)."""
         if size is None or size < 0:
-            parts = [self._buffer]
+            parts = [self._buffer] if self._buffer else []
             self._buffer = b""
             while True:
-                chunk = self._pull()
+                chunk = self._pull(_ALL)
                 if not chunk:
-                    return b"".join(parts)
+                    return parts[0] if len(parts) == 1 else b"".join(parts)
                 parts.append(chunk)
         buffer = self._buffer
-        if len(buffer) < size:
-            parts = [buffer]
-            have = len(buffer)
+        have = len(buffer)
+        if have < size:
+            # Large bodies arrive as one piece: no join, no copy.
+            parts = [buffer] if have else []
             while have < size:
-                chunk = self._pull()
+                chunk = self._pull(size - have)
                 if not chunk:
                     break
                 parts.append(chunk)
                 have += len(chunk)
-            buffer = b"".join(parts)
+            buffer = parts[0] if len(parts) == 1 else b"".join(parts)
         self._buffer = buffer[size:]
         return buffer[:size]
 
