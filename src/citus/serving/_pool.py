@@ -9,10 +9,10 @@ the base ones exit after :data:`IDLE_THREAD_EXIT` idle seconds.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 import typing as t
-from collections import deque
 
 from .._log import log_error
 
@@ -44,36 +44,44 @@ class Pool:
         self._handler = handler
         self._base = base
         self._max = max(base, max_threads)
-        self._queue: deque[tuple[float, Client | None]] = deque()
-        self._cond = threading.Condition(threading.Lock())
-        self._idle = 0
+        # A C queue: one call to hand work over and one to wait for it, where
+        # a Condition costs a new lock and several acquisitions per request.
+        self._queue: queue.SimpleQueue[Client | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()  # guards _threads
         self._threads: list[threading.Thread] = []
+        #: When work last moved: taken by a thread, or queued into an empty
+        #: queue. Work that waits longer than STARVED past it means every
+        #: thread is held.
+        self._moved = 0.0
         self._start_failed = False
 
     @property
     def waiting(self) -> bool:
         """Whether work is queued (the loop then checks for starvation)."""
-        return bool(self._queue)
+        return not self._queue.empty()
 
     def submit(self, item: Client) -> None:
-        with self._cond:
-            self._queue.append((time.monotonic(), item))
-            if self._idle >= len(self._queue):
-                self._cond.notify()
-                return
-            if len(self._threads) >= self._base:
-                return
-            thread = self._new_thread()
-        self._start(thread)
+        """Queue ``item`` for a worker thread (starting one of the first few)."""
+        work = self._queue
+        if work.empty():
+            self._moved = time.monotonic()
+        work.put(item)
+        if len(self._threads) < self._base:
+            with self._lock:
+                if len(self._threads) >= self._base:
+                    return
+                thread = self._new_thread()
+            self._start(thread)
 
     def check(self, now: float) -> None:
-        """Add a thread if the oldest queued work waited too long."""
-        with self._cond:
-            if not self._queue or now - self._queue[0][0] < STARVED:
-                return
-            if self._idle or len(self._threads) >= self._max:
+        """Add a thread if queued work waited too long."""
+        if self._queue.empty() or now - self._moved < STARVED:
+            return
+        with self._lock:
+            if len(self._threads) >= self._max:
                 return
             thread = self._new_thread()
+        self._moved = now  # give it time to take the work
         self._start(thread)
 
     def _start(self, thread: threading.Thread) -> None:
@@ -81,7 +89,7 @@ class Pool:
         try:
             thread.start()
         except RuntimeError as error:  # "can't start new thread"
-            with self._cond:
+            with self._lock:
                 if thread in self._threads:
                     self._threads.remove(thread)
                 warn = not self._start_failed
@@ -103,27 +111,21 @@ class Pool:
         return thread
 
     def _work(self) -> None:
-        cond = self._cond
-        queue = self._queue
+        get = self._queue.get
         handler = self._handler
+        me = threading.current_thread()
         while True:
-            with cond:
-                while not queue:
-                    self._idle += 1
-                    woken = cond.wait(IDLE_THREAD_EXIT)
-                    self._idle -= 1
-                    me = threading.current_thread()
-                    if (
-                        not woken
-                        and not queue
-                        and len(self._threads) > self._base
-                        and me in self._threads
-                    ):
+            try:
+                item = get(timeout=IDLE_THREAD_EXIT)
+            except queue.Empty:
+                with self._lock:
+                    if len(self._threads) > self._base and me in self._threads:
                         self._threads.remove(me)
                         return
-                item = queue.popleft()[1]
+                continue
             if item is None:
                 return
+            self._moved = time.monotonic()
             try:
                 handler(item)
             except Exception:
@@ -137,13 +139,17 @@ class Pool:
         connections are closed by then), and a thread that was created but
         never started (Ctrl+C between the two steps) is not waited for.
         """
-        with self._cond:
+        with self._lock:
             threads = list(self._threads)
             self._threads = []
-            self._queue.clear()
-            for _ in threads:
-                self._queue.append((0.0, None))
-            self._cond.notify_all()
+        work = self._queue
+        while True:
+            try:
+                work.get_nowait()
+            except queue.Empty:
+                break
+        for _ in threads:
+            work.put(None)
         deadline = time.monotonic() + timeout
         for thread in threads:
             if thread.ident is None or thread is threading.current_thread():
