@@ -513,7 +513,8 @@ class Server:
                 sock.close()
                 continue
             fd = sock.fileno()
-            client = Client(sock, fd)
+            client = Client(sock, fd)  # set up as _accept() does
+            client.io_timeout = self.io_timeout
             client.client = addresses["REMOTE_ADDR"]
             client.base = base_environ(
                 addresses, self._scheme, self.threaded, self._multiprocess
