@@ -563,3 +563,35 @@ def test_undecodable_file_names_do_not_break_the_page(isolated_state: None) -> N
     assert "FileNotFoundError: no such file: report-\\udcff.txt" in text
     data = client.get("/", headers={"Accept": "application/json"}).json()
     assert data["error"]["message"] == "no such file: report-\udcff.txt"
+
+
+def test_an_error_without_frames_offers_no_console(isolated_state: None) -> None:
+    """An error whose every frame is hidden (a failed Django system check,
+    raised by citus's stand-in app) has no console and no library frames to
+    speak of: the page says neither."""
+
+    def checks_failed(
+        environ: WSGIEnvironment, start_response: StartResponse
+    ) -> list[bytes]:
+        __traceback_hide__ = True  # read by the debugger
+        raise RuntimeError("System check identified 1 issue (0 silenced).")
+
+    html = browser_get(Caller(DebuggedApplication(checks_failed, evalex=True)))
+    assert "System check identified 1 issue" in html
+    assert "Traceback (most recent call last)" not in html
+    assert "Each frame has a Python console" not in html
+    assert 'id="toggle-library"' not in html
+
+
+def test_library_frames_button_only_with_library_frames(client: Caller) -> None:
+    # failing_app raises in the test's own code: no library frame to unfold.
+    html = browser_get(client)
+    assert "Each frame has a Python console" in html
+    assert 'id="toggle-library"' not in html
+
+    def parses(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        return [json.loads("{not json")]
+
+    html = browser_get(Caller(DebuggedApplication(parses, evalex=True)))
+    assert 'id="toggle-library">Show library frames</button>' in html
+    assert 'class="library-group"' in html

@@ -123,6 +123,16 @@ _RELATION = {
 }
 
 
+def _all_frames(blocks: list[ExceptionBlock]) -> list[Frame]:
+    """The frames of every exception in ``blocks``, group members' too."""
+    frames: list[Frame] = []
+    for block in blocks:
+        frames.extend(block.frames)
+        for member in block.members:
+            frames.extend(_all_frames(member))
+    return frames
+
+
 def _render_chain(
     blocks: list[ExceptionBlock], console: bool, link: Link | None = None
 ) -> str:
@@ -294,6 +304,7 @@ def render_page(
             )
         where = f'<p class="where">in <code>{_e(f.function)}</code> at {place}</p>'
     method = _e(environ.get("REQUEST_METHOD", "GET"))
+    frames = _all_frames(tb.chain)
     status = (
         '<p class="console-status on">Each frame has a Python console '
         "(<code>&gt;_ console</code>); it asks for the PIN printed in the terminal."
@@ -303,6 +314,15 @@ def render_page(
     )
     if notice:
         status += f'<p class="console-status off">{_e(notice)}</p>'
+    if not frames:
+        # An error with no frame to show (a failed Django system check): no
+        # console to speak of.
+        status = ""
+    library_button = (
+        '<button type="button" id="toggle-library">Show library frames</button>'
+        if any(f.library for f in frames)
+        else ""
+    )
     sections = "".join(
         f"<details><summary>{_e(title)}</summary>{_table(rows)}</details>"
         for title, rows in request_sections(environ, form_body, form_fields)
@@ -344,8 +364,7 @@ def render_page(
         f'<div id="pin-box" hidden></div>{status}'
         '<section class="traceback"><div class="toolbar">'
         '<button type="button" id="copy-traceback">Copy plain traceback</button>'
-        f"{markdown_button}"
-        '<button type="button" id="toggle-library">Show library frames</button>'
+        f"{markdown_button}{library_button}"
         '<span id="copy-status" role="status"></span></div>'
         f"{_render_chain(tb.chain, console, link)}</section>"
         f'<section class="request"><h2>Request</h2>{sections}</section>{config_html}'
