@@ -236,3 +236,43 @@ def test_each_project_folder_finds_its_own_server(
     theirs = errors(cwd=other, env=env).stdout
     assert "ZeroDivisionError" in mine and "KeyError" not in mine
     assert "KeyError" in theirs and "ZeroDivisionError" not in theirs
+
+
+def _errors_on_a_terminal(port: str, env: dict[str, str]) -> str:
+    sys.path.insert(0, str(Path(__file__).parents[1] / "listening"))
+    try:
+        from listening_util import PtyProcess
+    finally:
+        sys.path.pop(0)
+    with PtyProcess([executable(), "errors", "--port", port], env) as proc:
+        assert proc.wait() == 0
+        return t.cast(bytes, proc.output).decode()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals: POSIX only")
+def test_on_a_terminal_the_traceback_links_to_the_editor(
+    project: Path, env: dict[str, str], run_citus: t.Callable[..., t.Any]
+) -> None:
+    (project / "app.py").write_text(textwrap.dedent(APP).lstrip())
+    server_env = {**env, "CITUS_EDITOR": "zed"}
+    server_env["CITUS_EDITOR_PATH_MAP"] = f"{project}=/home/me/shop"
+    proc = run_citus("run", "--debug", "--port", "0", cwd=project, env=server_env)
+    url = proc.wait_for_url()
+    proc.wait_for_log(r"Debugger PIN")
+    assert fail(url, "/orders/7") == 500
+    port = url.rsplit(":", 1)[1]
+    # The links are the server's (its editor and its path map).
+    env = {k: v for k, v in env.items() if k != "NO_COLOR"}
+    terminal = {"TERM_PROGRAM": "vscode", "TERM": "xterm-256color"}
+    output = _errors_on_a_terminal(port, {**env, **terminal})
+    assert (
+        f'File "\x1b]8;;zed://file/home/me/shop/app.py:8\x1b\\{project / "app.py"}"'
+        ", line 8\x1b]8;;\x1b\\, in order"
+    ) in output, output
+    # Plain on a terminal not known to show them, with NO_COLOR, and piped.
+    plain = _errors_on_a_terminal(port, {**env, "TERM_PROGRAM": "", "TERM": "xterm"})
+    assert "\x1b]8;" not in plain and f'File "{project / "app.py"}", line 8' in plain
+    no_color = _errors_on_a_terminal(port, {**env, **terminal, "NO_COLOR": "1"})
+    assert "\x1b]8;" not in no_color
+    piped = errors("--port", port, cwd=project, env={**env, **terminal})
+    assert "\x1b]8;" not in piped.stdout and "ZeroDivisionError" in piped.stdout

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import typing as t
 
 import click
+
+if t.TYPE_CHECKING:
+    from ..debug.editor import Editor
 
 #: Errors shown when ``--last`` is not given.
 DEFAULT_LAST = 5
@@ -36,24 +40,74 @@ def _no_server(port: int | None) -> click.ClickException:
     )
 
 
-def _text(document: dict[str, t.Any]) -> str:
-    """An error as Python prints it, after a line naming when and which request."""
+def _text(document: dict[str, t.Any], links: bool = False) -> str:
+    """An error as Python prints it, after a line naming when and which request.
+
+    :param links: turn each ``File "...", line N`` into an OSC 8 hyperlink to
+        the place the server's debugger links to (its editor, its path map).
+    """
     from .._log import escape_terminal
+    from ..debug.editor import osc8_traceback
 
     when = time.strftime(
         "%d/%b/%Y %H:%M:%S", time.localtime(float(document.get("time", 0)))
     )
     request = document.get("request") or {}
     head = f"[{when}] {request.get('method', '')} {request.get('url', '')}".rstrip()
-    body = str(document.get("traceback", "")).rstrip("\n")
-    return escape_terminal(f"{head}\n{body}\n")
+    body = escape_terminal(str(document.get("traceback", "")).rstrip("\n"))
+    if links:
+        body = osc8_traceback(body, _recorded_links(document))
+    return f"{escape_terminal(head)}\n{body}\n"
+
+
+def _frames(blocks: object) -> t.Iterator[dict[str, t.Any]]:
+    """Every frame of a JSON document's ``chain``, exception groups included."""
+    for block in blocks if isinstance(blocks, list) else ():
+        if not isinstance(block, dict):
+            continue
+        for frame in block.get("frames") or ():
+            if isinstance(frame, dict):
+                yield frame
+        for member in block.get("exceptions") or ():
+            yield from _frames(member)
+
+
+def _recorded_links(document: dict[str, t.Any]) -> Editor:
+    """An :class:`~citus.debug.editor.Editor` that gives each frame the link
+    the server recorded (``"editor_url"``), else a ``file://`` URL."""
+    from ..debug.editor import Editor
+
+    urls: dict[tuple[str, int], str] = {}
+    for frame in _frames(document.get("chain")):
+        url, path, line = frame.get("editor_url"), frame.get("file"), frame.get("line")
+        if isinstance(url, str) and isinstance(path, str) and isinstance(line, int):
+            urls[(path, line)] = url
+
+    class Recorded(Editor):
+        def url(self, path: str, line: int) -> str | None:
+            return urls.get((path, line))
+
+    return Recorded(None)
+
+
+def _links_wanted() -> bool:
+    """Whether standard output is a terminal known to show OSC 8 hyperlinks
+    (and ``NO_COLOR`` is unset), as for the server's own tracebacks."""
+    from ..debug.editor import terminal_links
+
+    if os.environ.get("NO_COLOR"):
+        return False
+    try:
+        return sys.stdout.isatty() and terminal_links()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _show(document: dict[str, t.Any], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(document))
     else:
-        click.echo(_text(document))
+        click.echo(_text(document, links=_links_wanted()))
 
 
 @click.command(
