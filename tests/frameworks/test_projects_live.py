@@ -78,6 +78,8 @@ def test_flaskr(run_citus: Start, flaskr: Path) -> None:
     status, page, _ = browser.get("/")
     assert status == 200 and "<title>Posts - Flaskr</title>" in page
     assert '<link rel="stylesheet" href="/static/style.css">' in page
+    # Its pages have a doctype but no <html> or <body>: they live-reload too.
+    assert 'data-url="/__citus_live__/events"' in page
     status, css, headers = browser.get("/static/style.css")
     assert status == 200 and headers["Content-Type"].startswith("text/css")
     assert "#377ba8" in css

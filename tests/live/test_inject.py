@@ -107,6 +107,14 @@ def demo(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[
         return _respond(
             start_response, "200 OK", [("Content-Type", HTML)], b"<html><p>no end"
         )
+    if path == "/doctype-only":
+        # As Flask's tutorial writes its pages: the optional tags left out.
+        return _respond(
+            start_response,
+            "200 OK",
+            [("Content-Type", HTML)],
+            b"<!DOCTYPE html>\n<title>Posts</title>\n<section>hi</section>\n",
+        )
     if path == "/stream":
 
         def chunks() -> t.Iterator[bytes]:
@@ -284,6 +292,18 @@ def test_a_document_without_body_end_gets_it_at_the_end(
     _, live = pair
     _, headers, body = split(live.raw(request("GET", "/no-end-tag")))
     assert body.startswith(b"<html><p>no end<script ")
+    assert body.endswith(b"</script>")
+    assert int(headers["content-length"]) == len(body)
+
+
+def test_a_document_with_only_a_doctype_is_a_document(
+    pair: tuple[Served, Served],
+) -> None:
+    """HTML leaves ``<html>`` and ``<body>`` out as it likes (Flask's tutorial
+    app does): ``<!doctype html>`` makes a full document too."""
+    _, live = pair
+    _, headers, body = split(live.raw(request("GET", "/doctype-only")))
+    assert body.startswith(b"<!DOCTYPE html>\n<title>Posts</title>\n<section>hi")
     assert body.endswith(b"</script>")
     assert int(headers["content-length"]) == len(body)
 

@@ -9,8 +9,9 @@ status 1xx, 204, 304          never touched (no body)
 ``Content-Type``              only ``text/html`` (any charset but UTF-16/32)
 ``Content-Encoding``          never touched (the body is compressed)
 ``Content-Disposition``       ``attachment``: never touched (a download)
-the body                      only a full document: ``<html`` or ``<body`` in it
-                              (htmx and Turbo fragments stay as they are)
+the body                      only a full document: ``<!doctype html``, ``<html``
+                              or ``<body`` in it (htmx and Turbo fragments stay
+                              as they are)
 ============================  ==================================================
 
 A document whose length is known gets the script before its last ``</body>``
@@ -31,7 +32,7 @@ from importlib import resources
 #: Statuses whose responses have no body to add to.
 NO_BODY_STATUSES = frozenset({204, 304})
 #: A document is "full" when its start holds one of these (case-insensitive).
-_DOCUMENT = re.compile(rb"<html[\s>]|<body[\s>]", re.IGNORECASE)
+_DOCUMENT = re.compile(rb"<!doctype\s+html|<html[\s>]|<body[\s>]", re.IGNORECASE)
 _BODY_END = re.compile(rb"</body\s*>", re.IGNORECASE)
 #: Charsets whose bytes an ASCII script would corrupt.
 _WIDE_CHARSETS = re.compile(r"charset\s*=\s*\"?utf-?(16|32)", re.IGNORECASE)
