@@ -276,3 +276,18 @@ def test_on_a_terminal_the_traceback_links_to_the_editor(
     assert "\x1b]8;" not in no_color
     piped = errors("--port", port, cwd=project, env={**env, **terminal})
     assert "\x1b]8;" not in piped.stdout and "ZeroDivisionError" in piped.stdout
+
+
+def test_a_refused_cross_origin_request_points_to_citus_errors(
+    server: str, project: Path, env: dict[str, str]
+) -> None:
+    request = urllib.request.Request(
+        server + "/orders/4", headers={"Origin": "http://evil.test"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=10)
+    body = caught.value.read().decode()
+    caught.value.close()
+    assert "Traceback" not in body and "ZeroDivisionError" not in body
+    assert "The traceback is in the terminal and in 'citus errors'." in body
+    assert "ZeroDivisionError" in errors(cwd=project, env=env).stdout

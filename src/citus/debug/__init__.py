@@ -382,10 +382,11 @@ class DebuggedApplication:
                 if environ.get(LOAD_ERROR_KEY)
                 else "The debugger shows tracebacks"
             )
+            where = " and in 'citus errors'" if self._errors.active else ""
             reason = (
                 f"{what} only to requests from the same origin, and this one"
                 " came from another origin; open this URL directly. The"
-                " traceback is in the terminal."
+                f" traceback is in the terminal{where}."
             )
             return self._refusal(status, kind, reason)
         tb = self._store(error)
