@@ -208,6 +208,45 @@ def test_falcon() -> None:
     assert found.routes() == [Route("", ("GET", "POST"), "/things/{id}", view="Things")]
 
 
+def _falcon_get(app: t.Any, path: str) -> str:
+    """Call a Falcon app in process; its status line."""
+    from wsgiref.util import setup_testing_defaults
+
+    environ: dict[str, t.Any] = {"PATH_INFO": path}
+    setup_testing_defaults(environ)
+    answer: list[str] = []
+    b"".join(app(environ, lambda status, headers, exc_info=None: answer.append(status)))
+    return answer[0]
+
+
+def test_falcon_debug_lets_errors_reach_the_debugger() -> None:
+    falcon = pytest.importorskip("falcon")
+
+    class Boom:
+        def on_get(self, req: t.Any, resp: t.Any) -> None:
+            raise ZeroDivisionError("boom")
+
+    app = falcon.App()
+    app.add_route("/boom", Boom())
+    detect(app).set_debug(False)  # left as it is: Falcon answers 500
+    assert _falcon_get(app, "/boom").startswith("500")
+    assert _falcon_get(app, "/nothere").startswith("404")
+    detect(app).set_debug(True)
+    with pytest.raises(ZeroDivisionError, match="boom"):
+        _falcon_get(app, "/boom")
+    assert _falcon_get(app, "/nothere").startswith("404")  # HTTP errors stay
+
+    # An app that handles Exception itself keeps its handler.
+    def mine(req: t.Any, resp: t.Any, error: Exception, params: t.Any) -> None:
+        resp.status = falcon.HTTP_503
+
+    app = falcon.App()
+    app.add_route("/boom", Boom())
+    app.add_error_handler(Exception, mine)
+    detect(app).set_debug(True)
+    assert _falcon_get(app, "/boom").startswith("503")
+
+
 # WebOb, which Pyramid uses, imports the deprecated cgi module.
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_pyramid() -> None:

@@ -248,3 +248,31 @@ def test_bottle_errors_reach_the_debugger(run_citus: Start, tmp_path: Path) -> N
     assert status == 500
     assert "ZeroDivisionError: division by zero" in page
     assert 'app.py", line 14, in boom' in page
+
+
+FALCON = """
+import falcon
+
+
+class Boom:
+    def on_get(self, req, resp):
+        1 / 0
+
+
+app = falcon.App()
+app.add_route("/boom", Boom())
+"""
+
+
+def test_falcon_errors_reach_the_debugger(run_citus: Start, tmp_path: Path) -> None:
+    """In debug mode a Falcon responder's unhandled error reaches citus's
+    debugger instead of Falcon's bare 500 answer."""
+    pytest.importorskip("falcon")
+    (tmp_path / "app.py").write_text(FALCON, encoding="utf-8")
+    proc, browser = start(run_citus, "run", "--debug", "--port", "0", cwd=tmp_path)
+    assert proc.log.lines[0] == " * Serving Falcon app 'app'"
+    status, page, _ = browser.get("/boom", {"Accept": "text/plain"})
+    assert status == 500
+    assert "ZeroDivisionError: division by zero" in page
+    assert 'app.py", line 7, in on_get' in page
+    assert browser.get("/nothere")[0] == 404
