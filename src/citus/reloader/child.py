@@ -240,6 +240,7 @@ def share_connections(
         _adopted.clear()
     if waiting:
         adopt(waiting)
+    _send({"op": "adopting"})  # the supervisor passes connections from now on
     return hand_off
 
 

@@ -35,6 +35,7 @@ import typing as t
 from collections import deque
 
 from .._compat import (
+    MAX_PASSED_FDS,
     child_stderr,
     describe_exit_status,
     popen_passing,
@@ -115,6 +116,8 @@ class _Child:
         self.spare = False
         #: The spare has imported what it can and waits.
         self.parked = False
+        #: Its server takes connections handed over by the previous child.
+        self.adopting = False
         self.spawned_at = time.time()
         self.tail = bytearray()
         self.tail_lock = threading.Lock()
@@ -198,6 +201,9 @@ class Supervisor:
         self._error_server: ErrorServer | None = None
         self._crash_watcher: Watcher | None = None
         self._crashed: _Child | None = None
+        #: Connections handed over by an old child, until a serving child
+        #: says that it takes them (``adopting``).
+        self._held: list[int] = []
         self._spare: _Child | None = None
         self._spares_work = False
         #: Set as soon as Ctrl+C (or SIGTERM) reaches the supervisor.
@@ -449,7 +455,7 @@ class Supervisor:
                 elif op == "watch" and isinstance(message.get("files"), list):
                     files = [f for f in message["files"] if isinstance(f, str)]
                     self._events.put(("watch", child, files))
-                elif op in ("spare-capable", "parked"):
+                elif op in ("spare-capable", "parked", "adopting"):
                     self._events.put((op, child, None))
                 elif op == "imported":
                     self._events.put((op, child, entries_in(message)))
@@ -497,6 +503,7 @@ class Supervisor:
                 err=True,
             )
         self._crashed = child
+        self._close_held()
         self._serving.set()
         page = ErrorPage(
             child.tail_text(), describe_exit_status(code), self.trust, self.live_reload
@@ -630,6 +637,7 @@ class Supervisor:
             if self._env_watcher is not None:
                 self._env_watcher.stop()
             self._leave_crash()
+            self._close_held()
             self._stop_children()
             # Their last words go out before we exit.
             for child in self._children:
@@ -684,7 +692,12 @@ class Supervisor:
                     note_warning(value)
                 continue
             if kind == "handoff":
-                self._pass_on(child, value)
+                self._held.extend(value)
+                self._pass_on(child)
+                continue
+            if kind == "adopting" and child is not None:
+                child.adopting = True
+                self._pass_on(None)
                 continue
             if kind == "change":
                 if self._crashed is not None and child is self._crashed:
@@ -718,29 +731,38 @@ class Supervisor:
                     self._current = None
                     self._enter_crash(current, code)
 
-    def _pass_on(self, source: _Child | None, fds: list[int]) -> None:
-        """Give connections that ``source`` handed over to the serving child.
+    def _pass_on(self, source: _Child | None) -> None:
+        """Give the connections that old children handed over (but not
+        ``source``'s own) to the serving child, once it takes them.
 
-        Without one (the children crashed, or the source is still the serving
-        one), they are closed, as the old child would have done.
+        Until then they wait here: a child that exits before it serves (a
+        spare that must not serve, a crash) loses none. Without a serving
+        child (after a crash) they are closed, as the old child would have done.
         """
         target = self._current
+        if target is None or target.proc.poll() is not None:
+            if self._crashed is not None:
+                self._close_held()
+            return
+        if target is source or not target.adopting or not self._held:
+            return
+        held, self._held = self._held, []
         try:
-            if (
-                fds
-                and target is not None
-                and target is not source
-                and target.proc.poll() is None
-            ):
-                line = json.dumps({"op": "adopt", "count": len(fds)}) + "\n"
+            for start in range(0, len(held), MAX_PASSED_FDS):
+                chunk = held[start : start + MAX_PASSED_FDS]
+                line = json.dumps({"op": "adopt", "count": len(chunk)}) + "\n"
                 with target.send_lock:  # never inside another message
-                    try:
-                        send_with_fds(target.control, line.encode(), fds)
-                    except OSError:
-                        pass
+                    send_with_fds(target.control, line.encode(), chunk)
+        except OSError:
+            pass
         finally:
-            for fd in fds:  # the child has its copies now
+            for fd in held:  # the child has its copies now
                 _close_fd(fd)
+
+    def _close_held(self) -> None:
+        held, self._held = self._held, []
+        for fd in held:
+            _close_fd(fd)
 
     def _spare_event(self, kind: str, child: _Child) -> None:
         if child is not self._spare:
