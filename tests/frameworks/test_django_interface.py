@@ -92,6 +92,7 @@ def test_checks(django_site: Path) -> None:
         answers["check"] = found.check()
     except CheckFailedError as error:
         answers["check"] = [type(error).__name__, error.message]
+        answers["before"] = error.lines
     """
     lines = ask(django_site, extra)["check"]
     assert lines[:3] == [  # type: ignore[index]
@@ -108,8 +109,11 @@ def test_checks(django_site: Path) -> None:
     ]
     edit(settings, "ALLOWED_HOSTS = []", "ALLOWED_HOSTS = ['localhost']")
     edit(settings, "'django.contrib.sessions.middleware.SessionMiddleware',", "")
-    name, message = ask(django_site, extra)["check"]  # type: ignore[misc]
+    answers = ask(django_site, extra)
+    name, message = answers["check"]  # type: ignore[misc]
     assert name == "SystemCheckError"
+    # Printed first, as runserver prints it, but not part of the page.
+    assert answers["before"] == ["Performing system checks...", ""]
     assert message.startswith("System check identified some issues:\n\nERRORS:\n")
     assert (
         "(admin.E410) 'django.contrib.sessions.middleware.SessionMiddleware'" in message

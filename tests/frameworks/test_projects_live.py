@@ -175,6 +175,10 @@ def test_django_startproject(run_citus: Start, django_site: Path) -> None:
         r"^SystemCheckError: System check identified some issues:$", start=mark
     )
     proc.wait_for_log(RELOADED, start=mark)
+    # As runserver prints it (runserver's thread traceback left out).
+    failed = proc.log.lines[mark:]
+    at = failed.index("SystemCheckError: System check identified some issues:")
+    assert failed[at - 2 : at] == ["Performing system checks...", ""]
     status, page, _ = browser.get("/", {"Accept": "text/plain"})
     assert status == 500
     assert (

@@ -230,6 +230,8 @@ def prepare_for_serving(
     except CheckFailedError as error:
         # The report says it all; citus's frames that raised it would not.
         failure: BaseException = error.with_traceback(None)
+        for line in error.lines:
+            echo(line)
         echo(f"{type(error).__name__}: {error.message}", err=True)
     except BaseException as error:
         failure = error

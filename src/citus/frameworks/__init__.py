@@ -56,11 +56,14 @@ class CheckFailedError(Exception):
     for an app that fails to load, until a saved fix reloads it.
 
     :param message: the framework's report, as its own server prints it.
+    :param lines: what its server prints before the report (Django's
+        ``Performing system checks...``): printed, never shown on the page.
     """
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, lines: t.Sequence[str] = ()) -> None:
         super().__init__(message)
         self.message = message
+        self.lines = list(lines)
 
 
 class Framework:

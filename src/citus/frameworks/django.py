@@ -191,11 +191,12 @@ class Django(Framework):
 
         out, err = io.StringIO(), io.StringIO()
         command = base.BaseCommand(stdout=out, stderr=err, no_color=True)
+        preamble = ["Performing system checks...", ""]
         try:
             command.check(display_num_errors=True)
         except base.SystemCheckError as error:
             message = str(error).removeprefix("SystemCheckError: ")
-            raise SystemCheckError(message) from None
+            raise SystemCheckError(message, preamble) from None
         try:
             command.check_migrations()
         finally:
@@ -203,7 +204,7 @@ class Django(Framework):
             for connection in connections.all():
                 connection.close()
         report = err.getvalue() + out.getvalue()
-        return ["Performing system checks...", "", *report.strip("\n").split("\n")]
+        return [*preamble, *report.strip("\n").split("\n")]
 
 
 def _dotted(view: object) -> str:
