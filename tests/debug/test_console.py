@@ -285,6 +285,19 @@ def test_top_level_await() -> None:
     assert console.push(f"({here}) is loop") == "True\n"
 
 
+def test_tasks_live_on_the_loop_and_plain_inputs_stay_off_it() -> None:
+    console = Console({})
+    console.push("import asyncio")
+    console.push("async def job():\n    await asyncio.sleep(0)\n    return 'ready'\n")
+    # A task started in an input that awaits is awaited in a later one.
+    started = "task = asyncio.create_task(job()); await asyncio.sleep(0)"
+    assert console.push(started) == ""
+    assert console.push("await task") == "'ready'\n"
+    # An input without await runs outside the loop, as plain Python: a helper
+    # that runs its own loop works.
+    assert console.push("asyncio.run(job())") == "'ready'\n"
+
+
 def test_errors_in_awaited_code_show_only_the_inputs_frames() -> None:
     console = Console({})
     console.push("import asyncio")
