@@ -205,3 +205,47 @@ def test_hub_thread_survives_many_streams_opening_and_closing() -> None:
         assert threading.active_count() < 20
     finally:
         served.stop()
+
+
+def test_streams_over_tls(tmp_path: t.Any) -> None:
+    """Over HTTPS the hub holds the TLS socket the server hands over."""
+    import ssl
+
+    pytest.importorskip("cryptography")
+    from citus.serving import make_ssl_devcert
+    from citus.serving.tls import load_ssl_context
+
+    cert, key = make_ssl_devcert(str(tmp_path / "dev"), host="127.0.0.1")
+    live = LiveReload(Counting(), Hub("tls"))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    from citus.serving.server import Server
+
+    server = Server([listener], live, ssl_context=load_ssl_context((cert, key)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    client = ssl.create_default_context(cafile=cert)
+    streams = []
+    try:
+        for _ in range(3):
+            raw = socket.create_connection(("127.0.0.1", server.port or 0), DEADLINE)
+            sock = client.wrap_socket(raw, server_hostname="127.0.0.1")
+            sock.sendall(f"GET {EVENTS} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+            streams.append(sock)
+            assert events(read_until(sock, b"\n\n")) == [("hello", {"id": "tls.0"})]
+        wait_until(lambda: live.hub.count == 3)
+        live.hub.bump()
+        for sock in streams:
+            assert events(read_until(sock, b"\n\n")) == [("reload", {"id": "tls.1"})]
+        streams.pop().close()
+        wait_until(lambda: live.hub.count == 2)
+        live.hub.close_all()
+        for sock in streams:
+            assert sock.recv(65536) == b""
+    finally:
+        for sock in streams:
+            sock.close()
+        server.shutdown()
+        thread.join(DEADLINE)
+        server.server_close()

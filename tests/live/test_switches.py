@@ -139,3 +139,23 @@ def test_the_option_is_in_the_help(run_citus: Runner) -> None:
     proc = run_citus("run", "--help")
     assert proc.wait() == 0
     assert "--live-reload / --no-live-reload" in proc.log.text
+
+
+BOTTLE_APP = f"""\
+import bottle
+
+app = bottle.Bottle()
+
+
+@app.route("/")
+def index():
+    return {BODY!r}
+"""
+
+
+def test_a_bottle_page_gets_the_script_too(run_citus: Runner, tmp_path: Path) -> None:
+    write(tmp_path / "app.py", BOTTLE_APP)
+    proc = run_citus("run", "--debug", "--port", "0", env={"CITUS_DEBUGGER_PIN": "off"})
+    headers, body = served(proc)
+    assert body.startswith(BODY.encode()[: -len("</body></html>")] + b"<script ")
+    assert int(headers["content-length"]) == len(body)
