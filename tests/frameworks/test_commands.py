@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import clean_env
+from .conftest import clean_env, edit
 
 #: A deadline for one short ``citus`` command (no server).
 COMMAND_TIMEOUT = 60
@@ -213,6 +213,30 @@ def test_django_settings_module_from_the_environment(django_site: Path) -> None:
     result = citus("shell", cwd=django_site, input=code, env=env)
     assert "SETTINGS mysite.other_settings" in result.stdout, result.stderr
     assert "App: 'mysite.other_wsgi'" in result.stderr
+
+
+def test_django_split_settings(django_site: Path) -> None:
+    """Settings split into a package (``settings/local.py`` star-importing
+    ``settings/base.py``, as cookiecutter-django lays them out) are followed to
+    ``WSGI_APPLICATION``; without it, the ``wsgi`` module above them is used."""
+    package = django_site / "mysite" / "settings"
+    package.mkdir()
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    base = package / "base.py"
+    (django_site / "mysite" / "settings.py").rename(base)
+    edit(base, "Path(__file__).resolve().parent.parent", "Path(__file__).parents[2]")
+    (package / "local.py").write_text(
+        "from .base import *  # noqa: F403\n\nDEBUG = True\n", encoding="utf-8"
+    )
+    for name in ("manage.py", "mysite/wsgi.py"):
+        edit(django_site / name, "'mysite.settings'", "'mysite.settings.local'")
+    code = "print('APP', type(app).__name__)\n"
+    result = citus("shell", cwd=django_site, input=code)
+    assert "APP WSGIHandler" in result.stdout, result.stderr
+    assert "App: 'mysite.wsgi'" in result.stderr
+    edit(base, "WSGI_APPLICATION = 'mysite.wsgi.application'", "")
+    result = citus("shell", cwd=django_site, input=code)
+    assert "App: 'mysite.wsgi'" in result.stderr, result.stderr
 
 
 def test_manage_py_without_settings(tmp_path: Path) -> None:

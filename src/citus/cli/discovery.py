@@ -545,14 +545,63 @@ def _literal_setting(path: Path | str, name: str) -> str | None:
     return found
 
 
+#: How deep ``from .base import *`` is followed in Django settings.
+_SETTINGS_DEPTH = 3
+
+
+def _django_wsgi_setting(module: str, depth: int = 0) -> str | None:
+    """``WSGI_APPLICATION`` as the settings module ``module`` sets it, read
+    without running it: in the module itself, else in the modules it
+    star-imports (``from .base import *``, the last one first), as split
+    settings (``settings/local.py`` over ``settings/base.py``) set it."""
+    from ..frameworks.guess import find_source
+
+    source = find_source(module)
+    if source is None:
+        return None
+    value = _literal_setting(source, "WSGI_APPLICATION")
+    if value is not None or depth >= _SETTINGS_DEPTH:
+        return value
+    package = module if source.endswith("__init__.py") else module.rpartition(".")[0]
+    for imported in reversed(_star_imports(source, package)):
+        value = _django_wsgi_setting(imported, depth + 1)
+        if value is not None:
+            return value
+    return None
+
+
+def _star_imports(path: str, package: str) -> list[str]:
+    """The absolute names of the modules the file ``path`` star-imports, in
+    order (``package`` resolves relative ones)."""
+    try:
+        tree = ast.parse(Path(path).read_bytes(), path)
+    except (OSError, SyntaxError, ValueError):
+        return []
+    names = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if [alias.name for alias in node.names] != ["*"]:
+            continue
+        base = node.module or ""
+        if node.level:
+            parent = package.split(".") if package else []
+            parent = parent[: len(parent) - (node.level - 1)]
+            base = ".".join([*parent, base] if base else parent)
+        if base:
+            names.append(base)
+    return names
+
+
 def django_reference(manage: Path) -> str:
     """The app reference of the Django project that ``manage.py`` runs.
 
     As ``manage.py runserver`` finds it, without running any of the project's
     code: the settings module is ``DJANGO_SETTINGS_MODULE``, else the one
     ``manage.py`` sets; the application is the settings' ``WSGI_APPLICATION``
-    (``mysite.wsgi.application``), else the ``wsgi`` module beside the
-    settings. ``DJANGO_SETTINGS_MODULE`` is set for the app's process, as
+    (``mysite.wsgi.application``; split settings' star imports followed),
+    else the ``wsgi`` module beside the settings or beside a package above
+    them. ``DJANGO_SETTINGS_MODULE`` is set for the app's process, as
     ``manage.py`` sets it.
 
     Reads and may set ``DJANGO_SETTINGS_MODULE``.
@@ -568,16 +617,17 @@ def django_reference(manage: Path) -> str:
             " cannot tell which Django project it runs. Name the project's"
             " WSGI module: --app mysite.wsgi."
         )
-    from ..frameworks.guess import find_source
-
     candidates = []
-    source = find_source(settings)
-    if source is not None:
-        wsgi = _literal_setting(source, "WSGI_APPLICATION")
-        if wsgi and "." in wsgi:
-            module, _, attribute = wsgi.rpartition(".")
-            candidates.append((module, attribute))
-    candidates.append((settings.rpartition(".")[0] + ".wsgi", "application"))
+    wsgi = _django_wsgi_setting(settings)
+    if wsgi and "." in wsgi:
+        module, _, attribute = wsgi.rpartition(".")
+        candidates.append((module, attribute))
+    # A "wsgi" module beside the settings, or beside the package that holds
+    # them (config/settings/local.py and config/wsgi.py).
+    parts = settings.split(".")[:-1]
+    while parts:
+        candidates.append((".".join([*parts, "wsgi"]), "application"))
+        parts.pop()
     for module, attribute in candidates:
         if module.strip(".") and module_exists(module):
             os.environ.setdefault(DJANGO_SETTINGS_ENV, settings)
