@@ -103,6 +103,22 @@ def test_help_lists_the_app_commands(flaskr: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_help_says_why_the_app_commands_are_missing(flaskr: Path) -> None:
+    """The help is printed all the same, and stderr says what went wrong, as
+    ``flask --app nope --help`` does."""
+    result = citus("--app", "flaskrr", "--help", cwd=flaskr)
+    assert result.returncode == 0
+    assert "Commands:\n" in result.stdout and "Commands of the app" not in (
+        result.stdout
+    )
+    assert result.stderr.startswith("Error: Could not import 'flaskrr'")
+    (flaskr / "broken.py").write_text("raise ValueError('bad')\n", encoding="utf-8")
+    result = citus("--app", "broken", "--help", cwd=flaskr)
+    assert result.returncode == 0 and "Commands:\n" in result.stdout
+    assert 'broken.py", line 1' in result.stderr
+    assert result.stderr.rstrip().endswith("ValueError: bad")
+
+
 def test_unknown_command_with_a_flask_app(flaskr: Path) -> None:
     result = citus("--app", "flaskr", "nosuch", cwd=flaskr)
     assert result.returncode == 2

@@ -152,9 +152,11 @@ class CitusGroup(click.Group):
 
 def _app_group(reference: str) -> click.Group | None:
     """The app's own commands, for the help; ``None`` if the app does not
-    load (the help stays quiet about why: running a command says it)."""
+    load, after saying why on stderr (as ``flask --help`` does): the help
+    itself is still printed."""
     from ..frameworks import detect
-    from .discovery import locate_app
+    from .discovery import NoAppError, locate_app
+    from .loader import format_load_error
 
     ensure_cwd_importable()
     mark_run_from_cli()
@@ -162,7 +164,11 @@ def _app_group(reference: str) -> click.Group | None:
         app, _ = locate_app(reference)
     except KeyboardInterrupt:
         raise
-    except BaseException:
+    except NoAppError as error:
+        echo(f"Error: {error.format_message()}", err=True)
+        return None
+    except BaseException as error:
+        echo(format_load_error(error), err=True)
         return None
     return detect(app).commands()
 
