@@ -303,6 +303,9 @@ PYRAMID = """
     with Configurator() as config:
         config.add_route("hello", "/hello/{name}")
         config.add_view(hello, route_name="hello")
+        # Routes match in the order they were added: the table keeps it.
+        config.add_route("about", "/hello/about")
+        config.add_view(hello, route_name="about", request_method="GET")
         app = config.make_wsgi_app()
 """
 
@@ -330,6 +333,7 @@ PYRAMID = """
             [
                 ["Name", "Methods", "Pattern", "View"],
                 ["hello", "ANY", "/hello/{name}", "app.hello"],
+                ["about", "GET", "/hello/about", "app.hello"],
             ],
         ),
     ],

@@ -12,6 +12,8 @@ class Pyramid(Framework):
     """A Pyramid :class:`~pyramid.router.Router` (``config.make_wsgi_app()``)."""
 
     name = "Pyramid"
+    # Routes match in the order they were added (as proutes lists them).
+    default_sort = None
     route_columns = (
         ("endpoint", "Name"),
         ("methods", "Methods"),
