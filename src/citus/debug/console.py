@@ -16,7 +16,6 @@ loop, kept from one input to the next.
 from __future__ import annotations
 
 import ast
-import asyncio
 import builtins
 import codeop
 import contextlib
@@ -31,6 +30,9 @@ import typing as t
 import weakref
 
 from .repr import make_dump, safe_repr
+
+if t.TYPE_CHECKING:
+    import asyncio
 
 #: Most characters of output returned for one input.
 MAX_OUTPUT = 100_000
@@ -221,6 +223,8 @@ class Console:
             return
         coroutine = types.FunctionType(code, namespace)()
         if self._loop is None:
+            import asyncio  # only here: it costs debug mode's start 10 ms
+
             self._loop = asyncio.new_event_loop()
             weakref.finalize(self, self._loop.close)
         self._loop.run_until_complete(coroutine)
