@@ -67,6 +67,8 @@ class Server(t.NamedTuple):
     app: str
     command: t.Callable[[int], list[str]]
     needs: str
+    #: Put first on ``PYTHONPATH`` (another checkout of citus, for ``--compare``).
+    path: str | None = None
 
 
 # citus is installed editable here, so its own source is outside site-packages
@@ -132,6 +134,13 @@ SERVERS = [
 ]
 
 
+def _elsewhere(server: Server, src: str) -> t.Callable[[int], list[str]]:
+    """``server``'s command, leaving out the citus source in ``src`` instead."""
+    ours = EXCLUDE_CITUS[1]
+    theirs = f"{os.path.join(src, 'citus')}{os.sep}*"
+    return lambda port: [theirs if a == ours else a for a in server.command(port)]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -153,6 +162,8 @@ def measure(server: Server, folder: Path) -> float | None:
     """Seconds from launch to the first answer, or ``None`` if none in 30 s."""
     port = free_port()
     env = dict(os.environ, NO_COLOR="1")
+    if server.path:
+        env["PYTHONPATH"] = server.path
     # As a user's: bytecode is written once and read after.
     for name in ("CITUS_RUN_MAIN", "CITUS_SERVER_FDS", "PYTHONDONTWRITEBYTECODE"):
         env.pop(name, None)
@@ -192,6 +203,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--only", help="comma-separated server names")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument(
+        "--compare",
+        metavar="SRC",
+        help="also run citus and citus --debug from this other source folder"
+        " (a checkout's src/), for an A/B in the same run",
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     names = set(args.only.split(",")) if args.only else None
@@ -200,6 +217,15 @@ def main() -> None:
         for s in SERVERS
         if (names is None or s.name in names) and (BIN / s.needs).exists()
     ]
+    if args.compare:
+        other = os.path.abspath(args.compare)
+        servers += [
+            s._replace(
+                name=s.name + "@compare", path=other, command=_elsewhere(s, other)
+            )
+            for s in SERVERS[:2]
+            if names is None or s.name in names
+        ]
     top = Path(tempfile.mkdtemp(prefix="citus-bench-startup-"))
     times: dict[str, list[float]] = {s.name: [] for s in servers}
     failed: dict[str, int] = {s.name: 0 for s in servers}
