@@ -163,6 +163,46 @@ def test_blueprint_commands_and_app_cli_commands(tmp_path: Path) -> None:
     assert result.stdout == "hello, debug=True\n", result.stderr
 
 
+def test_commands_that_installed_packages_add_to_flask(tmp_path: Path) -> None:
+    """A package's ``flask.commands`` entry point (how Flask plugins add
+    commands to ``flask``) runs as ``citus --app X NAME`` too, in the app
+    context, and is in the help."""
+    pytest.importorskip("flask")
+    site = tmp_path / "site"
+    info = site / "flaskplug-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: flaskplug\nVersion: 1.0\n", encoding="utf-8"
+    )
+    (info / "entry_points.txt").write_text(
+        "[flask.commands]\nplug = flaskplug:plug\nbroken = flaskplug:missing\n",
+        encoding="utf-8",
+    )
+    (site / "flaskplug.py").write_text(
+        textwrap.dedent(
+            """
+            import click
+            from flask import current_app
+
+            @click.command(help="A plugin's command.")
+            def plug():
+                click.echo(f"plugged into {current_app.name}")
+            """
+        ),
+        encoding="utf-8",
+    )
+    (tmp_path / "app.py").write_text(
+        "from flask import Flask\n\napp = Flask(__name__)\n", encoding="utf-8"
+    )
+    env = {"PYTHONPATH": str(site)}
+    result = citus("plug", cwd=tmp_path, env=env)
+    assert result.stdout == "plugged into app\n", result.stderr
+    result = citus("--app", "app", "--help", cwd=tmp_path, env=env)
+    assert "Commands of the app 'app':\n  plug  A plugin's command." in (
+        result.stdout
+    ), result.stderr
+
+
 def test_flaskr_shell_has_the_app_context(flaskr: Path) -> None:
     code = (
         "from flask import current_app\n"

@@ -72,8 +72,17 @@ class Flask(Framework):
         return self.flask_app.app_context()
 
     def commands(self) -> click.Group:
-        """``app.cli``: the app's commands and its blueprints' ones."""
-        return self.flask_app.cli
+        """``app.cli`` (the app's commands and its blueprints' ones) and the
+        commands installed packages add to ``flask`` (the ``flask.commands``
+        entry points), as ``flask`` finds them: on a name both use, the
+        package's command wins, as under ``flask``."""
+        import click
+
+        cli = self.flask_app.cli
+        plugins = _plugin_commands()
+        if not plugins:
+            return cli
+        return click.Group(cli.name, commands={**cli.commands, **plugins})
 
     def static_folders(self) -> list[tuple[str, str]]:
         """The app's static folder and each blueprint's, at their URL prefixes
@@ -115,3 +124,21 @@ class Flask(Framework):
         cache = getattr(env, "cache", None)
         if cache is not None:
             cache.clear()
+
+
+def _plugin_commands() -> dict[str, click.Command]:
+    """The ``flask.commands`` entry points' commands, by name; one that fails
+    to load is left out, as a broken plugin should not stop the app's own."""
+    from importlib import metadata
+
+    import click
+
+    found: dict[str, click.Command] = {}
+    for entry in metadata.entry_points(group="flask.commands"):
+        try:
+            command = entry.load()
+        except Exception:
+            continue
+        if isinstance(command, click.Command):
+            found[entry.name] = command
+    return found
