@@ -1,63 +1,46 @@
-"""The interactive debugger: :class:`DebuggedApplication`, its PIN and who may
-use it.
+"""The interactive debugger: :class:`DebuggedApplication`.
 
 The middleware catches what the wrapped application raises and answers with an
-error page (:mod:`.tbtools`, :mod:`.page`) in the client's format, and serves
-its own small API under :data:`PREFIX`: static assets, the PIN check and the
-per-frame console (:mod:`.console`). The rules that keep everyone else out live here:
-
-- every debugger request must carry a trusted ``Host`` (local names, plus those
-  the user configures) and, when sent, a same-origin ``Origin`` and
-  ``Sec-Fetch-Site``; the console also needs a loopback peer (from the socket's
-  address, ``REMOTE_ADDR``) unless the user trusted the host explicitly;
-- the console needs the page's secret and a cookie obtained with the PIN; the
-  cookie holds a random token that the server checks and that expires;
-- wrong PINs are counted in a small state file shared by the reloader's
-  processes and locked with :func:`citus._compat.lock_file`; after
-  :data:`MAX_PIN_ATTEMPTS` unlocking is refused for :data:`LOCKOUT_SECONDS`.
+error page (:mod:`.tbtools`, :mod:`.page`) in the client's format, records the
+error for ``citus errors`` (:mod:`.errorlog`), and serves its own small API
+under :data:`PREFIX` (:mod:`.endpoints`): static assets, the PIN check and the
+per-frame console (:mod:`.console`). Who may see a traceback or use the
+console, the PIN and the lockout after wrong PINs are :mod:`.guard`'s rules.
 """
 
 from __future__ import annotations
 
-import contextvars
-import hashlib
-import hmac
 import io
 import os
 import secrets
 import socket
 import sys
 import threading
-import time
 import typing as t
 from collections import OrderedDict
-from importlib import resources
 
 from .._log import echo, escape_terminal, set_traceback_links
+from ._http import PREFIX as PREFIX
 from ._http import (
-    LOCAL_HOSTS,
     SECURITY_HEADERS,
-    get_cookie,
-    host_name,
-    is_loopback_address,
     negotiate,
-    read_form,
-    reply,
     socket_exposed,
     to_json,
+    utf8,
 )
 from ._multipart import MultipartTap, boundary_of
 from ._state import STATE_ENV as STATE_ENV
-from ._state import SharedState, hash_token, normalize_pin
-from .console import Console
+from ._state import SharedState
 from .editor import Editor, osc8_traceback, terminal_links
+from .endpoints import Endpoints
 from .errorlog import ErrorLog
-from .page import (
-    find_config,
-    render_console_page,
-    render_minimal_page,
-    render_page,
-)
+from .guard import LOCKOUT_SECONDS as LOCKOUT_SECONDS
+from .guard import MAX_PIN_ATTEMPTS as MAX_PIN_ATTEMPTS
+from .guard import PIN_ENV as PIN_ENV
+from .guard import TOKEN_LIFETIME as TOKEN_LIFETIME
+from .guard import TRUSTED_HOSTS_ENV as TRUSTED_HOSTS_ENV
+from .guard import Guard, lockout_message
+from .page import find_config, render_minimal_page, render_page
 from .repr import dump as dump
 from .share import markdown_report
 from .tbtools import Traceback, plain_text
@@ -67,18 +50,6 @@ if t.TYPE_CHECKING:
 
 __all__ = ["PREFIX", "DebuggedApplication", "dump"]
 
-#: URL prefix of the debugger's own endpoints; no application route uses it.
-PREFIX = "/__citus_debugger__"
-#: Environment variable: the PIN, or ``off`` to disable the lock.
-PIN_ENV = "CITUS_DEBUGGER_PIN"
-#: Environment variable: more trusted host names, separated by commas.
-TRUSTED_HOSTS_ENV = "CITUS_DEBUGGER_TRUSTED_HOSTS"
-#: Wrong PINs accepted before unlocking is refused.
-MAX_PIN_ATTEMPTS = 10
-#: How long unlocking is refused after too many wrong PINs (seconds).
-LOCKOUT_SECONDS = 300
-#: How long an unlocked browser stays unlocked (seconds).
-TOKEN_LIFETIME = 8 * 3600
 #: How many tracebacks are kept for their consoles by default.
 DEFAULT_MAX_TRACEBACKS = 20
 #: Largest URL-encoded form body copied for the error page.
@@ -91,14 +62,6 @@ LOAD_ERROR_KEY = "citus.debug.load_error"
 
 # Set by the reloader's supervisor: 0 in its first serving child, then 1, 2...
 _GENERATION_ENV = "CITUS_RUN_GENERATION"
-
-_ASSETS = {
-    "debugger.css": "text/css; charset=utf-8",
-    "debugger.js": "text/javascript; charset=utf-8",
-}
-
-
-_PinResult = tuple[str, t.Any]
 
 
 class DebuggedApplication:
@@ -147,27 +110,12 @@ class DebuggedApplication:
         #: The secret each page sends back with console requests.
         self.secret = secrets.token_urlsafe(24)
         self.tracebacks: OrderedDict[str, Traceback] = OrderedDict()
-        self._lock = threading.Lock()
-        self._standalone: Console | None = None
+        #: Guards :attr:`tracebacks` (the endpoints read them too).
+        self.lock = threading.Lock()
         self._state = SharedState()
-        configured = list(trusted_hosts)
-        configured += [
-            h for h in os.environ.get(TRUSTED_HOSTS_ENV, "").split(",") if h.strip()
-        ]
-        names = {host_name(h.replace("*.", ".", 1)) for h in configured}
-        # Local names are trusted anyway; listing them must not let other
-        # machines (which can send "Host: localhost") use the console.
-        self._trusted = {n for n in names if n and not _is_local_name(n)}
-        if pin is None:
-            pin = os.environ.get(PIN_ENV) or None
-        if pin is not None and not normalize_pin(pin):
-            pin = None  # blank (or only dashes): nobody could type it; use a random one
-        if pin is None:
-            pin = t.cast(str, self._state.update(lambda data: data["pin"]))
-        #: The PIN, or ``None`` when the lock is off.
-        self.pin: str | None = None if pin.strip().lower() == "off" else pin.strip()
-        digest = hashlib.sha256(self._state.path.encode()).hexdigest()[:10]
-        self._cookie_name = f"__citus_debugger_{digest}"
+        #: The PIN, the trusted hosts and the lockout (:mod:`.guard`).
+        self.guard = Guard(pin, trusted_hosts, self._state)
+        self._endpoints = Endpoints(self)
         #: Where tracebacks link to: ``CITUS_EDITOR``, ``CITUS_EDITOR_PATH_MAP``.
         self.editor = Editor.from_env()
         if terminal_links():
@@ -222,7 +170,7 @@ class DebuggedApplication:
         """Serve the debugger's endpoints, or run the app and catch its errors."""
         path = environ.get("PATH_INFO") or ""
         if path == PREFIX or path.startswith(PREFIX + "/"):
-            return self._endpoint(environ, start_response, path[len(PREFIX) :])
+            return self._endpoints(environ, start_response, path[len(PREFIX) :])
         return self._run_app(environ, start_response)
 
     def _run_app(
@@ -321,7 +269,7 @@ class DebuggedApplication:
         """Add the error to the recent errors that ``citus errors`` reads."""
         if not self._errors.active:
             return
-        with self._lock:
+        with self.lock:
             kept = [k for k in self.tracebacks.values() if k.exception is error]
         link = self.editor.url if self.editor.template is not None else None
         try:
@@ -338,13 +286,13 @@ class DebuggedApplication:
     # --- the error response -------------------------------------------------
 
     def _store(self, error: BaseException) -> Traceback:
-        with self._lock:
+        with self.lock:
             for kept in self.tracebacks.values():
                 if kept.exception is error:
                     self.tracebacks.move_to_end(kept.id)
                     return kept
         tb = Traceback(error)
-        with self._lock:
+        with self.lock:
             self.tracebacks[tb.id] = tb
             while len(self.tracebacks) > self.max_tracebacks:
                 self.tracebacks.popitem(last=False)
@@ -358,7 +306,7 @@ class DebuggedApplication:
     ) -> tuple[str, list[tuple[str, str]], bytes]:
         status = "500 INTERNAL SERVER ERROR"
         kind = negotiate(environ.get("HTTP_ACCEPT", ""))
-        if not self._host_trusted(environ):
+        if not self.guard.host_trusted(environ):
             host = environ.get("HTTP_HOST")
             if host:
                 reason = (
@@ -373,7 +321,7 @@ class DebuggedApplication:
                     " Send 'Host: localhost'."
                 )
             return self._refusal(status, kind, reason)
-        if not self._same_origin(environ):
+        if not self.guard.same_origin(environ):
             # The rule of the debugger's endpoints and of the reloader's page:
             # a page on another site must not read tracebacks (a cross-site
             # fetch or a form posted from there).
@@ -398,14 +346,14 @@ class DebuggedApplication:
         if kind == "text":
             # Read in a terminal (curl): a message's escape codes stay inert.
             text = escape_terminal(tb.text)
-            return status, self._headers("text/plain; charset=utf-8"), _utf8(text)
+            return status, self._headers("text/plain; charset=utf-8"), utf8(text)
         # A browser that unlocked before a lockout keeps its console, so the
         # page keeps the buttons and only warns.
-        console_reason = self._console_reason(environ)
+        console_reason = self.guard.console_reason(environ, self.evalex)
         notice = None
         if console_reason is None and self.pin is not None:
-            until = self._lockout_until()
-            notice = _lockout_message(until) if until else None
+            until = self.guard.lockout_until()
+            notice = lockout_message(until) if until else None
         fields = None
         if isinstance(form_body, MultipartTap):
             form_body.drain()
@@ -424,7 +372,7 @@ class DebuggedApplication:
             link=link,
             markdown=markdown,
         )
-        return status, self._headers("text/html; charset=utf-8"), _utf8(page)
+        return status, self._headers("text/html; charset=utf-8"), utf8(page)
 
     def _refusal(
         self, status: str, kind: str, reason: str
@@ -435,9 +383,9 @@ class DebuggedApplication:
             return status, self._headers("application/json"), to_json(data)
         if kind == "text":
             text = f"Internal Server Error\n\n{reason}\n"
-            return status, self._headers("text/plain; charset=utf-8"), _utf8(text)
+            return status, self._headers("text/plain; charset=utf-8"), utf8(text)
         page = render_minimal_page(reason)
-        return status, self._headers("text/html; charset=utf-8"), _utf8(page)
+        return status, self._headers("text/html; charset=utf-8"), utf8(page)
 
     @staticmethod
     def _headers(content_type: str) -> list[tuple[str, str]]:
@@ -456,320 +404,16 @@ class DebuggedApplication:
             ``HTTP_SEC_FETCH_SITE``, ``REQUEST_METHOD`` and ``wsgi.url_scheme``
             are read.
         """
-        return self._host_trusted(environ) and self._same_origin(environ)
+        return self.guard.trusts_request(environ)
 
-    def _host_trusted(self, environ: WSGIEnvironment) -> bool:
-        name = host_name(environ.get("HTTP_HOST", ""))
-        return _is_local_name(name) or self._configured_host(name)
+    @property
+    def pin(self) -> str | None:
+        """The PIN, or ``None`` when the lock is off."""
+        return self.guard.pin
 
-    def _configured_host(self, name: str) -> bool:
-        if not name:
-            return False
-        for entry in self._trusted:
-            if entry.startswith("."):
-                if name == entry[1:] or name.endswith(entry):
-                    return True
-            elif name == entry:
-                return True
-        return False
-
-    def _same_origin(self, environ: WSGIEnvironment) -> bool:
-        origin = environ.get("HTTP_ORIGIN")
-        if origin is not None:
-            scheme = environ.get("wsgi.url_scheme", "http")
-            expected = f"{scheme}://{environ.get('HTTP_HOST', '')}".lower()
-            if origin.strip().lower() != expected:
-                return False
-        site = environ.get("HTTP_SEC_FETCH_SITE")
-        if site is not None:
-            method = environ.get("REQUEST_METHOD", "GET")
-            if site == "same-origin":
-                return True
-            return site == "none" and method in ("GET", "HEAD")
-        return True
-
-    def _lockout_until(self) -> float:
-        now = time.time()
-        until = float(self._state.update(lambda data: data.get("locked_until", 0)))
-        return until if until > now else 0.0
-
-    def _console_reason(self, environ: WSGIEnvironment) -> str | None:
-        """Why the console cannot be used for this request, or ``None``.
-
-        A lockout after wrong PINs is not a reason here: it stops unlocking,
-        not a browser that unlocked before.
-        """
-        if not self.evalex:
-            return (
-                "The console is off: the debugger was started without evaluation"
-                " (use_evalex=False)."
-            )
-        peer = environ.get("REMOTE_ADDR")
-        name = host_name(environ.get("HTTP_HOST", ""))
-        if not is_loopback_address(peer) and not self._configured_host(name):
-            where = peer if peer else "an unknown address"
-            return (
-                f"The console is off: this request came from {where}, not from"
-                f" this machine. To allow it, set {TRUSTED_HOSTS_ENV} to the host"
-                " name you use to reach this server."
-            )
-        return None
-
-    def _authenticated(self, environ: WSGIEnvironment) -> bool:
-        if self.pin is None:
-            return True
-        token = get_cookie(environ, self._cookie_name)
-        if not token:
-            return False
-        digest = hash_token(token)
-        now = time.time()
-
-        def check(data: dict[str, t.Any]) -> bool:
-            expiry = data.get("tokens", {}).get(digest)
-            return isinstance(expiry, (int, float)) and expiry > now
-
-        return bool(self._state.update(check))
-
-    def _try_pin(self, given: str, peer: str) -> _PinResult:
-        expected = normalize_pin(self.pin or "")
-        attempt = normalize_pin(given)
-        now = time.time()
-
-        def change(data: dict[str, t.Any]) -> _PinResult:
-            until = float(data.get("locked_until", 0))
-            if until > now:
-                return ("locked", until)
-            if until:
-                data["locked_until"] = 0
-                data["failures"] = 0
-            if attempt and hmac.compare_digest(attempt, expected):
-                token = secrets.token_urlsafe(32)
-                tokens = {k: v for k, v in data.get("tokens", {}).items() if v > now}
-                tokens[hash_token(token)] = now + TOKEN_LIFETIME
-                data["tokens"] = tokens
-                data["failures"] = 0
-                return ("ok", token)
-            data["failures"] = int(data.get("failures", 0)) + 1
-            if data["failures"] >= MAX_PIN_ATTEMPTS:
-                data["locked_until"] = now + LOCKOUT_SECONDS
-                return ("lockout", data["locked_until"])
-            return ("wrong", MAX_PIN_ATTEMPTS - data["failures"])
-
-        result: _PinResult = self._state.update(change)
-        if result[0] == "wrong":
-            echo(
-                f" * Debugger: wrong PIN from {peer}"
-                f" ({MAX_PIN_ATTEMPTS - result[1]} of {MAX_PIN_ATTEMPTS})",
-                err=True,
-            )
-        elif result[0] == "lockout":
-            echo(
-                f" * Debugger: {MAX_PIN_ATTEMPTS} wrong PINs; unlocking the console"
-                f" is refused until {_clock(result[1])} ({LOCKOUT_SECONDS // 60}"
-                " minutes), even with the right PIN. Restart the server to reset.",
-                err=True,
-            )
-        return result
-
-    # --- the debugger's endpoints ---------------------------------------------
-
-    def _endpoint(
-        self, environ: WSGIEnvironment, start_response: StartResponse, sub: str
-    ) -> list[bytes]:
-        method = environ.get("REQUEST_METHOD", "GET")
-        if not self._host_trusted(environ):
-            return reply(
-                start_response,
-                "400 BAD REQUEST",
-                {"error": "The debugger does not answer requests for this Host."},
-            )
-        if not self._same_origin(environ):
-            return reply(
-                start_response,
-                "403 FORBIDDEN",
-                {"error": "The debugger answers only requests from its own pages."},
-            )
-        if sub.startswith("/shared/"):
-            if method not in ("GET", "HEAD"):
-                return reply(start_response, "405 METHOD NOT ALLOWED", {}, "GET")
-            return self._asset(start_response, sub[len("/shared/") :])
-        if sub == "/console" and method in ("GET", "HEAD") and self.console_page:
-            page = render_console_page(
-                prefix=environ.get("SCRIPT_NAME", "").rstrip("/") + PREFIX,
-                secret=self.secret,
-                console_reason=self._console_reason(environ),
-            )
-            start_response("200 OK", self._headers("text/html; charset=utf-8"))
-            return [_utf8(page)]
-        handlers = {"/pin": self._pin, "/status": self._status, "/eval": self._eval}
-        handler = handlers.get(sub)
-        if handler is None:
-            return reply(start_response, "404 NOT FOUND", {"error": "Not found."})
-        if method != "POST":
-            return reply(
-                start_response,
-                "405 METHOD NOT ALLOWED",
-                {"error": "Use POST: PINs and code never travel in URLs."},
-                "POST",
-            )
-        form = read_form(environ)
-        if isinstance(form, tuple):
-            return reply(start_response, form[0], {"error": form[1]})
-        if not hmac.compare_digest(form.get("s", ""), self.secret):
-            return reply(
-                start_response,
-                "403 FORBIDDEN",
-                {
-                    "error": "This page's secret is wrong or missing; reload the"
-                    " error page (the server may have restarted)."
-                },
-            )
-        return handler(environ, start_response, form)
-
-    def _asset(self, start_response: StartResponse, name: str) -> list[bytes]:
-        content_type = _ASSETS.get(name)
-        if content_type is None:
-            return reply(start_response, "404 NOT FOUND", {"error": "No such asset."})
-        data = resources.files(__name__).joinpath("shared").joinpath(name).read_bytes()
-        headers = [
-            ("Content-Type", content_type),
-            ("Content-Length", str(len(data))),
-            *SECURITY_HEADERS,
-        ]
-        start_response("200 OK", headers)
-        return [data]
-
-    def _status(
-        self,
-        environ: WSGIEnvironment,
-        start_response: StartResponse,
-        form: dict[str, str],
-    ) -> list[bytes]:
-        reason = self._console_reason(environ)
-        until = self._lockout_until() if self.pin is not None else 0.0
-        return reply(
-            start_response,
-            "200 OK",
-            {
-                "unlocked": reason is None and self._authenticated(environ),
-                "pin_required": self.pin is not None,
-                "locked_out": bool(until),
-                "reason": reason,
-            },
-        )
-
-    def _pin(
-        self,
-        environ: WSGIEnvironment,
-        start_response: StartResponse,
-        form: dict[str, str],
-    ) -> list[bytes]:
-        reason = self._console_reason(environ)
-        if reason is not None:
-            return reply(
-                start_response, "403 FORBIDDEN", {"ok": False, "error": reason}
-            )
-        if self.pin is None:
-            return reply(start_response, "200 OK", {"ok": True})
-        outcome, value = self._try_pin(
-            form.get("pin", ""), environ.get("REMOTE_ADDR", "?")
-        )
-        if outcome == "ok":
-            cookie = (
-                f"{self._cookie_name}={value}; Path="
-                f"{environ.get('SCRIPT_NAME', '').rstrip('/')}{PREFIX}/;"
-                f" Max-Age={TOKEN_LIFETIME}; HttpOnly; SameSite=Strict"
-            )
-            if environ.get("wsgi.url_scheme") == "https":
-                cookie += "; Secure"
-            return reply(start_response, "200 OK", {"ok": True}, cookie=cookie)
-        if outcome == "wrong":
-            return reply(
-                start_response,
-                "403 FORBIDDEN",
-                {
-                    "ok": False,
-                    "error": f"Wrong PIN. {value} attempt{'' if value == 1 else 's'}"
-                    " left; the PIN is printed in the terminal that runs the server.",
-                },
-            )
-        return reply(
-            start_response,
-            "429 TOO MANY REQUESTS",
-            {"ok": False, "locked_out": True, "error": _lockout_message(value)},
-        )
-
-    def _eval(
-        self,
-        environ: WSGIEnvironment,
-        start_response: StartResponse,
-        form: dict[str, str],
-    ) -> list[bytes]:
-        reason = self._console_reason(environ)
-        if reason is not None:
-            return reply(start_response, "403 FORBIDDEN", {"error": reason})
-        if not self._authenticated(environ):
-            return reply(
-                start_response,
-                "403 FORBIDDEN",
-                {
-                    "error": "The console is locked: enter the PIN first.",
-                    "locked": True,
-                },
-            )
-        console = self._find_console(form.get("tb", ""), form.get("frame", ""))
-        if isinstance(console, str):
-            return reply(start_response, "404 NOT FOUND", {"error": console})
-        output = console.push(form.get("cmd", ""))
-        return reply(
-            start_response, "200 OK", {"output": output, "prompt": console.prompt}
-        )
-
-    def _find_console(self, tb_id: str, frame_id: str) -> Console | str:
-        if tb_id == "console":
-            if not self.console_page:
-                return "The standalone console is off."
-            with self._lock:
-                if self._standalone is None:
-                    namespace = {"__name__": "__console__", "app": self.app}
-                    self._standalone = Console(namespace)
-                return self._standalone
-        with self._lock:
-            tb = self.tracebacks.get(tb_id)
-            if tb is None:
-                return (
-                    f"This traceback is no longer kept (only the last"
-                    f" {self.max_tracebacks} are, and none survive a reload);"
-                    " reload the page that failed."
-                )
-            index = int(frame_id) if frame_id.isdigit() else len(tb.frames)
-            if index >= len(tb.frames):
-                return f"No frame {frame_id!r} in this traceback."
-            frame = tb.frames[index]
-            if frame.frame is None:
-                return "This frame has no console (it is a syntax error's location)."
-            console = tb.consoles.get(frame.id)
-            if console is None:
-                console = Console(
-                    frame.frame.f_globals,
-                    frame.frame.f_locals,
-                    context=_request_context(tb, index),
-                )
-                tb.consoles[frame.id] = console
-            return console
-
-
-def _request_context(tb: Traceback, index: int) -> contextvars.Context | None:
-    """The context the failed request ran in: a :class:`contextvars.Context`
-    held by a local of frame ``index`` or of a frame that called it (citus's
-    ``API`` keeps one while it dispatches), the nearest first."""
-    for frame in reversed(tb.frames[: index + 1]):
-        if frame.frame is None:
-            continue
-        for value in list(frame.frame.f_locals.values()):
-            if isinstance(value, contextvars.Context):
-                return value
-    return None
+    @property
+    def _cookie_name(self) -> str:
+        return self.guard.cookie_name
 
 
 def _where(sockets: list[socket.socket]) -> tuple[list[str], list[str]]:
@@ -790,24 +434,3 @@ def _where(sockets: list[socket.socket]) -> tuple[list[str], list[str]]:
         if port not in ports:
             ports.append(port)
     return ports, addresses
-
-
-def _utf8(text: str) -> bytes:
-    # Lone surrogates (a file name decoded with os.fsdecode) are shown as
-    # \udcff rather than failing the whole page.
-    return text.encode("utf-8", "backslashreplace")
-
-
-def _is_local_name(name: str) -> bool:
-    return name in LOCAL_HOSTS or name.endswith(".localhost")
-
-
-def _clock(timestamp: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(timestamp))
-
-
-def _lockout_message(until: float) -> str:
-    return (
-        f"The console is locked: after {MAX_PIN_ATTEMPTS} wrong PINs, unlocking is"
-        f" refused until {_clock(until)}. Restart the server to reset it sooner."
-    )

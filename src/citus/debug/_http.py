@@ -20,6 +20,8 @@ from .._compat import is_unix_socket
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
+#: URL prefix of the debugger's own endpoints; no application route uses it.
+PREFIX = "/__citus_debugger__"
 #: Host names trusted without configuration (``*.localhost`` too).
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 #: Largest request body the debugger's endpoints read.
@@ -186,3 +188,12 @@ def get_cookie(environ: WSGIEnvironment, name: str) -> str | None:
         if sep and key == name:
             return value
     return None
+
+
+def utf8(text: str) -> bytes:
+    """``text`` encoded for a response body.
+
+    Lone surrogates (a file name decoded with :func:`os.fsdecode`) are shown
+    as ``\\udcff`` rather than failing the whole page.
+    """
+    return text.encode("utf-8", "backslashreplace")
