@@ -103,6 +103,24 @@ def demo(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[
             [("Content-Type", "text/plain"), ("Content-Length", str(len(PAGE)))],
         )
         return t.cast("t.Iterable[bytes]", wrapper(open(environ["demo.file"], "rb")))
+    if path == "/partial":
+        part = PAGE[:20]
+        return _respond(
+            start_response,
+            "206 Partial Content",
+            [("Content-Type", HTML), ("Content-Range", f"bytes 0-19/{len(PAGE)}")],
+            part,
+        )
+    if path == "/cached":
+        headers = [
+            ("Content-Type", HTML),
+            ("ETag", '"v1"'),
+            ("Last-Modified", "Wed, 02 Dec 2026 10:00:00 GMT"),
+        ]
+        if environ.get("HTTP_IF_NONE_MATCH") == '"v1"':
+            start_response("304 Not Modified", headers)
+            return []
+        return _respond(start_response, "200 OK", headers, PAGE)
     if path == "/no-end-tag":
         return _respond(
             start_response, "200 OK", [("Content-Type", HTML)], b"<html><p>no end"
@@ -260,6 +278,7 @@ def dechunk(body: bytes) -> bytes:
         ("GET", "/css"),
         ("GET", "/file"),
         ("GET", "/stream-fragment"),
+        ("GET", "/partial"),
     ],
 )
 def test_never_touched_byte_for_byte(
@@ -447,3 +466,14 @@ def test_the_debugger_page_carries_the_script_and_its_policy_allows_it(
     assert inject.SCRIPT_HASH in policy
     assert "connect-src 'self'" in policy
     assert "default-src 'none'" in policy  # nothing else loosened
+
+
+def test_a_changed_document_drops_its_validators(pair: tuple[Served, Served]) -> None:
+    """Else a reload would revalidate, get a 304 and show the cached copy,
+    whose script names the old process: a reload loop."""
+    plain, live = pair
+    _, headers, _ = split(plain.raw(request("GET", "/cached")))
+    assert headers["etag"] == '"v1"'
+    _, headers, body = split(live.raw(request("GET", "/cached")))
+    assert "etag" not in headers and "last-modified" not in headers
+    assert b"<script " in body

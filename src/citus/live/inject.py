@@ -6,6 +6,7 @@ response then passes through byte for byte):
 ============================  ==================================================
 request method ``HEAD``       never touched (there is no body to add to)
 status 1xx, 204, 304          never touched (no body)
+status 206, ``Content-Range`` never touched (a part of a document)
 ``Content-Type``              only ``text/html`` (any charset but UTF-16/32)
 ``Content-Encoding``          never touched (the body is compressed)
 ``Content-Disposition``       ``attachment``: never touched (a download)
@@ -18,7 +19,11 @@ A document whose length is known gets the script before its last ``</body>``
 (or at its end) and a corrected ``Content-Length``; a streamed one (no
 ``Content-Length``) is judged by its first chunk and gets the script after its
 last chunk. A ``Content-Security-Policy`` (and its ``-Report-Only`` twin) gets
-exactly what the script needs, see :func:`allow_script`.
+exactly what the script needs, see :func:`allow_script`. A changed document
+loses its ``ETag`` and ``Last-Modified``: they describe the app's bytes, and a
+browser that revalidated with them would get a 304 and show its cached copy,
+whose script names the process that served it then (and reload again, for
+ever).
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ _DOCUMENT = re.compile(rb"<!doctype\s+html|<html[\s>]|<body[\s>]", re.IGNORECASE
 _BODY_END = re.compile(rb"</body\s*>", re.IGNORECASE)
 #: Charsets whose bytes an ASCII script would corrupt.
 _WIDE_CHARSETS = re.compile(r"charset\s*=\s*\"?utf-?(16|32)", re.IGNORECASE)
+#: Headers that describe the app's own bytes, dropped from a changed body.
+VALIDATORS = frozenset({"etag", "last-modified"})
 #: Headers whose policy the script must satisfy.
 CSP_HEADERS = frozenset(
     {"content-security-policy", "content-security-policy-report-only"}
@@ -76,7 +83,9 @@ def eligible(method: str, status: str, headers: list[tuple[str, str]]) -> bool:
         code = int(status.split(None, 1)[0])
     except (ValueError, IndexError):
         return False
-    if code < 200 or code in NO_BODY_STATUSES:
+    if code < 200 or code in NO_BODY_STATUSES or code == 206:
+        return False
+    if header(headers, "Content-Range") is not None:
         return False
     content_type = header(headers, "Content-Type") or ""
     if content_type.split(";", 1)[0].strip().lower() != "text/html":
@@ -118,11 +127,14 @@ def with_headers(
     headers: list[tuple[str, str]], length: int | None, repeat: bool = False
 ) -> list[tuple[str, str]]:
     """The response headers for the changed body: ``Content-Length`` set to
-    ``length`` (when the original had one) and each policy allowing the
-    script (and, with ``repeat``, its form; see :func:`allow_script`)."""
+    ``length`` (when the original had one), no validators (``ETag``,
+    ``Last-Modified``) and each policy allowing the script (and, with
+    ``repeat``, its form; see :func:`allow_script`)."""
     result: list[tuple[str, str]] = []
     for name, value in headers:
         lower = name.lower()
+        if lower in VALIDATORS:
+            continue
         if lower == "content-length":
             if length is not None:
                 result.append((name, str(length)))
