@@ -191,6 +191,24 @@ def test_bottle() -> None:
     assert rows[1].methods == () and rows[1].rule == "/any"
 
 
+def test_bottle_template_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``./views/`` (and the app's other template paths) for live reload, but
+    never the project's own folder (Bottle's ``./``), where the code is."""
+    bottle = pytest.importorskip("bottle")
+    monkeypatch.chdir(tmp_path)
+    found = detect(bottle.Bottle())
+    assert found.template_folders() == []
+    (tmp_path / "views").mkdir()
+    assert found.template_folders() == [str(tmp_path / "views")]
+    monkeypatch.setattr(bottle, "TEMPLATE_PATH", ["./", "..", "./views/"])
+    assert found.template_folders() == [str(tmp_path / "views")]
+    bottle.TEMPLATES["page"] = "cached"
+    found.templates_changed([str(tmp_path / "views" / "page.tpl")])
+    assert "page" not in bottle.TEMPLATES
+
+
 def test_falcon() -> None:
     falcon = pytest.importorskip("falcon")
 

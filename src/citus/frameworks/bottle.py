@@ -1,10 +1,13 @@
-"""Bottle apps under citus: ``citus routes`` lists the app's route table."""
+"""Bottle apps under citus: ``citus routes`` lists the app's route table,
+``citus run --debug`` turns Bottle's debug mode on, and an edit in a template
+folder (``views/``) reloads the open pages."""
 
 from __future__ import annotations
 
+import os
 import typing as t
 
-from . import Framework, Route, is_instance_of
+from . import Framework, Route, existing_folders, is_instance_of
 
 #: Bottle's word for a route that answers every method.
 _ANY = "ANY"
@@ -59,3 +62,23 @@ class Bottle(Framework):
                 )
             )
         return rows
+
+    def template_folders(self) -> list[str]:
+        """The folders of ``bottle.TEMPLATE_PATH`` (``./views/`` by default),
+        without the current folder (Bottle's ``./``), which holds the code:
+        live reload must not take a code edit for a template edit."""
+        import bottle
+
+        here = os.path.join(os.path.abspath(os.getcwd()), "")
+        return [
+            folder
+            for folder in existing_folders(bottle.TEMPLATE_PATH)
+            if not here.startswith(os.path.join(folder, ""))
+        ]
+
+    def templates_changed(self, paths: t.Sequence[str]) -> None:
+        """Empty Bottle's template cache (in debug mode Bottle reads templates
+        again on its own; outside it, this makes the edit seen)."""
+        import bottle
+
+        bottle.TEMPLATES.clear()
