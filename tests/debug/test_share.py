@@ -89,6 +89,35 @@ def test_json_document_has_the_same_markdown(isolated_state: None) -> None:
     assert _markdown_of(page.text) == data["markdown"]
 
 
+def connect_view(environ: WSGIEnvironment, start_response: StartResponse) -> t.Any:
+    """Fails with a database password in its message and in its source."""
+    db_password = "pw-swordfish"
+    dsn = f"postgres://shop:{db_password}@db/shop?sslkey=/k&token=tok-t0p"
+    raise ConnectionError(f"cannot reach {dsn}")
+
+
+def test_markdown_hides_the_secrets_it_can_spot(isolated_state: None) -> None:
+    client = Caller(DebuggedApplication(connect_view))
+    data = client.get("/db", headers={"Accept": "application/json"}).json()
+    markdown = data["markdown"]
+    # Meant to leave the machine: the URL's password, secret query values and
+    # secret-named strings in the source are hidden, in the heading, the
+    # traceback and the source alike.
+    password, token = "sword" + "fish", "t0" + "p"
+    assert password not in markdown and token not in markdown, markdown
+    assert markdown.startswith(
+        "## `ConnectionError: cannot reach postgres://shop:********@db/shop"
+        "?sslkey=********&token=********`"
+    )
+    assert "db_password = ********" in markdown
+    assert (
+        "ConnectionError: cannot reach postgres://shop:********@"
+        in (markdown.split("```pytb")[1])
+    )
+    # The page's own plain traceback stays what Python prints.
+    assert password in data["traceback"]
+
+
 def test_fences_cannot_be_closed_by_the_message() -> None:
     try:
         raise ValueError("look:\n```\n# not a heading\n````")

@@ -13,7 +13,9 @@ import os
 import re
 import typing as t
 
+from .._redact import REDACTED, is_secret_name
 from .page import request_url
+from .repr import redact_text
 from .tbtools import Frame, Traceback
 
 if t.TYPE_CHECKING:
@@ -21,6 +23,31 @@ if t.TYPE_CHECKING:
 
 #: Most places of the project's code whose source is included.
 MAX_SOURCE_FRAMES = 10
+
+
+# ``password = "x"``: an assignment of a string to a secret-looking name, in
+# source code.
+_ASSIGNED_STRING = re.compile(
+    r"(?<!\w)([A-Za-z_]\w*)(\s*=\s*)"
+    r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")(?=\s*(?:#|$))""",
+    re.M,
+)
+
+
+def _hide_assigned(match: re.Match[str]) -> str:
+    name, equals, _ = match.groups()
+    return f"{name}{equals}{REDACTED}" if is_secret_name(name) else match.group(0)
+
+
+def share_safe(text: str) -> str:
+    """``text`` with the secrets that can be spotted in it hidden, for text
+    that leaves the machine: what :func:`~.repr.redact_text` hides (a URL's
+    password, secret query values, secret-named strings in reprs) and strings
+    assigned to secret-looking names in source (``SECRET_KEY = "x"``).
+
+    :param text: an exception message, a traceback or source lines.
+    """
+    return _ASSIGNED_STRING.sub(_hide_assigned, redact_text(text))
 
 
 def _fence(text: str, info: str = "") -> str:
@@ -78,11 +105,11 @@ def markdown_report(tb: Traceback, environ: WSGIEnvironment | None = None) -> st
     """
     last = tb.last
     title = f"{last.type_name}: {last.message}" if last.message else last.type_name
-    parts = [f"## {_inline(title.splitlines()[0])}"]
+    parts = [f"## {_inline(share_safe(title.splitlines()[0]))}"]
     if environ is not None:
         method = environ.get("REQUEST_METHOD", "GET")
         parts.append(f"Request: {_inline(f'{method} {request_url(environ)}')}")
-    parts.append(_fence(tb.text, "pytb"))
+    parts.append(_fence(share_safe(tb.text), "pytb"))
     own = _own_frames(tb)
     if own:
         parts.append("### Source")
@@ -90,9 +117,9 @@ def markdown_report(tb: Traceback, environ: WSGIEnvironment | None = None) -> st
             where = f"{_shown_path(frame.filename)}, line {frame.lineno}"
             parts.append(
                 f"{_inline(where)} in {_inline(frame.function)}:\n\n"
-                + _fence(_source(frame), "python")
+                + _fence(share_safe(_source(frame)), "python")
             )
     return "\n\n".join(parts) + "\n"
 
 
-__all__ = ["MAX_SOURCE_FRAMES", "markdown_report"]
+__all__ = ["MAX_SOURCE_FRAMES", "markdown_report", "share_safe"]
