@@ -291,3 +291,22 @@ def test_a_refused_cross_origin_request_points_to_citus_errors(
     assert "Traceback" not in body and "ZeroDivisionError" not in body
     assert "The traceback is in the terminal and in 'citus errors'." in body
     assert "ZeroDivisionError" in errors(cwd=project, env=env).stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--last", "-1"], "'--last' / '-n': -1 is not in the range x>=0"),
+        (["--last", "many"], "'--last' / '-n': 'many' is not a valid integer"),
+        (["--port", "0"], "'--port' / '-p': 0 is not in the range 1<=x<=65535"),
+        (["--port", "http"], "'--port' / '-p': 'http' is not a valid integer"),
+    ],
+)
+def test_bad_values_are_one_error_line_and_status_2(
+    project: Path, env: dict[str, str], args: list[str], said: str
+) -> None:
+    done = errors(*args, cwd=project, env=env)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith("Error:")]
+    assert said in line, done.stderr
