@@ -31,6 +31,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+#: The page's script follows the stream: it heard a hello. A function, not an
+#: expression: playwright evaluates an expression with eval(), which a strict
+#: Content-Security-Policy (the debugger's page) refuses.
+HEARD_HELLO = "() => Boolean(window.__citusLive && window.__citusLive.hello)"
 CITUS_SRC = os.path.dirname(os.path.abspath(citus.__file__))
 
 #: A page with a stylesheet, a form, a tall body (to scroll) and its PID.

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Watched, app_script, free_port, project, wait_until, write
+from .conftest import (
+    HEARD_HELLO,
+    Watched,
+    app_script,
+    free_port,
+    project,
+    wait_until,
+    write,
+)
 
 if t.TYPE_CHECKING:
     from conftest import CitusProcess  # type: ignore[import-not-found]
@@ -29,7 +37,7 @@ def start(run_python: Runner, script: Path, *args: str) -> tuple[CitusProcess, s
 
 def connected(page: Watched) -> None:
     """Wait until the page's script follows the stream (it heard a hello)."""
-    page.page.wait_for_function("window.__citusLive && window.__citusLive.hello")
+    page.page.wait_for_function(HEARD_HELLO)
 
 
 def test_many_tabs_share_one_stream_per_browser(
@@ -54,7 +62,7 @@ def test_many_tabs_share_one_stream_per_browser(
         # still follow.
         tabs[0].page.close()
         for tab in tabs[1:]:
-            tab.page.wait_for_function("window.__citusLive && window.__citusLive.hello")
+            tab.page.wait_for_function(HEARD_HELLO)
         write(script, app_script("three"))
         for tab in tabs[1:]:
             tab.wait_text("#msg", "three")
@@ -100,7 +108,7 @@ def test_css_edit_swaps_styles_in_place_keeping_form_and_script_state(
     navigations = page.navigations
     pid = page.text("#pid")
     write(tmp_path / "static" / "site.css", "h1 { color: rgb(0, 0, 200); }\n")
-    page.page.wait_for_function(f"{colour} === 'rgb(0, 0, 200)'")
+    page.page.wait_for_function(f"() => {colour} === 'rgb(0, 0, 200)'")
     assert page.page.input_value("#field") == "typed, not sent"
     assert page.page.evaluate("window.marker") == 42
     assert page.navigations == navigations  # no reload
@@ -122,7 +130,7 @@ def test_other_static_files_reload_the_page_without_a_restart(
     page.page.evaluate("window.marker = 1")
     pid = page.text("#pid")
     write(tmp_path / "static" / "app.js", "var version = 2;\n")
-    page.page.wait_for_function("window.marker === undefined")  # reloaded
+    page.page.wait_for_function("() => window.marker === undefined")  # reloaded
     page.wait_text("#msg", "one")
     assert page.text("#pid") == pid  # the same process served it
     assert "Detected change" not in proc.log.text

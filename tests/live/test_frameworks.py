@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Watched, write
+from .conftest import HEARD_HELLO, Watched, write
 
 if t.TYPE_CHECKING:
     from conftest import CitusProcess  # type: ignore[import-not-found]
@@ -77,7 +77,7 @@ def test_a_framework_page_reloads_after_an_edit(
     page = open_page()
     page.page.goto(url + "/")
     page.wait_text("#msg", "one")
-    page.page.wait_for_function("window.__citusLive && window.__citusLive.hello")
+    page.page.wait_for_function(HEARD_HELLO)
     pid = page.text("#pid")
     write(app, source.replace("{message}", "two"))
     page.wait_text("#msg", "two")
@@ -178,7 +178,7 @@ def test_css_swaps_and_templates_reload_without_a_restart(
     page = open_page()
     page.page.goto(url + "/")
     page.wait_text("#msg", "one")
-    page.page.wait_for_function("window.__citusLive && window.__citusLive.hello")
+    page.page.wait_for_function(HEARD_HELLO)
     pid = page.text("#pid")
     colour = "getComputedStyle(document.querySelector('h1')).color"
     assert page.page.evaluate(colour) == "rgb(200, 0, 0)"
@@ -186,7 +186,7 @@ def test_css_swaps_and_templates_reload_without_a_restart(
     page.page.fill("#field", "kept")
     navigations = page.navigations
     write(tmp_path / "static" / "site.css", "h1 { color: rgb(0, 0, 200); }\n")
-    page.page.wait_for_function(f"{colour} === 'rgb(0, 0, 200)'")
+    page.page.wait_for_function(f"() => {colour} === 'rgb(0, 0, 200)'")
     assert page.page.input_value("#field") == "kept"
     assert page.navigations == navigations
     # A template: the page reloads, served by the same process.
