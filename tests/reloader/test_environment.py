@@ -311,3 +311,37 @@ def test_the_project_folder_is_the_nearest_with_a_marker(tmp_path: Path) -> None
     assert str(tmp_path / "requirements" / "base.txt") in files
     assert str(tmp_path / "requirements-dev.txt") in files
     assert str(tmp_path / "uv.lock") in files  # absent: one created counts
+
+
+SCRIPT_APP = """\
+import os
+
+from citus import API
+
+app = API(__name__)
+
+
+@app.route("/")
+def hello():
+    return "GREETING=%s pid=%d" % (os.environ.get("GREETING", "unset"), os.getpid())
+
+
+if __name__ == "__main__":
+    app.run(host="127.0.0.1", port=0, debug=True, reloader_type={backend!r},
+            exclude_patterns=[{exclude!r}])
+"""
+
+
+def test_a_script_calling_app_run_applies_its_env_file(
+    run_python: Runner, tmp_path: Path, backend: str
+) -> None:
+    script = tmp_path / "serve.py"
+    write(script, SCRIPT_APP.format(backend=backend, exclude=CITUS_SRC + os.sep + "*"))
+    dotenv = tmp_path / ".env"
+    write(dotenv, "GREETING=one\n")
+    proc = run_python(script.name)
+    url = proc.wait_for_url()
+    wait_for_body(url, lambda s, b: b.startswith("GREETING=one "))
+    write(dotenv, "GREETING=two\n")
+    proc.wait_for_log(fresh(".env"))
+    wait_for_body(url, lambda s, b: b.startswith("GREETING=two "))

@@ -548,9 +548,12 @@ class Supervisor:
         self._serving.wait(10.0)
         if self._stopping.is_set():
             return
-        watcher = EnvironmentWatcher(
-            [str(p) for p in dotenv_watch_paths()], since=loaded_at() or since
-        )
+        try:
+            watcher = EnvironmentWatcher(
+                [str(p) for p in dotenv_watch_paths()], since=loaded_at() or since
+            )
+        except OSError:  # the current folder was deleted: nothing to watch
+            return
         self._env_watcher = watcher
         # Polled, whatever the children use: a few files and folders cost a
         # few stat calls a second, and need no watches of the system's (nor
