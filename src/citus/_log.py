@@ -16,10 +16,12 @@ handler uses it, so files and other handlers never see escape codes.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import re
 import sys
+import threading
 import time
 import typing as t
 
@@ -97,6 +99,11 @@ class _ConsoleHandler(_StreamHandler):
         self._colour = False
         self._links_stream: object = None
         self._links = False
+        # Lines wait here, in order, for the one thread that writes: while it
+        # is in write(), others queue their lines and go on serving rather
+        # than queue on a lock (and the GIL), and it writes them all at once.
+        self._pending: collections.deque[str] = collections.deque()
+        self._writer = threading.Lock()
 
     @property
     def stream(self) -> t.TextIO:
@@ -145,17 +152,44 @@ class _ConsoleHandler(_StreamHandler):
         ``slow`` is the duration at the end of ``message`` when it must stand
         out.
         """
-        stream = sys.stderr
-        if (colour is not None or slow) and self._wants_colour(stream):
+        if (colour is not None or slow) and self._wants_colour(sys.stderr):
             message = _coloured(message, colour, slow)
-        self.acquire()
+        self._pending.append(message + "\n")
+        busy = _busy
+        if busy is not None and busy():
+            return  # the serving loop writes it, with others, in a moment
+        self._write_pending()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write ``record`` after the lines already waiting (see write_line)."""
         try:
-            stream.write(message + "\n")
-            stream.flush()
-        except Exception:  # as logging does: a broken stream must not kill serving
-            pass
-        finally:
-            self.release()
+            text = self.format(record) + self.terminator
+        except Exception:  # as logging does
+            self.handleError(record)
+            return
+        self._pending.append(text)
+        self._write_pending()
+
+    def _write_pending(self) -> None:
+        """Write the waiting lines, unless another thread is writing: that
+        one writes them once its write() returns."""
+        pending = self._pending
+        while pending and self._writer.acquire(False):
+            try:
+                lines = []
+                while pending:
+                    lines.append(pending.popleft())
+                self.acquire()
+                try:
+                    stream = sys.stderr
+                    stream.write(lines[0] if len(lines) == 1 else "".join(lines))
+                    stream.flush()
+                except Exception:  # a broken stream must not kill serving
+                    pass
+                finally:
+                    self.release()
+            finally:
+                self._writer.release()
 
 
 _handler: _ConsoleHandler | None = None
@@ -369,6 +403,27 @@ def log_request(
         access_logger.name, logging.INFO, "", 0, message, (), None, extra=extra
     )
     access_logger.handle(record)
+
+
+_busy: t.Callable[[], bool] | None = None
+
+
+def defer_request_log(busy: t.Callable[[], bool] | None) -> None:
+    """Let request-log lines wait while ``busy()`` is true, for
+    :func:`flush_request_log` to write them together (``None``: never wait).
+
+    A serving loop sets it while its worker threads have work queued: one
+    write per loop round instead of one per request.
+    """
+    global _busy
+    _busy = busy
+
+
+def flush_request_log() -> None:
+    """Write the request-log lines that wait (see :func:`defer_request_log`)."""
+    handler = _handler
+    if handler is not None and handler._pending:
+        handler._write_pending()
 
 
 def log_error(message: str) -> None:

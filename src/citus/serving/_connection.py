@@ -79,7 +79,9 @@ class Client:
         #: Seconds left to wait for the current request's body, or ``None``
         #: for no bound but the socket's I/O timeout (see :meth:`recv`).
         self.body_wait: float | None = None
-        self.io_timeout = 0.0
+        #: The socket's I/O timeout (set_io_timeout), restored after a
+        #: bounded read.
+        self.io_timeout = 30.0
 
     def recv(self, size: int = 0) -> bytes | memoryview:
         """Bytes of a request body, as a view of this thread's buffer (valid

@@ -60,6 +60,10 @@ class Pool:
         """Whether work is queued (the loop then checks for starvation)."""
         return not self._queue.empty()
 
+    def busy(self) -> bool:
+        """Whether work is queued: the loop is about to come round again."""
+        return not self._queue.empty()
+
     def submit(self, item: Client) -> None:
         """Queue ``item`` for a worker thread (starting one of the first few)."""
         work = self._queue

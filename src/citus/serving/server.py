@@ -35,7 +35,7 @@ from .._compat import (
     restore_signal_mask,
     set_io_timeout,
 )
-from .._log import log_error
+from .._log import defer_request_log, flush_request_log, log_error
 from . import http11
 from ._connection import (
     RECV_SIZE,
@@ -372,7 +372,10 @@ class Server:
             threaded = self.threaded
             pool = self._pool
             next_sweep = time.monotonic() + 0.25
+            if pool is not None:
+                defer_request_log(pool.busy)
             while not self._stopping:
+                flush_request_log()
                 timeout = 0.25
                 if pool is not None and pool.waiting:
                     timeout = STARVED
@@ -400,6 +403,8 @@ class Server:
                         for fd in listeners:
                             poller.add_listener(fd)
         finally:
+            defer_request_log(None)
+            flush_request_log()
             self._stopping = True  # also after Ctrl+C: in-flight work winds up
             for fd in listeners:
                 poller.remove(fd)
