@@ -115,3 +115,43 @@ def test_passthrough_errors_threaded(run_python: t.Any, tmp_path: Path) -> None:
     text = proc.log.text
     assert '"GET /boom HTTP/1.1" 500' not in text
     assert "no response to GET /boom HTTP/1.1" in text
+
+
+def test_every_request_is_logged_once_under_load(
+    run_python: t.Any, tmp_path: Path
+) -> None:
+    # While worker threads are busy, log lines are written in batches: none
+    # may be lost, doubled or held back once the load stops.
+    import threading
+
+    from serverkit import read_response, wait_until
+
+    proc, port = start(
+        run_python,
+        tmp_path,
+        """
+        from citus.serving import run_simple
+        run_simple("127.0.0.1", 0, app, threaded=True)
+        """,
+    )
+    per_client, clients = 60, 8
+
+    def client(number: int) -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            for i in range(per_client):
+                sock.sendall(f"GET /c{number}/{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                assert read_response(sock)[0] == 200
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    def logged() -> list[str]:
+        return [line for line in proc.log.lines if '" 200 ' in line]
+
+    wait_until(lambda: len(logged()) >= per_client * clients, timeout=10)
+    paths = sorted(line.split('"GET ')[1].split(" ")[0] for line in logged())
+    wanted = sorted(f"/c{n}/{i}" for n in range(clients) for i in range(per_client))
+    assert paths == wanted
