@@ -99,3 +99,52 @@ def test_stylesheets_templates_and_other_files_under_app_run(
     finally:
         stream.sock.close()
     assert "Detected change" not in proc.log.text  # no restart at all
+
+
+def test_open_streams_end_at_a_reload_and_never_hold_it_back(
+    run_citus: Runner, tmp_path: Path
+) -> None:
+    import time
+
+    app = tmp_path / "app.py"
+    source = (
+        "from citus import API\n"
+        "app = API(__name__)\n"
+        '@app.route("/")\n'
+        "def index():\n"
+        '    return "{v}"\n'
+    )
+    write(app, source.format(v="one"))
+    proc = run_citus(
+        "run",
+        "--debug",
+        "--port",
+        "0",
+        "--without-threads",
+        env={"CITUS_DEBUGGER_PIN": "off"},
+    )
+    url = proc.wait_for_url()
+    proc.wait_for_log("Debugger is active")
+    streams = [Stream(url) for _ in range(20)]
+    try:
+        first = {stream.next()[1]["id"] for stream in streams}
+        assert len(first) == 1
+        write(app, source.format(v="two"))
+        started = time.monotonic()
+        for stream in streams:
+            stream.sock.settimeout(10)
+            while stream.sock.recv(65536):
+                pass  # until the old process ends the stream
+        # Ended once the next child took over: well within the grace period
+        # after which an old child is killed (1 s).
+        assert time.monotonic() - started < 5
+        again = Stream(url)
+        try:
+            kind, hello = again.next()
+            assert kind == "hello" and hello["id"] not in first
+        finally:
+            again.sock.close()
+        proc.wait_for_log("Reloaded in")
+    finally:
+        for stream in streams:
+            stream.sock.close()
