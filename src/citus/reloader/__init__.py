@@ -286,9 +286,11 @@ def wait_if_spare() -> None:
     The supervisor starts the next child ahead of time (a *spare*), which
     imports the server and waits here, before any of the user's code runs,
     until a change calls it in: a reload then costs only the application's own
-    import. Programs that call this (``citus run`` does) tell the supervisor
-    that they can wait this way; for others no spare is ever started. Outside
-    a spare it returns at once.
+    import. While it waits it also imports the libraries that the serving
+    child imported (see :mod:`.preload`; ``CITUS_RELOADER_PRELOAD=0``, which
+    ``citus run --no-preload`` sets, turns that off). Programs that call this
+    (``citus run`` does) tell the supervisor that they can wait this way; for
+    others no spare is ever started. Outside a spare it returns at once.
 
     Reads ``CITUS_RELOADER_SPARE`` (``1`` in a spare); set
     ``CITUS_RELOADER_PRESTART=0`` in the supervisor's environment to start no

@@ -116,6 +116,8 @@ class _Child:
         self.spare = False
         #: The spare has imported what it can and waits.
         self.parked = False
+        #: It has loaded the app and reported its files (it serves).
+        self.serves = False
         #: Its server takes connections handed over by the previous child.
         self.adopting = False
         self.spawned_at = time.time()
@@ -223,6 +225,8 @@ class Supervisor:
         )
         #: What spares import ahead of the user's code (see .preload).
         self._preload = PreloadPlan(preload_wanted())
+        #: The spare's list waits until the serving child serves.
+        self._preload_held = False
 
     # Starting children ---------------------------------------------------------
 
@@ -298,7 +302,19 @@ class Supervisor:
             return  # a cold restart is on its way: the spare would be stale
         env = {"CITUS_RUN_GENERATION": str(self._generation + 1), SPARE_ENV: "1"}
         self._spare = self._start(env, spare=True)
-        self._send_preload(self._spare, self._preload.message(watched=self._watched))
+        self._preload_held = True
+        self._release_preload()
+
+    def _release_preload(self) -> None:
+        """Send the spare its list once the serving child serves: importing
+        hundreds of modules meanwhile would slow the reload in progress."""
+        spare, current = self._spare, self._current
+        if not self._preload_held or spare is None:
+            return
+        if current is not None and not current.serves:
+            return  # sent when it reports its files
+        self._preload_held = False
+        self._send_preload(spare, self._preload.message(watched=self._watched))
 
     def _send_preload(self, child: _Child, message: dict[str, object] | None) -> None:
         """Send ``message`` in the background: a long list may fill the socket
@@ -313,7 +329,7 @@ class Supervisor:
             # (Nothing of a generation that a cold restart replaces.)
             if child is self._current and not self._cold:
                 new = self._preload.add(value)
-                if new and self._spare is not None:
+                if new and self._spare is not None and not self._preload_held:
                     message = self._preload.message(new, watched=self._watched)
                     self._send_preload(self._spare, message)
         else:
@@ -681,9 +697,11 @@ class Supervisor:
             if kind == "watch":
                 if value:
                     self._watched = value
-                if child is current:
+                if child is current and child is not None:
                     # It serves: now start the next one's spare, off its path.
+                    child.serves = True
                     self._start_spare()
+                    self._release_preload()
                     self._serving.set()
                 continue
             if kind == "spare-capable":
