@@ -264,6 +264,10 @@ def test_falcon_debug_lets_errors_reach_the_debugger() -> None:
     detect(app).set_debug(True)
     assert _falcon_get(app, "/boom").startswith("503")
 
+    # An ASGI app (which citus does not serve) is left alone, without an error.
+    asgi = pytest.importorskip("falcon.asgi").App()
+    detect(asgi).set_debug(True)
+
 
 # WebOb, which Pyramid uses, imports the deprecated cgi module.
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -31,8 +31,8 @@ class Falcon(Framework):
         :exc:`Exception` (which logs it and answers 500) gives way to one that
         raises it again. A handler the app registered itself is kept, and
         outside debug mode the app is left as it is."""
-        if not debug:
-            return
+        if not debug or is_instance_of(self.app, "falcon.asgi.app.App"):
+            return  # an ASGI app takes only coroutine handlers
         app = t.cast("t.Any", self.app)
         handlers = getattr(app, "_error_handlers", None)
         default = getattr(app, "_python_error_handler", None)
