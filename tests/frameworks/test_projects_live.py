@@ -280,3 +280,22 @@ def test_falcon_errors_reach_the_debugger(run_citus: Start, tmp_path: Path) -> N
     assert "ZeroDivisionError: division by zero" in page
     assert 'app.py", line 7, in on_get' in page
     assert browser.get("/nothere")[0] == 404
+
+
+def test_django_check_error_without_the_reloader(
+    run_citus: Start, django_site: Path
+) -> None:
+    """Nothing would reload the project: a failed check ends citus run with
+    status 1, as under ``runserver --noreload``; ``--lazy-loading`` serves."""
+    settings = django_site / "mysite" / "settings.py"
+    edit(settings, "DEBUG = True", "DEBUG = False")
+    proc = run_citus("run", "--port", "0", cwd=django_site, env=clean_env())
+    assert proc.wait() == 1
+    message = "CheckFailedError: You must set settings.ALLOWED_HOSTS if DEBUG is False."
+    assert message in proc.log.lines
+    assert "Running on" not in proc.log.text
+    proc, browser = start(
+        run_citus, "run", "--port", "0", "--lazy-loading", cwd=django_site
+    )
+    assert message in proc.log.lines
+    assert browser.get("/")[0] == 500

@@ -321,7 +321,7 @@ def run_command(
         reloader.wait_if_spare()
         app = load_app_for_serving(info.app_ref, eager=eager_loading, use_reloader=True)
         app = prepare_for_serving(
-            app, debug=debug_flag, static=static, use_reloader=True
+            app, debug=debug_flag, static=static, use_reloader=True, eager=eager_loading
         )
     else:
         # A wrong --app is a usage error at once, before anything starts.
@@ -340,7 +340,11 @@ def run_command(
         show_server_banner(name, debug_flag, _banner_kind(app, name))
         if not use_reloader:
             app = prepare_for_serving(
-                app, debug=debug_flag, static=static, use_reloader=False
+                app,
+                debug=debug_flag,
+                static=static,
+                use_reloader=False,
+                eager=eager_loading,
             )
     if use_debugger and app is not supervisor_app:
         _let_errors_reach_the_debugger(app)

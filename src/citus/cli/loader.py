@@ -199,7 +199,12 @@ def load_app_for_serving(
 
 
 def prepare_for_serving(
-    app: WSGIApplication, *, debug: bool, static: bool, use_reloader: bool
+    app: WSGIApplication,
+    *,
+    debug: bool,
+    static: bool,
+    use_reloader: bool,
+    eager: bool | None = None,
 ) -> WSGIApplication:
     """Make a loaded app ready to serve, as its framework's own server does.
 
@@ -207,12 +212,20 @@ def prepare_for_serving(
     ``debug`` (Flask's ``app.debug``), its start-up checks run and print
     (Django's system checks and unapplied migrations, at every start), and
     the app is wrapped as the framework's server wraps it (Django's static
-    files, unless ``static`` is false). Checks that find errors keep the
-    server up: every request shows them, as for a load error, until a saved
-    fix reloads the app.
+    files, unless ``static`` is false). Under the reloader, checks that find
+    errors keep the server up: every request shows them, as for a load
+    error, until a saved fix reloads the app. Without the reloader nothing
+    would ever reload it: the errors are fatal, as under ``runserver
+    --noreload``.
 
     :param use_reloader: whether this process is a reloader child (the
         message then says that saving the fix is enough).
+    :param eager: as for :func:`load_app_for_serving`: ``True``
+        (``--eager-loading``) makes failed checks fatal even under the
+        reloader, ``False`` (``--lazy-loading``) never, ``None`` only
+        without the reloader.
+    :raises SystemExit: for fatal failed checks: status 1, or
+        :data:`citus.reloader.EXIT_FATAL` in a reloader child.
     """
     if isinstance(app, FailedApp):
         return app
@@ -240,6 +253,9 @@ def prepare_for_serving(
         for line in lines:
             echo(line)
         return framework.serving_app(static=static)
+    in_child = use_reloader and reloader.is_running_from_reloader()
+    if eager is True or (eager is None and not use_reloader):
+        raise SystemExit(reloader.EXIT_FATAL if in_child else 1)
     echo(
         f" * The {framework.name} app's checks failed; the server is up and every"
         " request shows why until the fix is saved."
@@ -247,6 +263,6 @@ def prepare_for_serving(
         else f" * The {framework.name} app's checks failed; the server is up and"
         " every request shows why. Restart citus run once it is fixed."
     )
-    if use_reloader and reloader.is_running_from_reloader():
+    if in_child:
         reloader.watch_files_of(failure)
     return FailedApp(failure)
