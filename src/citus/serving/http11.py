@@ -249,6 +249,10 @@ def check_absolute_target(target: bytes) -> tuple[str, str, str]:
     )
 
 
+#: The header fields the parser itself looks at.
+_FRAMING_HEADERS = frozenset(
+    (b"transfer-encoding", b"connection", b"expect", b"content-length", b"host")
+)
 _BAD_VALUE_CHARS = frozenset(b"\r\n\x00")
 _TOKEN_CHARS = frozenset(
     b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -474,6 +478,8 @@ class Connection:
         if self._header_bytes > self.max_header_bytes:
             self._fail(f"Header fields larger than {self.max_header_bytes} bytes.", 431)
         lname = name.lower()
+        if lname not in _FRAMING_HEADERS:
+            return
         if lname == b"transfer-encoding":
             self._te.extend(
                 part.strip().lower() for part in value.split(b",") if part.strip()

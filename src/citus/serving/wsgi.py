@@ -121,6 +121,27 @@ def split_target(target: bytes) -> tuple[bytes, bytes]:
     return path, query
 
 
+#: Header names as received -> environ keys ("-" to drop the header), so
+#: that the names every request repeats are converted once.
+_environ_keys: dict[bytes, str] = {}
+
+
+def _environ_key(name: bytes) -> str:
+    """The environ key for header ``name``: ``HTTP_X_FOO``, ``CONTENT_TYPE``,
+    ``CONTENT_LENGTH``, or ``"-"`` for a name with ``_`` (which would pass for
+    the same name with ``-``)."""
+    key = name.upper().decode("latin-1")
+    if "_" in key:
+        key = "-"
+    else:
+        key = key.replace("-", "_")
+        if key != "CONTENT_TYPE" and key != "CONTENT_LENGTH":
+            key = "HTTP_" + key
+    if len(_environ_keys) < 512:  # bounded: clients choose the names
+        _environ_keys[name] = key
+    return key
+
+
 def build_environ(
     request: http11.Request,
     base: dict[str, t.Any],
@@ -147,17 +168,18 @@ def build_environ(
     environ["REQUEST_URI"] = raw_uri
     environ["SERVER_PROTOCOL"] = "HTTP/" + request.http_version
     environ["wsgi.input"] = body
+    keys = _environ_keys
     for name, value in request.headers:
-        key = name.upper().decode("latin-1")
-        if "_" in key:
+        key = keys.get(name, "")
+        if not key:
+            key = _environ_key(name)
+        if key == "-":
             continue  # could spoof another header once dashes become underscores
-        key = key.replace("-", "_")
         if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
             if key == "CONTENT_LENGTH" and request.chunked:
                 continue
             environ[key] = value.decode("latin-1")
             continue
-        key = "HTTP_" + key
         text = value.decode("latin-1")
         if key in environ:
             separator = "; " if key == "HTTP_COOKIE" else ", "
