@@ -21,6 +21,7 @@ before the server), nothing changes.
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import signal
 import socket
@@ -125,12 +126,20 @@ def start(
     """
     entry = _entry
     assert entry is not None
+    parent = os.getpid()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError, AttributeError):
             pass
-    pid = fork_process()
+    # The child's collections then leave the objects it shares with the
+    # supervisor alone, instead of copying every page that holds one.
+    gc.freeze()
+    try:
+        pid = fork_process()
+    finally:
+        if os.getpid() == parent:
+            gc.unfreeze()
     if pid:
         return ForkedChild(pid)
     code = 1
