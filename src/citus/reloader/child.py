@@ -11,6 +11,7 @@ which case the child exits at once instead of outliving it.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import queue
@@ -420,9 +421,9 @@ def _reload(changed: list[str], stop_serving: t.Callable[[], None] | None) -> No
     background_thread(_exit_after_grace)
     if _adopt is not None:
         # Connections may be on their way to this child until the supervisor
-        # has put the next one in its place: adopt them, then hand them on
-        # with the others once stopped.
-        _replaced.wait(REPLACED_WAIT)
+        # has put the next one in its place: the server hands them on as they
+        # come, and the process waits for that moment before it exits.
+        atexit.register(_replaced.wait, REPLACED_WAIT)
     try:
         stop_serving()
     except Exception:
