@@ -138,7 +138,13 @@ def test_run_simple_and_app_run(run_python: Runner, tmp_path: Path, on: bool) ->
 def test_the_option_is_in_the_help(run_citus: Runner) -> None:
     proc = run_citus("run", "--help")
     assert proc.wait() == 0
-    assert "--live-reload / --no-live-reload" in proc.log.text
+    text = " ".join(proc.log.text.split())
+    assert "--live-reload / --no-live-reload" in text
+    # Each on/off default says when it is on, not the flag's own name.
+    assert "[default: on in debug mode]" in text.split("--live-reload / ", 1)[1]
+    for flag in ("live-reload", "static", "preload", "with-threads"):
+        assert f"[default: {flag}]" not in text, flag
+    assert "[default: on with the reloader]" in text
 
 
 BOTTLE_APP = f"""\

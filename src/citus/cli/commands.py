@@ -226,8 +226,8 @@ RUN_EPILOG = (
 @run_option(
     "--live-reload/--no-live-reload",
     default=True,
-    show_default=True,
-    help="Open pages follow every change (with the reloader and debugger).",
+    help="Open pages follow every change (needs the reloader and debugger)."
+    "  [default: on in debug mode]",
 )
 @run_option(
     "--eager-loading/--lazy-loading",
@@ -238,8 +238,7 @@ RUN_EPILOG = (
 @run_option(
     "--with-threads/--without-threads",
     default=True,
-    show_default=True,
-    help="Handle each request in its own thread.",
+    help="Handle each request in its own thread.  [default: on]",
 )
 @run_option(
     "--reloader-type",
@@ -265,16 +264,15 @@ RUN_EPILOG = (
 @run_option(
     "--static/--no-static",
     default=True,
-    show_default=True,
     help="Serve static files as the framework's own server does (Django's"
-    " staticfiles when DEBUG is on).",
+    " staticfiles when DEBUG is on).  [default: on]",
 )
 @run_option(
     "--preload/--no-preload",
     default=True,
-    show_default=True,
     help="Let the reloader's spare process import the libraries the app"
-    " used before the next change, so that a reload imports only your code.",
+    " used before the next change, so that a reload imports only your code."
+    "  [default: on with the reloader]",
 )
 @click.pass_context
 def run_command(
