@@ -386,6 +386,16 @@ def test_a_strict_policy_gains_only_the_hash_and_self_for_the_stream(
             "script-src 'strict-dynamic' 'nonce-q'; connect-src 'self'",
             "script-src 'strict-dynamic' 'nonce-q' {h}; connect-src 'self'",
         ),
+        # Two policies in one header (commas): each is enforced, each changed.
+        (
+            "default-src 'self', script-src 'none'",
+            "default-src 'self'; script-src 'self' {h}; connect-src 'self',"
+            " script-src {h}",
+        ),
+        (
+            "img-src 'self',script-src 'self'",
+            "img-src 'self',script-src 'self' {h}",
+        ),
     ],
 )
 def test_policies(policy: str, expected: str) -> None:

@@ -185,6 +185,10 @@ def _add(directive: list[str], source: str) -> None:
 def allow_script(policy: str, repeat: bool = False) -> str:
     """``policy`` with what the live-reload script needs, and nothing more.
 
+    A header may hold several policies, separated by commas (as when a
+    server joins repeated headers); each one is enforced on its own, so each
+    is changed on its own:
+
     - scripts: the script's hash is added to ``script-src-elem``, else
       ``script-src``; when only ``default-src`` governs scripts, a
       ``script-src`` with its sources and the hash is added (``default-src``
@@ -196,6 +200,13 @@ def allow_script(policy: str, repeat: bool = False) -> str:
       script offers to send again as a form, to the page's own URL):
       ``'self'`` is added to a ``form-action`` that lacks it.
     """
+    if "," in policy:
+        return ",".join(_allow_one(part, repeat) for part in policy.split(","))
+    return _allow_one(policy, repeat)
+
+
+def _allow_one(policy: str, repeat: bool) -> str:
+    """One policy of a header (no commas) changed as :func:`allow_script` says."""
     directives = _directives(policy)
     default = _find(directives, "default-src")
     script = _find(directives, "script-src-elem") or _find(directives, "script-src")
@@ -220,4 +231,5 @@ def allow_script(policy: str, repeat: bool = False) -> str:
             _add(action, "'self'")
     if not directives:
         return policy
-    return "; ".join(" ".join(d) for d in directives)
+    lead = " " if policy[:1].isspace() else ""
+    return lead + "; ".join(" ".join(d) for d in directives)
