@@ -106,13 +106,19 @@ class ForkedChild:
 
     def terminate(self) -> None:
         """Ask it to stop (SIGTERM)."""
-        if self.returncode is None:
-            os.kill(self.pid, signal.SIGTERM)
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:  # ended meanwhile
+                pass
 
     def kill(self) -> None:
         """Stop it at once."""
-        if self.returncode is None:
-            kill_now(self.pid)
+        if self.poll() is None:
+            try:
+                kill_now(self.pid)
+            except ProcessLookupError:  # ended meanwhile
+                pass
 
 
 def start(

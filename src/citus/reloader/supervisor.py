@@ -272,7 +272,8 @@ class Supervisor:
         if spare is not None:
             self._dismiss(spare)
         child = self._start(env, spare=False)
-        self._fill_watched()  # once the child is on its way
+        # The files the last child watched (none before the first: it loads
+        # the same modules as this process did, and waits for this message).
         opening: dict[str, object] = {"op": "watch", "files": self._watched}
         if cold:
             # A cold start: nothing may be carried over from the old
@@ -284,6 +285,7 @@ class Supervisor:
         except OSError:
             pass
         self._current = child
+        self._fill_watched()  # for a crash before the child reports its own
 
     def _fill_watched(self) -> None:
         """Before any child reported its files: the modules loaded here."""
