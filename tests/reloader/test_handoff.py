@@ -302,6 +302,47 @@ def test_no_request_fails_and_new_requests_get_new_code(
     assert stale == [], f"answered by old code after ' * Reloaded': {stale[:10]}"
 
 
+SCRIPT = """
+if __name__ == "__main__":
+    from citus.serving import run_simple
+
+    run_simple("127.0.0.1", 0, app, use_reloader=True, threaded=True,
+               exclude_patterns=[{exclude!r}])
+"""
+
+
+def test_a_script_under_run_simple_keeps_its_connections_too(
+    run_python: Runner, tmp_path: Path
+) -> None:
+    # No spare child here: each reload starts a new process.
+    app = tmp_path / "hello.py"
+    script = SCRIPT.format(exclude=CITUS_SRC + os.sep + "*")
+    write(app, APP.format(version=0) + script)
+    proc = run_python("hello.py")
+    url = proc.wait_for_url()
+    wait_for_body(url, lambda status, body: body.startswith("v0"))
+    port = int(url.rsplit(":", 1)[1])
+    load = Load()
+    clients = [
+        threading.Thread(target=keep_alive_client, args=(port, load, "POST", "post")),
+        threading.Thread(target=pipelined_client, args=(port, load, "pipelined")),
+    ]
+    for thread in clients:
+        thread.start()
+    try:
+        for version in range(1, 6):
+            mark = len(proc.log.lines)
+            write(app, APP.format(version=version) + script)
+            proc.wait_for_log(r"Reloaded in", start=mark)
+        wait_for_body(url, lambda status, body: body.startswith("v5 "))
+    finally:
+        load.stop.set()
+        for thread in clients:
+            thread.join(15)
+    assert load.failures == [], f"{len(load.failures)} failed: {load.failures[:10]}"
+    assert {version for _, version, _ in load.answers} >= {0, 5}
+
+
 def test_saves_faster_than_reloads_fail_no_request(
     run_citus: Runner, tmp_path: Path
 ) -> None:
