@@ -48,9 +48,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 MESSAGE = {message!r}
 {extra}
 
-def page(body, status="200 OK", headers=(), tall=True):
+def page(body, status="200 OK", headers=(), tall=True, head=""):
     html = (
-        '<!doctype html><html><head><title>live</title>'
+        '<!doctype html><html><head><title>live</title>' + head +
         '<link rel="stylesheet" href="/static/site.css"></head><body>'
         + body
         + '<p id="pid">%d</p>'
@@ -80,6 +80,13 @@ def app(environ, start_response):
             '<h1 id="msg">' + MESSAGE + '</h1>',
             headers=[("Content-Security-Policy",
                       "default-src 'none'; style-src 'self'; img-src 'self'")],
+            tall=False,
+        )
+    elif path == "/meta-csp":
+        status, headers, data = page(
+            '<h1 id="msg">' + MESSAGE + '</h1>',
+            head='<meta http-equiv="Content-Security-Policy" '
+            'content="default-src &#39;none&#39;; style-src &#39;self&#39;">',
             tall=False,
         )
     else:

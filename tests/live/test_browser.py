@@ -195,9 +195,11 @@ def test_the_crash_page_carries_the_script_and_clears_itself(
     assert not page.live_errors(), page.errors
 
 
+@pytest.mark.parametrize("where", ["csp", "meta-csp"])
 def test_a_page_with_a_strict_policy_still_follows(
-    run_python: Runner, open_page: Opener, tmp_path: Path
+    run_python: Runner, open_page: Opener, tmp_path: Path, where: str
 ) -> None:
+    """The policy in a header, or in a <meta http-equiv> tag."""
     script = project(tmp_path, "one")
     proc, url = start(run_python, script)
     page = open_page()
@@ -206,7 +208,7 @@ def test_a_page_with_a_strict_policy_still_follows(
         "console",
         lambda m: violations.append(m.text) if "Content Security" in m.text else None,
     )
-    page.page.goto(url + "/csp")
+    page.page.goto(url + "/" + where)
     connected(page)
     write(script, app_script("two"))
     page.wait_text("#msg", "two")

@@ -159,6 +159,14 @@ def demo(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[
             ],
             PAGE,
         )
+    if path == "/meta-csp":
+        return _respond(
+            start_response,
+            "200 OK",
+            [("Content-Type", HTML)],
+            b'<!doctype html><html><head><meta http-equiv="Content-Security-Policy"'
+            b" content=\"default-src 'none'\"></head><body></body></html>",
+        )
     if path == "/form":
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         return _respond(
@@ -487,3 +495,53 @@ def test_a_changed_document_drops_its_validators(pair: tuple[Served, Served]) ->
     _, headers, body = split(live.raw(request("GET", "/cached")))
     assert "etag" not in headers and "last-modified" not in headers
     assert b"<script " in body
+
+
+@pytest.mark.parametrize(
+    ("tag", "expected"),
+    [
+        (
+            '<meta http-equiv="Content-Security-Policy"'
+            ' content="default-src &#39;self&#39;">',
+            '<meta http-equiv="Content-Security-Policy" content="default-src'
+            " 'self'; script-src 'self' {h}; connect-src 'self'\">",
+        ),
+        (
+            "<META HTTP-EQUIV='content-security-policy' CONTENT='script-src"
+            " &#39;none&#39;'>",
+            "<META HTTP-EQUIV='content-security-policy' CONTENT='script-src {hq}'>",
+        ),
+        (
+            "<meta content=\"script-src 'self'\" http-equiv=Content-Security-Policy />",
+            "<meta content=\"script-src 'self' {h}\""
+            " http-equiv=Content-Security-Policy />",
+        ),
+        (
+            "<meta http-equiv=Content-Security-Policy content=script-src>",
+            '<meta http-equiv=Content-Security-Policy content="script-src {h}">',
+        ),
+        # Not a policy, or nothing to add: the same bytes.
+        ("<meta name=description content=\"script-src 'self'\">", None),
+        ("<meta http-equiv=refresh content=5>", None),
+        ("<meta http-equiv=Content-Security-Policy content=\"img-src 'self'\">", None),
+    ],
+)
+def test_a_policy_in_a_meta_tag(tag: str, expected: str | None) -> None:
+    body = f"<!doctype html><html><head>{tag}</head><body></body></html>"
+    changed = inject.allow_in_meta(body.encode()).decode()
+    if expected is None:
+        assert changed == body
+        return
+    h = inject.SCRIPT_HASH
+    assert changed == body.replace(
+        tag, expected.format(h=h, hq=h.replace("'", "&#39;"))
+    )
+
+
+def test_a_page_with_a_meta_policy_gets_it_allowed(
+    pair: tuple[Served, Served],
+) -> None:
+    _, live = pair
+    _, headers, body = split(live.raw(request("GET", "/meta-csp")))
+    assert f"script-src {inject.SCRIPT_HASH}; connect-src 'self'".encode() in body
+    assert int(headers["content-length"]) == len(body)

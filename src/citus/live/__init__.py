@@ -220,6 +220,7 @@ class _Injection:
                     decided = True
                     document = inject.is_document(chunk)
                     if document:
+                        chunk = inject.allow_in_meta(chunk, repeat)
                         self._begin(inject.with_headers(self.headers, None, repeat))
                     else:
                         self._begin(self.headers)
@@ -235,7 +236,10 @@ class _Injection:
                 body = b"".join(buffered)
                 declared = inject.header(self.headers, "Content-Length") or ""
                 if declared.strip() == str(len(body)) and inject.is_document(body):
-                    body = inject.insert(body, inject.script_tag(self.settings))
+                    body = inject.insert(
+                        inject.allow_in_meta(body, repeat),
+                        inject.script_tag(self.settings),
+                    )
                     self._begin(inject.with_headers(self.headers, len(body), repeat))
                 else:
                     self._begin(self.headers)

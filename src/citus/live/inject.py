@@ -19,7 +19,9 @@ A document whose length is known gets the script before its last ``</body>``
 (or at its end) and a corrected ``Content-Length``; a streamed one (no
 ``Content-Length``) is judged by its first chunk and gets the script after its
 last chunk. A ``Content-Security-Policy`` (and its ``-Report-Only`` twin) gets
-exactly what the script needs, see :func:`allow_script`. A changed document
+exactly what the script needs, see :func:`allow_script`, and so does a policy
+in a ``<meta http-equiv>`` tag (:func:`allow_in_meta`; of a streamed document,
+in its first chunk). A changed document
 loses its ``ETag`` and ``Last-Modified``: they describe the app's bytes, and a
 browser that revalidated with them would get a 304 and show its cached copy,
 whose script names the process that served it then (and reload again, for
@@ -121,6 +123,54 @@ def insert(body: bytes, tag: bytes) -> bytes:
     if last is None:
         return body + tag
     return body[: last.start()] + tag + body[last.start() :]
+
+
+#: A ``<meta>`` tag, and the attributes of one (name, then a quoted or bare value).
+_META = re.compile(rb"<meta\b[^>]*>", re.IGNORECASE)
+_ATTRIBUTE = re.compile(
+    rb"""([^\s"'>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?"""
+)
+#: The ``http-equiv`` values of a policy in a ``<meta>`` tag (browsers ignore
+#: the report-only one there).
+_META_CSP = b"content-security-policy"
+
+
+def allow_in_meta(body: bytes, repeat: bool = False) -> bytes:
+    """``body`` with each ``<meta http-equiv="Content-Security-Policy">``
+    policy allowing the script (:func:`allow_script`); the rest of the bytes,
+    the tag's other attributes and its quotes included, stay as they are."""
+    if _META_CSP not in body.lower():
+        return body
+
+    def change(tag: re.Match[bytes]) -> bytes:
+        text = tag.group(0)
+        content: re.Match[bytes] | None = None
+        is_policy = False
+        for attribute in _ATTRIBUTE.finditer(text, 5):
+            name = attribute.group(1).lower()
+            value = next((v for v in attribute.groups()[1:] if v is not None), b"")
+            if name == b"http-equiv":
+                is_policy = value.strip().lower() == _META_CSP
+            elif name == b"content":
+                content = attribute
+        if not is_policy or content is None:
+            return text
+        group = next(i for i in (2, 3, 4) if content.group(i) is not None)
+        policy = html.unescape(content.group(group).decode("utf-8", "replace"))
+        changed = allow_script(policy, repeat)
+        if changed == policy:
+            return text
+        value = changed.replace("&", "&amp;")
+        if group == 3:
+            value = value.replace("'", "&#39;")
+        else:
+            value = value.replace('"', "&quot;")
+        if group == 4:
+            value = f'"{value}"'  # a bare value cannot hold the spaces it gains
+        start, end = content.span(group)
+        return text[:start] + value.encode() + text[end:]
+
+    return _META.sub(change, body)
 
 
 def with_headers(
