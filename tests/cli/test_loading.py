@@ -131,6 +131,28 @@ def test_lazy_loading_serves_an_error_at_start(
         poll(url, lambda status, body: body == b"version 2")
 
 
+def test_the_message_says_what_requests_get(
+    run_citus: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    """With the debugger, each request shows the error; without it, the
+    message says they get a 500 and where the error is."""
+    save(tmp_path / "hello.py", BROKEN, 1)
+    args = ("--app", "hello", *RELOAD, "--lazy-loading", "--reloader-type", "stat")
+    with run_citus(*args) as proc:
+        proc.wait_for_log(r"failed to load")
+    assert (
+        " * The app failed to load; the server is up and every request shows the"
+        " error until the fix is saved."
+    ) in proc.log.lines
+    with run_citus(*args, "--no-debugger") as proc:
+        url = proc.wait_for_url()
+        poll(url, lambda status, body: status == 500)
+    assert (
+        " * The app failed to load; the server is up and every request fails with"
+        " a 500 (the debugger is off; the error is above) until the fix is saved."
+    ) in proc.log.lines
+
+
 @pytest.mark.parametrize(
     ("source", "error"),
     [

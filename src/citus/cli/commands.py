@@ -317,9 +317,19 @@ def run_command(
         # The banner was printed by the supervisor; only load the app
         # (a spare child first waits, warm, until a change needs it).
         reloader.wait_if_spare()
-        app = load_app_for_serving(info.app_ref, eager=eager_loading, use_reloader=True)
+        app = load_app_for_serving(
+            info.app_ref,
+            eager=eager_loading,
+            use_reloader=True,
+            debugger=use_debugger,
+        )
         app = prepare_for_serving(
-            app, debug=debug_flag, static=static, use_reloader=True, eager=eager_loading
+            app,
+            debug=debug_flag,
+            static=static,
+            use_reloader=True,
+            eager=eager_loading,
+            debugger=use_debugger,
         )
     else:
         # A wrong --app is a usage error at once, before anything starts.
@@ -333,7 +343,10 @@ def run_command(
             forkstart.allow(_run_again)
         else:
             app = load_app_for_serving(
-                info.app_ref, eager=eager_loading, use_reloader=False
+                info.app_ref,
+                eager=eager_loading,
+                use_reloader=False,
+                debugger=use_debugger,
             )
         show_server_banner(name, debug_flag, _banner_kind(app, name))
         if not use_reloader:
@@ -343,6 +356,7 @@ def run_command(
                 static=static,
                 use_reloader=False,
                 eager=eager_loading,
+                debugger=use_debugger,
             )
     if use_debugger and app is not supervisor_app:
         _let_errors_reach_the_debugger(app)

@@ -143,8 +143,29 @@ def _fail(message: str, code: int) -> t.NoReturn:
     raise SystemExit(code)
 
 
+def _still_serving(what: str, shows: str, *, use_reloader: bool, debugger: bool) -> str:
+    """The line that says the server is up although the app cannot serve.
+
+    :param what: what went wrong (``The app failed to load``).
+    :param shows: what each request shows with the debugger on.
+    """
+    if not debugger:
+        shows = (
+            "every request fails with a 500 (the debugger is off; the error is above)"
+        )
+    if use_reloader:
+        return f" * {what}; the server is up and {shows} until the fix is saved."
+    return (
+        f" * {what}; the server is up and {shows}. Restart citus run once it is fixed."
+    )
+
+
 def load_app_for_serving(
-    reference: str | None, *, eager: bool | None, use_reloader: bool
+    reference: str | None,
+    *,
+    eager: bool | None,
+    use_reloader: bool,
+    debugger: bool = True,
 ) -> WSGIApplication:
     """Load the app named by ``reference`` in the process that serves it.
 
@@ -153,6 +174,8 @@ def load_app_for_serving(
         ``False`` for ``--lazy-loading`` (none is), ``None`` for the default
         (fatal at the first start only).
     :param use_reloader: whether this process is a reloader child.
+    :param debugger: whether the debugger shows the error to each request
+        (what the message says).
     :raises NoAppError: for a wrong ``--app`` at a fatal start outside the
         reloader (a usage error, exit status 2).
     :raises SystemExit: for any other fatal load error: status 1, or
@@ -187,11 +210,12 @@ def load_app_for_serving(
         failure = error
         echo(format_load_error(error), err=True)
     echo(
-        " * The app failed to load; the server is up and every request shows"
-        " the error until the fix is saved."
-        if use_reloader
-        else " * The app failed to load; the server is up and every request"
-        " shows the error. Restart citus run once it is fixed."
+        _still_serving(
+            "The app failed to load",
+            "every request shows the error",
+            use_reloader=use_reloader,
+            debugger=debugger,
+        )
     )
     if in_child:
         reloader.watch_files_of(failure)
@@ -205,6 +229,7 @@ def prepare_for_serving(
     static: bool,
     use_reloader: bool,
     eager: bool | None = None,
+    debugger: bool = True,
 ) -> WSGIApplication:
     """Make a loaded app ready to serve, as its framework's own server does.
 
@@ -224,6 +249,7 @@ def prepare_for_serving(
         (``--eager-loading``) makes failed checks fatal even under the
         reloader, ``False`` (``--lazy-loading``) never, ``None`` only
         without the reloader.
+    :param debugger: whether the debugger shows the errors to each request.
     :raises SystemExit: for fatal failed checks: status 1, or
         :data:`citus.reloader.EXIT_FATAL` in a reloader child.
     """
@@ -257,11 +283,12 @@ def prepare_for_serving(
     if eager is True or (eager is None and not use_reloader):
         raise SystemExit(reloader.EXIT_FATAL if in_child else 1)
     echo(
-        f" * The {framework.name} app's checks failed; the server is up and every"
-        " request shows why until the fix is saved."
-        if use_reloader
-        else f" * The {framework.name} app's checks failed; the server is up and"
-        " every request shows why. Restart citus run once it is fixed."
+        _still_serving(
+            f"The {framework.name} app's checks failed",
+            "every request shows why",
+            use_reloader=use_reloader,
+            debugger=debugger,
+        )
     )
     if in_child:
         reloader.watch_files_of(failure)
