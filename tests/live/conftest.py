@@ -48,10 +48,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 MESSAGE = {message!r}
 {extra}
 
-def page(body, status="200 OK", headers=(), tall=True, head=""):
+def page(body, status="200 OK", headers=(), tall=True, head=None):
+    if head is None:
+        head = '<link rel="stylesheet" href="/static/site.css">'
     html = (
         '<!doctype html><html><head><title>live</title>' + head +
-        '<link rel="stylesheet" href="/static/site.css"></head><body>'
+        '</head><body>'
         + body
         + '<p id="pid">%d</p>'
         + ('<div style="height:4000px"></div>' if tall else '')
@@ -86,7 +88,20 @@ def app(environ, start_response):
         status, headers, data = page(
             '<h1 id="msg">' + MESSAGE + '</h1>',
             head='<meta http-equiv="Content-Security-Policy" '
-            'content="default-src &#39;none&#39;; style-src &#39;self&#39;">',
+            'content="default-src &#39;none&#39;; style-src &#39;self&#39;">'
+            '<link rel="stylesheet" href="/static/site.css">',
+            tall=False,
+        )
+    elif path == "/sri":
+        import base64
+        import hashlib
+
+        with open(os.path.join(HERE, "static", "site.css"), "rb") as css:
+            digest = hashlib.sha384(css.read()).digest()
+        status, headers, data = page(
+            '<h1 id="msg">' + MESSAGE + '</h1>',
+            head='<link rel="stylesheet" href="/static/site.css" integrity="sha384-'
+            + base64.b64encode(digest).decode() + '">',
             tall=False,
         )
     else:

@@ -158,8 +158,11 @@
   }
 
   function swapStyles(paths) {
+    // A link already being replaced is left to its replacement: saves that
+    // come faster than a stylesheet loads must not leave copies behind.
     var links = Array.prototype.slice.call(
-      document.querySelectorAll('link[rel~="stylesheet"][href]'));
+      document.querySelectorAll('link[rel~="stylesheet"][href]')
+    ).filter(function (link) { return !link.citusReplaced; });
     var local = links.filter(function (link) {
       return new URL(link.href, location.href).origin === location.origin;
     });
@@ -172,10 +175,16 @@
       var url = new URL(link.href, location.href);
       url.searchParams.set("citus-live", Date.now().toString(36));
       var fresh = link.cloneNode(false);
+      fresh.removeAttribute("integrity"); // the file changed: its hash did too
       fresh.href = url.href;
-      var done = function () { if (link.parentNode) link.parentNode.removeChild(link); };
-      fresh.addEventListener("load", done);
-      fresh.addEventListener("error", done);
+      link.citusReplaced = true;
+      var drop = function (node) { if (node.parentNode) node.parentNode.removeChild(node); };
+      fresh.addEventListener("load", function () { drop(link); });
+      // Not served (deleted, renamed, an error): the old styles stay.
+      fresh.addEventListener("error", function () {
+        link.citusReplaced = false;
+        drop(fresh);
+      });
       link.parentNode.insertBefore(fresh, link.nextSibling);
     });
   }
