@@ -74,6 +74,9 @@ if t.TYPE_CHECKING:
 
 #: Set to ``0`` to never start a spare child ahead of time.
 PRESTART_ENV = "CITUS_RELOADER_PRESTART"
+#: Seconds between the first child's report that it serves and the start of
+#: the first spare: a new process would compete with the run's first answer.
+FIRST_SPARE_DELAY = 0.3
 #: Bytes of the child's standard error kept to show after a crash.
 TAIL_BYTES = 64 * 1024
 #: Lines of that output shown on the error page.
@@ -306,6 +309,10 @@ class Supervisor:
         self._spare = self._start(env, spare=True)
         self._preload_held = True
         self._release_preload()
+
+    def _spare_due(self, child: _Child) -> None:
+        time.sleep(FIRST_SPARE_DELAY)
+        self._events.put(("spare-due", child, None))
 
     def _release_preload(self) -> None:
         """Send the spare its list once the serving child serves: importing
@@ -700,11 +707,21 @@ class Supervisor:
                 if value:
                     self._watched = value
                 if child is current and child is not None:
-                    # It serves: now start the next one's spare, off its path.
+                    # It serves: now start the next one's spare, off its path
+                    # (after the run's first answer, which is on its way).
+                    first = child.generation == 0 and not child.serves
                     child.serves = True
+                    if first:
+                        background_thread(self._spare_due, child)
+                    else:
+                        self._start_spare()
+                        self._release_preload()
+                    self._serving.set()
+                continue
+            if kind == "spare-due":
+                if child is current:
                     self._start_spare()
                     self._release_preload()
-                    self._serving.set()
                 continue
             if kind == "spare-capable":
                 self._spares_work = True
