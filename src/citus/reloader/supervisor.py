@@ -76,7 +76,7 @@ if t.TYPE_CHECKING:
 PRESTART_ENV = "CITUS_RELOADER_PRESTART"
 #: Seconds between the first child's report that it serves and the start of
 #: the first spare: a new process would compete with the run's first answer.
-FIRST_SPARE_DELAY = 0.3
+FIRST_SPARE_DELAY = 0.1
 #: Bytes of the child's standard error kept to show after a crash.
 TAIL_BYTES = 64 * 1024
 #: Lines of that output shown on the error page.
