@@ -181,12 +181,12 @@ def test_wrong_app_under_the_reloader_is_a_usage_error(
     save(tmp_path / "hello.py", GOOD, 1)
     with run_citus("--app", "hello:nope", *RELOAD) as proc:
         assert proc.wait() == 2
-    # The first child may be forked before the supervisor says how it
-    # watches: the two processes' lines come in either order.
-    assert (
+    # Last, after the supervisor's lines (a forked first child's words wait
+    # for " * Restarting with").
+    assert proc.log.lines[-1] == (
         "Error: Module 'hello' has no attribute 'nope'. It defines: app."
         " Use 'hello:NAME' with the name of the application."
-    ) in proc.log.lines
+    )
     assert "Traceback" not in proc.log.text
     # A module that does not exist is caught before any child starts.
     with run_citus("--app", "nothere", *RELOAD) as proc:

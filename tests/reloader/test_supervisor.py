@@ -47,6 +47,9 @@ elif action == "crash":
     sys.stderr.write('Traceback (most recent call last):\\n  File "{broken}", '
                      'line 1, in <module>\\nSyntaxError: boom in the child\\n')
     sys.exit(1)
+elif action == "speak":
+    sys.stderr.write("the child speaks\\n")
+    sys.exit(5)
 else:
     sys.exit(int(action))
 """
@@ -162,6 +165,55 @@ def test_child_exit_zero_waits_for_a_change(
     assert code == 1
     assert [line[0] for line in lines] == ["0", "1"]
     assert "ended by itself (exit status 0)" in caplog.text
+
+
+def test_the_restarting_line_comes_before_the_first_childs_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A forked first child speaks at once; its lines still come after the
+    # supervisor's " * Restarting with ..." (naming the backend can take a
+    # while: it may import watchdog). Here naming waits for the child's words
+    # to reach the supervisor, and for them to be written, up to a second.
+    written: list[str] = []
+    monkeypatch.setattr(
+        supervisor_module, "_write_stderr", lambda data: written.append(data.decode())
+    )
+    monkeypatch.setattr(
+        supervisor_module, "echo", lambda message, err=False: written.append(message)
+    )
+    supervisors: list[Supervisor] = []
+
+    def label() -> str:
+        child = supervisors[0]._current
+        assert child is not None
+        wait_until(lambda: b"the child speaks" in bytes(child.tail), timeout=10)
+        try:
+            wait_until(lambda: any("speaks" in w for w in written), timeout=1)
+        except AssertionError:
+            pass  # held back: the right answer
+        return "stat"
+
+    child = tmp_path / "child.py"
+    child.write_text(
+        CHILD.format(
+            journal=str(tmp_path / "journal.txt"),
+            script=["speak"],
+            watched=str(tmp_path),
+            broken=str(tmp_path),
+        )
+    )
+    monkeypatch.setattr(
+        supervisor_module, "child_args", lambda: [sys.executable, str(child)]
+    )
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        supervisor = Supervisor([listener], lambda: StatBackend(0.05), label)
+        supervisors.append(supervisor)
+        assert supervisor.run() == 2  # the child's EXIT_USAGE
+    finally:
+        listener.close()
+    text = "".join(w if w.endswith("\n") else w + "\n" for w in written)
+    assert text.index(" * Restarting with stat") < text.index("the child speaks")
 
 
 def test_child_args_repeat_the_command_line(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -83,6 +83,9 @@ TAIL_BYTES = 64 * 1024
 TAIL_LINES = 80
 #: Seconds a child has to act on a cold restart before it is stopped anyway.
 RESTART_ANSWER = 2.0
+#: Seconds a child's first output waits for " * Restarting with ...", which
+#: comes first on the terminal (a forked first child can speak sooner).
+ANNOUNCE_WAIT = 5.0
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -217,6 +220,9 @@ class Supervisor:
         self._cold = False
         #: ``(child, monotonic deadline)`` of a cold restart asked of a child.
         self._restart_asked: tuple[_Child, float] | None = None
+        #: Set once " * Restarting with ..." is out: the children's output
+        #: waits for it.
+        self._announced = threading.Event()
         #: Set once the first child serves (the environment watcher starts).
         self._serving = threading.Event()
         self._env_watcher: EnvironmentWatcher | None = None
@@ -449,11 +455,13 @@ class Supervisor:
                 out = child.output.feed(chunk)
                 if out and not child.spare:
                     # A spare's output (a Ctrl+C while it starts) is noise.
+                    self._announced.wait(ANNOUNCE_WAIT)
                     _write_stderr(out)
         finally:
             os.close(fd)
             out = child.output.flush()
             if out and not child.spare:
+                self._announced.wait(ANNOUNCE_WAIT)
                 _write_stderr(out)
 
     def _listen(self, child: _Child, sock: socket.socket) -> None:
@@ -652,9 +660,13 @@ class Supervisor:
         try:
             self._spawn(None)
             # Named once the child is on its way (naming may import watchdog);
-            # the child's first words come long after.
+            # the child's output waits for this line (a forked child can
+            # speak first).
             name = self.backend_name
-            echo(f" * Restarting with {name() if callable(name) else name}")
+            try:
+                echo(f" * Restarting with {name() if callable(name) else name}")
+            finally:
+                self._announced.set()
             if self.watch_environment:
                 background_thread(self._watch_env, name="citus-env-watch")
             return self._loop()
@@ -664,6 +676,7 @@ class Supervisor:
         finally:
             if self._env_watcher is not None:
                 self._env_watcher.stop()
+            self._announced.set()
             self._leave_crash()
             self._close_held()
             self._stop_children()
