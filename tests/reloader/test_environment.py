@@ -297,6 +297,44 @@ def test_package_changes_in_words(
     assert describe_packages(frozenset(before), frozenset(after)) == words
 
 
+def test_an_env_file_saved_while_the_watcher_starts_is_not_missed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The save lands between the watcher's clock reading and its look at the
+    # file (a busy machine): the first snapshot already holds the new file, so
+    # only the "changed since the supervisor read it" check can catch it.
+    import time
+
+    from citus.reloader import environment
+
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("GREETING=one\n")
+    since = time.time()
+    real_stamp = environment.stamp
+    saved: list[str] = []
+
+    def stamp_after_a_save(path: str) -> t.Any:
+        if path == str(dotenv) and not saved:
+            saved.append(path)
+            # Its modification time is after the watcher's clock reading
+            # (written again until the file system's coarser clock says so).
+            entered = time.time_ns()
+            deadline = time.monotonic() + 5
+            dotenv.write_text("GREETING=two\n")
+            while os.stat(dotenv).st_mtime_ns <= entered:
+                assert time.monotonic() < deadline
+                dotenv.write_text("GREETING=two\n")
+        return real_stamp(path)
+
+    monkeypatch.setattr(environment, "stamp", stamp_after_a_save)
+    watcher = environment.EnvironmentWatcher(
+        [str(dotenv)], project=str(tmp_path), packages=[], since=since
+    )
+    changes = watcher.snapshot()
+    assert saved
+    assert [change.path for change in changes] == [str(dotenv)]
+
+
 def test_the_project_folder_is_the_nearest_with_a_marker(tmp_path: Path) -> None:
     from citus.reloader.environment import dependency_files, project_folder
 

@@ -228,9 +228,11 @@ class EnvironmentWatcher:
         """Take the first snapshot; return the files already changed since
         :attr:`since`."""
         stale: list[Change] = []
-        now = time.time()
         for path in self._wanted_files():
             entry = self._take(path)
+            # Read after the file: a save just before the look is not "in
+            # the future" (it would be missed: the snapshot already has it).
+            now = time.time()
             self._files[path] = entry
             if (
                 self.since is not None
