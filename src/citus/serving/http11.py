@@ -202,10 +202,26 @@ _ABSOLUTE = re.compile(rb"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)")
 _IPV_FUTURE = re.compile(rb"[vV][0-9A-Fa-f]+\.[A-Za-z0-9._~!$&'()*+,;=:-]+")
 
 
+#: Values :func:`split_host` has answered for -> its answer: every request of
+#: a client repeats its ``Host``, and the check costs more than the lookup.
+_host_answers: dict[bytes, tuple[bytes, bytes] | None] = {}
+
+
 def split_host(value: bytes) -> tuple[bytes, bytes] | None:
     """``(host, port)`` of a ``Host`` value or target authority; ``None`` if
     it is not ``uri-host [":" port]`` (a broken IP literal, a port past 65535,
     a character a host cannot hold)."""
+    try:
+        return _host_answers[value]
+    except KeyError:
+        pass
+    answer = _split_host(value)
+    if len(_host_answers) < 256:  # bounded: clients choose the values
+        _host_answers[value] = answer
+    return answer
+
+
+def _split_host(value: bytes) -> tuple[bytes, bytes] | None:
     match = _HOST_PORT.fullmatch(value)
     if match is None:
         return None
