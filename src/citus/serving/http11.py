@@ -275,14 +275,22 @@ _TOKEN_CHARS = frozenset(
 )
 
 
+#: Response header names :func:`check_header` found to be tokens: an
+#: application sends the same few names in every response.
+_token_names: set[str] = set()
+
+
 def check_header(name: str, value: str) -> None:
     """Raise :class:`LocalProtocolError` if a response header cannot be sent.
 
     Names must be tokens; values must not contain CR, LF or NUL (which would
     split the response).
     """
-    if not name or not _TOKEN_CHARS.issuperset(name.encode("latin-1", "replace")):
-        raise LocalProtocolError(f"Invalid response header name {name!r}.")
+    if name not in _token_names:
+        if not name or not _TOKEN_CHARS.issuperset(name.encode("latin-1", "replace")):
+            raise LocalProtocolError(f"Invalid response header name {name!r}.")
+        if type(name) is str and len(_token_names) < 512:  # bounded
+            _token_names.add(name)
     if "\r" in value or "\n" in value or "\x00" in value:
         raise LocalProtocolError(
             f"Invalid response header value {value!r} for {name!r}: it contains"
