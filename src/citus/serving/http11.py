@@ -216,7 +216,7 @@ def split_host(value: bytes) -> tuple[bytes, bytes] | None:
     except KeyError:
         pass
     answer = _split_host(value)
-    if len(_host_answers) < 256:  # bounded: clients choose the values
+    if len(_host_answers) < 256 and len(value) <= 256:  # clients choose them
         _host_answers[value] = answer
     return answer
 
