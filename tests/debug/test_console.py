@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 import threading
+import time
 import typing as t
 
 import pytest
@@ -206,6 +207,16 @@ def test_secret_names() -> None:
 )
 def test_redact_text_hides_query_secrets(text: str, shown: str) -> None:
     assert redact_text(text) == shown
+
+
+@pytest.mark.parametrize(
+    "text", ["x" * 200_000, "http://" + "x" * 200_000, "a:" * 100_000]
+)
+def test_redact_text_takes_linear_time(text: str) -> None:
+    """A long exception message or repr (quadratic, this took minutes)."""
+    started = time.monotonic()
+    assert redact_text(text) == text
+    assert time.monotonic() - started < 2.0
 
 
 def test_console_over_wsgi(client: Caller, debugged: DebuggedApplication) -> None:

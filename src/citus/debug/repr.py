@@ -51,7 +51,12 @@ def _redacted_dict_repr(value: dict[t.Any, t.Any]) -> str:
 
 
 # The password of a URL (postgres://user:PASSWORD@host/db), wherever it appears.
-_URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.-]*://[^\s/:@'\"]*:)[^\s/@'\"]+@", re.I)
+# A scheme starts where a run of scheme characters starts (the look-behind):
+# tried at every letter of a long word, the search took quadratic time (a 40 KB
+# exception message held the error page for 15 s).
+_URL_PASSWORD = re.compile(
+    r"(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*://[^\s/:@'\"]*:)[^\s/@'\"]+@", re.I
+)
 
 
 # A quoted string, as repr() writes it.
