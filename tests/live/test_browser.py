@@ -208,6 +208,29 @@ def test_a_failed_post_offers_to_repeat_it_only_when_clicked(
     assert not page.live_errors(), page.errors
 
 
+def test_a_post_too_big_to_keep_says_why_it_cannot_be_repeated(
+    run_python: Runner, open_page: Opener, tmp_path: Path
+) -> None:
+    script = project(tmp_path, "broken")
+    proc, url = start(run_python, script)
+    page = open_page()
+    page.page.goto(url + "/")
+    page.page.evaluate(
+        """() => {
+            document.querySelector("#field").value = "x".repeat(1100 * 1024);
+            document.querySelector("#send").click();
+        }"""
+    )
+    page.wait_text("h1.exc-type", "ValueError")
+    connected(page)
+    write(script, app_script("fixed"))
+    bar = page.page.locator("#citus-live-repeat")
+    bar.wait_for()
+    assert page.page.locator("#citus-live-repeat button").is_disabled()
+    assert "over 1 MiB" in bar.inner_text(), bar.inner_text()
+    assert not page.live_errors(), page.errors
+
+
 def test_the_crash_page_carries_the_script_and_clears_itself(
     run_python: Runner, open_page: Opener, tmp_path: Path
 ) -> None:

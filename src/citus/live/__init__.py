@@ -50,7 +50,7 @@ EVENTS = PREFIX + "/events"
 #: (it would have to be held whole in memory).
 MAX_DOCUMENT = 16 * 1024 * 1024
 #: A non-GET request body up to this size is kept in the page, so that the
-#: page can offer to repeat the request after a reload.
+#: page can offer to repeat the request after a reload (live.js names the size).
 MAX_REPEAT_BODY = 1024 * 1024
 #: The environ key of the server's hook that hands over a connection.
 TAKE_SOCKET_KEY = "citus.take_socket"

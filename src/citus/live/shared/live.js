@@ -60,8 +60,10 @@
     button.type = "button";
     button.textContent = "Repeat " + method + " request";
     if (cfg.body === undefined) {
+      // Too big to keep in the page (see MAX_REPEAT_BODY), or streamed.
       button.disabled = true;
-      button.title = "citus did not keep this request's body.";
+      text.textContent = "The server reloaded. citus did not keep this " +
+        "request's body (over 1 MiB, or streamed): send it again yourself. ";
     }
     button.addEventListener("click", repeat);
     bar.appendChild(text);
