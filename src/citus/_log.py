@@ -95,10 +95,10 @@ class _ConsoleHandler(_StreamHandler):
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
-        self._colour_stream: object = None
-        self._colour = False
-        self._links_stream: object = None
-        self._links = False
+        # (stream, answer) in one attribute: threads that log their first
+        # lines at once must never read one's stream with another's answer.
+        self._colour_for: tuple[object, bool] = (None, False)
+        self._links_for: tuple[object, bool] = (None, False)
         # Lines wait here, in order, for the one thread that writes: while it
         # is in write(), others queue their lines and go on serving rather
         # than queue on a lock (and the GIL), and it writes them all at once.
@@ -114,20 +114,22 @@ class _ConsoleHandler(_StreamHandler):
         pass  # always the current sys.stderr
 
     def _wants_colour(self, stream: t.TextIO) -> bool:
-        if stream is not self._colour_stream:
-            self._colour_stream = stream
-            self._colour = colour_wanted(stream)
-        return self._colour
+        known, answer = self._colour_for
+        if stream is not known:
+            answer = colour_wanted(stream)
+            self._colour_for = (stream, answer)
+        return answer
 
     def _wants_links(self, stream: t.TextIO) -> bool:
-        if stream is not self._links_stream:
-            self._links_stream = stream
+        known, answer = self._links_for
+        if stream is not known:
             try:
                 tty = stream.isatty()
             except (AttributeError, ValueError):
                 tty = False
-            self._links = tty and not os.environ.get("NO_COLOR")
-        return self._links
+            answer = tty and not os.environ.get("NO_COLOR")
+            self._links_for = (stream, answer)
+        return answer
 
     def format(self, record: logging.LogRecord) -> str:
         if self._wants_colour(sys.stderr):

@@ -384,3 +384,34 @@ def test_a_real_server_logs_the_duration_and_hides_secrets(
         r" \d+(\.\d)? ms$"
     )
     assert "s3cr3t" not in proc.log.text
+
+
+def test_two_threads_logging_their_first_lines_at_once_both_get_colour(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A serving child writes its first request-log line while its watcher
+    # says what it watches: the thread that asks second must not take the
+    # "no colour" of a question still being answered.
+    import threading
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    handler = _log._ConsoleHandler()
+    answers: list[bool] = []
+
+    class Terminal(io.StringIO):
+        asked = 0
+
+        def isatty(self) -> bool:
+            Terminal.asked += 1
+            if Terminal.asked == 1:  # the other thread asks meanwhile
+                other = threading.Thread(
+                    target=lambda: answers.append(handler._wants_colour(stream))
+                )
+                other.start()
+                other.join(10)
+            return True
+
+    stream = Terminal()
+    answers.append(handler._wants_colour(stream))
+    assert answers == [True, True]
