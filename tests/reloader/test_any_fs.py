@@ -101,6 +101,17 @@ def test_one_line_says_what_is_watched(
     assert count(proc.log.lines, "Watching") == 1  # once per run
 
 
+def test_the_watching_line_is_news_not_an_error(
+    run_citus: Runner, tmp_path: Path
+) -> None:
+    # Where the log is coloured, errors are red; what is watched is not one.
+    write(tmp_path / "hello.py", APP.format(message="one"))
+    colour = {"FORCE_COLOR": "1", "NO_COLOR": ""}
+    proc, url = run_app(run_citus, "stat", env=colour)
+    line = proc.wait_for_log(r".*\* Watching 2 files in 2 folders.*").group(0)
+    assert "\x1b[31m" not in line, repr(line)
+
+
 # Loaded by the children through PYTHONPATH: faults a test cannot cause for
 # real (a file system that sends no events, inotify's limit), without
 # touching the machine's settings.

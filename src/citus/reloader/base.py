@@ -133,14 +133,18 @@ def remember(key: str) -> None:
         _warning_listener(key)
 
 
-def warn_once(key: str, message: str) -> None:
+def warn_once(key: str, message: str, *, err: bool = True) -> None:
     """Print ``message`` to standard error, unless the warning ``key`` was
-    given already by this run of the server (see :data:`WARNED_ENV`)."""
+    given already by this run of the server (see :data:`WARNED_ENV`).
+
+    :param err: a warning (red where the log is coloured); ``False`` for
+        news said once per run.
+    """
     from .._log import echo
 
     if not note_warning(key):
         return
-    echo(message, err=True)
+    echo(message, err=err)
     if _warning_listener is not None:
         _warning_listener(key)
 

@@ -449,7 +449,7 @@ def _say_what_is_watched(watcher: Watcher, backend: Backend) -> None:
         line += f", every {interval:g} s"
     elif polled:
         line += f", {polled} of them polled every {interval:g} s"
-    warn_once("watching", line)
+    warn_once("watching", line, err=False)  # news, not a warning
 
 
 def start(
