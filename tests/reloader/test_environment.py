@@ -335,6 +335,42 @@ def test_an_env_file_saved_while_the_watcher_starts_is_not_missed(
     assert [change.path for change in changes] == [str(dotenv)]
 
 
+def test_an_env_file_saved_while_the_watcher_reads_it_is_not_missed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A save of the same size lands between the watcher's look at the file's
+    # time and its reading of the bytes: the old time must not be kept with
+    # the new bytes, or the change looks like a mere touch forever.
+    import time
+
+    from citus.reloader import environment
+
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("GREETING=one\n")
+    since = time.time()
+    real_digest = environment.digest
+    saved: list[str] = []
+
+    def digest_after_a_save(path: str) -> t.Any:
+        if path == str(dotenv) and not saved:
+            saved.append(path)
+            before = os.stat(dotenv).st_mtime_ns
+            deadline = time.monotonic() + 5
+            dotenv.write_text("GREETING=two\n")  # the same size
+            while os.stat(dotenv).st_mtime_ns == before:
+                assert time.monotonic() < deadline
+                dotenv.write_text("GREETING=two\n")
+        return real_digest(path)
+
+    monkeypatch.setattr(environment, "digest", digest_after_a_save)
+    watcher = environment.EnvironmentWatcher(
+        [str(dotenv)], project=str(tmp_path), packages=[], since=since
+    )
+    changes = watcher.snapshot() or watcher.check(None)
+    assert saved
+    assert [change.path for change in changes] == [str(dotenv)]
+
+
 def test_the_project_folder_is_the_nearest_with_a_marker(tmp_path: Path) -> None:
     from citus.reloader.environment import dependency_files, project_folder
 

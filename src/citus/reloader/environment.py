@@ -222,7 +222,16 @@ class EnvironmentWatcher:
 
     def _take(self, path: str) -> _File:
         current = stamp(path)
-        return _File(current, digest(path) if current is not None else None)
+        for _ in range(3):
+            if current is None:
+                return _File(None, None)
+            taken = digest(path)
+            after = stamp(path)
+            if after == current:
+                return _File(current, taken)
+            current = after  # saved while it was read: read it again
+        # Still being written: no digest, so that its next stamp counts.
+        return _File(current, None)
 
     def snapshot(self) -> list[Change]:
         """Take the first snapshot; return the files already changed since
