@@ -180,6 +180,48 @@ def wait_until(condition: t.Callable[[], bool], timeout: float = 10.0) -> None:
     raise AssertionError(f"condition not met within {timeout}s")
 
 
+#: A citus app (``hello.py``) whose page is its message.
+CITUS_HELLO = """\
+from citus import API
+
+app = API(__name__)
+
+
+@app.route("/")
+def hello():
+    return {message!r}
+"""
+
+
+def run_debug(
+    run_citus: t.Callable[..., t.Any],
+    backend: str,
+    *more: str,
+    group: t.Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> tuple[t.Any, str]:
+    """``citus [GROUP] --app hello run --debug [MORE]`` on port 0 with
+    ``backend``, citus's own source not watched; the process and its URL."""
+    proc = run_citus(
+        *group,
+        "--app",
+        "hello",
+        "run",
+        "--debug",
+        "--port",
+        "0",
+        "--reloader-type",
+        backend,
+        "--exclude-patterns",
+        CITUS_SRC + os.sep + "*",
+        *more,
+        env=env,
+        cwd=cwd,
+    )
+    return proc, proc.wait_for_url()
+
+
 def count(lines: list[str], text: str) -> int:
     """How many of ``lines`` contain ``text``."""
     return sum(text in line for line in list(lines))

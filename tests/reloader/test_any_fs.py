@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CITUS_SRC, count, wait_for_body, write
+from .conftest import CITUS_HELLO as APP
+from .conftest import count, wait_for_body, write
+from .conftest import run_debug as run_app
 
 if t.TYPE_CHECKING:
     from conftest import CitusProcess  # type: ignore[import-not-found]
@@ -27,43 +29,6 @@ if t.TYPE_CHECKING:
     Runner = t.Callable[..., CitusProcess]
 
 pytestmark = pytest.mark.live_server
-
-APP = """\
-from citus import API
-
-app = API(__name__)
-
-
-@app.route("/")
-def hello():
-    return {message!r}
-"""
-
-
-def run_app(
-    run_citus: Runner,
-    backend: str,
-    *more: str,
-    env: dict[str, str] | None = None,
-    cwd: Path | None = None,
-) -> tuple[CitusProcess, str]:
-    """``citus run --debug`` on ``hello.py``; the process and its URL."""
-    proc = run_citus(
-        "--app",
-        "hello",
-        "run",
-        "--debug",
-        "--port",
-        "0",
-        "--reloader-type",
-        backend,
-        "--exclude-patterns",
-        CITUS_SRC + os.sep + "*",
-        *more,
-        env=env,
-        cwd=cwd,
-    )
-    return proc, proc.wait_for_url()
 
 
 @pytest.mark.parametrize("skew", [1.0, 3600.0])

@@ -26,6 +26,7 @@ from .conftest import (
     count,
     get,
     pid_of,
+    run_debug,
     spare_children,
     wait_for_body,
     wait_until,
@@ -62,31 +63,6 @@ def fresh(name: str) -> str:
     )
 
 
-def run_app(
-    run_citus: Runner,
-    backend: str,
-    *group: str,
-    env: dict[str, str] | None = None,
-    cwd: Path | None = None,
-) -> tuple[CitusProcess, str]:
-    proc = run_citus(
-        *group,
-        "--app",
-        "hello",
-        "run",
-        "--debug",
-        "--port",
-        "0",
-        "--reloader-type",
-        backend,
-        "--exclude-patterns",
-        CITUS_SRC + os.sep + "*",
-        env=env,
-        cwd=cwd,
-    )
-    return proc, proc.wait_for_url()
-
-
 def served(url: str, text: str) -> t.Callable[[int, str], bool]:
     return lambda status, body: status == 200 and body.startswith(text + " ")
 
@@ -101,8 +77,8 @@ def test_env_files_apply_with_their_precedence(
     write(dotenv, "GREETING=from-dotenv\nREAL=from-dotenv\nGONE=soon\n")
     write(citusenv, "GREETING=from-citusenv\n")
     write(custom, "# nothing yet\n")
-    proc, url = run_app(
-        run_citus, backend, "--env-file", "custom.env", env={"REAL": "real"}
+    proc, url = run_debug(
+        run_citus, backend, group=("--env-file", "custom.env"), env={"REAL": "real"}
     )
     wait_for_body(url, served(url, "GREETING=from-dotenv REAL=real GONE=soon"))
 
@@ -129,7 +105,7 @@ def test_an_unreadable_env_file_keeps_the_environment(
     write(tmp_path / "hello.py", APP)
     dotenv = tmp_path / ".env"
     write(dotenv, "GREETING=one\n")
-    proc, url = run_app(run_citus, "watchdog")
+    proc, url = run_debug(run_citus, "watchdog")
     wait_for_body(url, served(url, "GREETING=one"))
     dotenv.write_bytes(b"GREETING=\xff\n")
     proc.wait_for_log(r"Could not load '.*\.env': it is not UTF-8 text")
@@ -145,7 +121,7 @@ def test_a_dependency_change_restarts_cold_without_the_spare(
     write(tmp_path / "hello.py", APP)
     pyproject = tmp_path / "pyproject.toml"
     write(pyproject, '[project]\nname = "hello"\ndependencies = []\n')
-    proc, url = run_app(run_citus, backend)
+    proc, url = run_debug(run_citus, backend)
     first = pid_of(wait_for_body(url, served(url, "GREETING=unset"))[1])
     spares: list[int] = []
     wait_until(lambda: bool(spares.extend(spare_children(proc.pid)) or spares))

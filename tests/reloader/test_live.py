@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import CITUS_HELLO as CITUS_APP
 from .conftest import (
     CITUS_SRC,
     app_source,
@@ -319,18 +320,6 @@ def test_missing_watchdog_says_which_extra(run_python: Runner, tmp_path: Path) -
     assert proc.wait() == 1
     assert "citus[watchdog]" in proc.log.text
     assert "Traceback" not in proc.log.text
-
-
-CITUS_APP = """\
-from citus import API
-
-app = API(__name__)
-
-
-@app.route("/")
-def hello():
-    return {message!r}
-"""
 
 
 def test_citus_run_debug_reloads_and_recovers(
