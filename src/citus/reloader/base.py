@@ -402,9 +402,25 @@ def digest(path: str) -> bytes | None:
         return None
 
 
-class _Entry(t.NamedTuple):
+class FileState(t.NamedTuple):
+    """What a watcher remembers of a file: its stamp, and a digest of its
+    bytes when it was worth taking (see :func:`same_bytes`)."""
+
     stamp: Stamp
     digest: bytes | None
+
+
+def same_bytes(path: str, old: FileState, current: Stamp) -> bool:
+    """Whether ``path``, whose stamp went from ``old.stamp`` to ``current``,
+    still holds the bytes that ``old.digest`` was taken of: touched, or
+    rewritten with the same bytes (same size, same digest), which is no change."""
+    return (
+        current is not None
+        and old.stamp is not None
+        and current[0] == old.stamp[0]
+        and old.digest is not None
+        and digest(path) == old.digest
+    )
 
 
 def _python_files_in(folder: str) -> set[str]:
@@ -451,7 +467,7 @@ class Watcher:
         self.since = since
         self.on_watch = on_watch
         self._stop = threading.Event()
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, FileState] = {}
         self._dirs: dict[str, set[str]] = {}
         self._module_count = -1
         self._more: set[str] = set()
@@ -493,9 +509,9 @@ class Watcher:
         stale: list[str] = []
         for path in sorted(new_files):
             current = stamp(path)
-            entry = _Entry(current, None)
+            entry = FileState(current, None)
             if current is not None:
-                entry = _Entry(current, digest(path))
+                entry = FileState(current, digest(path))
                 if self.since is not None and self._changed_since_read(path, current):
                     stale.append(path)
             self._entries[path] = entry
@@ -601,17 +617,10 @@ class Watcher:
             current = stamp(path)
             if current == old.stamp:
                 continue
-            if (
-                current is not None
-                and old.stamp is not None
-                and current[0] == old.stamp[0]
-                and old.digest is not None
-            ):
-                new_digest = digest(path)
-                if new_digest == old.digest:
-                    # Touched, or rewritten with the same bytes: no restart.
-                    self._entries[path] = _Entry(current, old.digest)
-                    continue
+            if same_bytes(path, old, current):
+                # Touched, or rewritten with the same bytes: no restart.
+                self._entries[path] = FileState(current, old.digest)
+                continue
             changed.append(path)
         return changed
 

@@ -32,7 +32,16 @@ import threading
 import time
 import typing as t
 
-from .base import Backend, Stamp, digest, display_path, library_dirs, stamp
+from .base import (
+    Backend,
+    FileState,
+    Stamp,
+    digest,
+    display_path,
+    library_dirs,
+    same_bytes,
+    stamp,
+)
 
 #: Dependency declarations, in the project folder.
 DEPENDENCY_NAMES = (
@@ -177,11 +186,6 @@ def describe_packages(before: frozenset[str], after: frozenset[str]) -> str:
     return ", ".join(words)
 
 
-class _File(t.NamedTuple):
-    stamp: Stamp
-    digest: bytes | None
-
-
 class EnvironmentWatcher:
     """Blocks until a dependency declaration, an env file or the installed
     packages change (see the module doc).
@@ -210,7 +214,7 @@ class EnvironmentWatcher:
             list(packages) if packages is not None else package_folders()
         )
         self.since = since
-        self._files: dict[str, _File] = {}
+        self._files: dict[str, FileState] = {}
         self._packages: dict[str, tuple[Stamp, frozenset[str]]] = {}
         self._stop = threading.Event()
         self._backend: Backend | None = None
@@ -220,18 +224,18 @@ class EnvironmentWatcher:
     def _wanted_files(self) -> list[str]:
         return sorted({*dependency_files(self.project), *self.env_files})
 
-    def _take(self, path: str) -> _File:
+    def _take(self, path: str) -> FileState:
         current = stamp(path)
         for _ in range(3):
             if current is None:
-                return _File(None, None)
+                return FileState(None, None)
             taken = digest(path)
             after = stamp(path)
             if after == current:
-                return _File(current, taken)
+                return FileState(current, taken)
             current = after  # saved while it was read: read it again
         # Still being written: no digest, so that its next stamp counts.
-        return _File(current, None)
+        return FileState(current, None)
 
     def snapshot(self) -> list[Change]:
         """Take the first snapshot; return the files already changed since
@@ -275,7 +279,7 @@ class EnvironmentWatcher:
         wanted = self._wanted_files()
         for path in wanted:
             if path not in self._files:  # a new requirements file
-                self._files[path] = _File(None, None)
+                self._files[path] = FileState(None, None)
         if hint is None:
             candidates = wanted
         else:
@@ -289,14 +293,8 @@ class EnvironmentWatcher:
             current = stamp(path)
             if current == old.stamp:
                 continue
-            if (
-                current is not None
-                and old.stamp is not None
-                and current[0] == old.stamp[0]
-                and old.digest is not None
-                and digest(path) == old.digest
-            ):
-                self._files[path] = _File(current, old.digest)  # touched only
+            if same_bytes(path, old, current):
+                self._files[path] = FileState(current, old.digest)  # touched only
                 continue
             changed.append(path)
         return changed
