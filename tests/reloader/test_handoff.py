@@ -409,8 +409,11 @@ def test_a_connection_busy_at_the_reload_moves_on_after_its_answer(
         # The old code answers the request it was serving when its reload
         # began (within the grace period, however slow the next child is to
         # start), and keeps the connection open for the next one, which the
-        # new code answers.
+        # new code answers once " * Reloaded" is printed (a request sent in
+        # between may still meet the old code: the target speaks of requests
+        # read after that line).
         assert response.read().decode().startswith("v0 GET")
         assert not response.will_close
+        proc.wait_for_log(r"Reloaded in")
         conn.request("POST", "/form", body=FORM)
         assert conn.getresponse().read().decode().startswith("v1 POST 35")
