@@ -42,6 +42,11 @@ class Poller:
             self._selector = selectors.DefaultSelector()
             self._selector.register(self.wake_fd, selectors.EVENT_READ)
 
+    def own(self) -> None:
+        """Make the calling thread the one that polls from now on (where
+        registrations are not thread-safe, only it makes them directly)."""
+        self._main = threading.get_ident()
+
     def add_listener(self, fd: int) -> None:
         """Watch a listening socket (level-triggered)."""
         if self._epoll is not None:

@@ -1,9 +1,10 @@
 """Worker threads for ``threaded=True`` (and for TLS handshakes).
 
-A few threads start as work arrives; the loop adds one more whenever queued
-work has waited longer than :data:`STARVED`, so that a request holding its
-thread (a stream, a slow upstream) cannot starve the others. Threads above
-the base ones exit after :data:`IDLE_THREAD_EXIT` idle seconds.
+Their work is a connection to serve (a TLS handshake) or the loop itself
+(:data:`._relay.LEAD`). A few threads start as work arrives; one more is added
+whenever queued work has waited longer than :data:`STARVED`, so that requests
+holding their threads (streams, slow upstreams) cannot starve the others.
+Threads above the base ones exit after :data:`IDLE_THREAD_EXIT` idle seconds.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import typing as t
 
 from .._log import log_error
 
-if t.TYPE_CHECKING:
-    from ._connection import Client
+#: The work a pool's threads are handed.
+Work = t.TypeVar("Work")
 
 logger = logging.getLogger("citus")
 
@@ -29,24 +30,24 @@ STARVED = 0.02
 IDLE_THREAD_EXIT = 10.0
 
 
-class Pool:
+class Pool(t.Generic[Work]):
     """Worker threads: a few to start with, more when work waits too long.
 
     Requests are short and share the GIL, so a handful of threads serve them
-    fastest; a request that holds its thread for long (a stream, a slow
-    upstream) must not starve the others, so when work has waited more than
-    ``STARVED`` seconds :meth:`check` adds a thread, up to ``max_threads``.
+    fastest; work that holds its thread for long (a stream, a slow upstream)
+    must not starve the rest, so when work has waited more than ``STARVED``
+    seconds :meth:`check` adds a thread, up to ``max_threads``.
     """
 
     def __init__(
-        self, handler: t.Callable[[Client], None], base: int, max_threads: int
+        self, handler: t.Callable[[Work], None], base: int, max_threads: int
     ) -> None:
         self._handler = handler
         self._base = base
         self._max = max(base, max_threads)
         # A C queue: one call to hand work over and one to wait for it, where
         # a Condition costs a new lock and several acquisitions per request.
-        self._queue: queue.SimpleQueue[Client | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Work | None] = queue.SimpleQueue()
         self._lock = threading.Lock()  # guards _threads
         self._threads: list[threading.Thread] = []
         #: When work last moved: taken by a thread, or queued into an empty
@@ -60,11 +61,7 @@ class Pool:
         """Whether work is queued (the loop then checks for starvation)."""
         return not self._queue.empty()
 
-    def busy(self) -> bool:
-        """Whether work is queued: the loop is about to come round again."""
-        return not self._queue.empty()
-
-    def submit(self, item: Client) -> None:
+    def submit(self, item: Work) -> None:
         """Queue ``item`` for a worker thread (starting one of the first few)."""
         work = self._queue
         if work.empty():
@@ -132,8 +129,9 @@ class Pool:
             self._moved = time.monotonic()
             try:
                 handler(item)
-            except Exception:
-                # passthrough_errors (or a bug): the thread lives on.
+            except BaseException:
+                # passthrough_errors (even a SystemExit) or a bug: the
+                # thread lives on.
                 logger.exception("Error in a worker thread:")
 
     def stop(self, timeout: float) -> None:

@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 import typing as t
+from collections import deque
 
 from .._compat import (
     AF_UNIX,
@@ -45,7 +46,8 @@ from ._connection import (
 )
 from ._options import check_concurrency
 from ._poller import Poller
-from ._pool import BASE_THREADS, STARVED, Pool
+from ._pool import BASE_THREADS, Pool
+from ._relay import LEAD, Lead, Relay
 from .http11 import (
     CONNECTION_CLOSED,
     NEED_DATA,
@@ -142,8 +144,15 @@ class Server:
         self._loop_thread: int | None = None
         self._loop_done = threading.Event()
         self._loop_done.set()
+        #: Set by the thread that runs the loop when it leaves it on a stop.
+        self._loop_ended = threading.Event()
+        #: Ready file descriptors that the loop has yet to serve (it polls
+        #: again once they are served).
+        self._batch: deque[int] = deque()
+        self._listeners: dict[int, socket.socket] = {}
+        self._relay: Relay | None = None
         self._clients: dict[int, Client] = {}
-        self._pool: Pool | None = None
+        self._pool: Pool[Client | Lead] | None = None
         self._children: list[int] = []
         self._local_addresses: dict[socket.socket, t.Any] = {}
         self._accept_paused_until = 0.0
@@ -343,11 +352,13 @@ class Server:
     def _serve_loop(self) -> None:
         self._loop_thread = threading.get_ident()
         self._loop_done.clear()
+        self._loop_ended.clear()
         poller = self._poller = Poller()
-        listeners: dict[int, socket.socket] = {}
+        listeners = self._listeners = {}
+        relay = None
         if self.threaded or self.ssl_context is not None:
-            self._pool = Pool(
-                self._handle_ready,
+            self._pool = Pool[Client | Lead](
+                self._work,
                 BASE_THREADS,
                 self.max_threads if self.threaded else BASE_THREADS,
             )
@@ -367,50 +378,34 @@ class Server:
             with self._adopt_lock:
                 self._adopt_open = True
             self._take_adopted()
-            listener_fds = set(listeners)
-            clients = self._clients
-            threaded = self.threaded
-            pool = self._pool
-            next_sweep = time.monotonic() + 0.25
-            if pool is not None:
-                defer_request_log(pool.busy)
-            while not self._stopping:
-                flush_request_log()
-                timeout = 0.25
-                if pool is not None and pool.waiting:
-                    timeout = STARVED
-                    pool.check(time.monotonic())
-                for fd in poller.poll(timeout, listener_fds):
-                    if fd in listeners:
-                        self._accept(listeners[fd])
-                        continue
-                    client = clients.get(fd)
-                    if client is None:
-                        if fd == _ADOPTED:
-                            self._take_adopted()
-                        continue
-                    client.busy = True
-                    if pool is not None and (threaded or client.tls_pending):
-                        pool.submit(client)
-                    else:
-                        self._handle_ready(client)
-                now = time.monotonic()
-                if now >= next_sweep:
-                    next_sweep = now + 0.25
-                    self._sweep(now)
-                    if self._accept_paused_until and now >= self._accept_paused_until:
-                        self._accept_paused_until = 0.0
-                        for fd in listeners:
-                            poller.add_listener(fd)
+            # Request-log lines wait while more ready connections do: one
+            # write per round of the loop.
+            batch = self._batch
+            defer_request_log(lambda: bool(batch))
+            if self.threaded:
+                assert self._pool is not None
+                relay = self._relay = Relay(self._pool)
+                relay.start()  # a thread of the pool runs the loop
+                self._loop_ended.wait()
+            else:
+                self._lead()
         finally:
             defer_request_log(None)
-            flush_request_log()
             self._stopping = True  # also after Ctrl+C: in-flight work winds up
+            if relay is not None:
+                poller.wake()
+                # The thread that runs the loop sees the stop within a request
+                # (or the relay gives the loop to one that does).
+                self._loop_ended.wait(1.0)
+                relay.stop()  # no thread runs the loop from here on
+                self._relay = None
+            flush_request_log()
             for fd in listeners:
                 poller.remove(fd)
             self._loop_done.set()
             # Ctrl+C (or another error) leaves less time than shutdown().
             self._drain(quick=sys.exc_info()[0] is not None)
+            self._batch.clear()
             self._poller = None
             poller.close()
             # In a reloader child the listening sockets' flags are shared with
@@ -425,6 +420,95 @@ class Server:
                     sock.setblocking(True)
                 except OSError:
                     pass
+
+    def _work(self, item: Client | Lead) -> None:
+        """A worker thread's work: run the loop, or serve a connection."""
+        if item is LEAD:
+            self._lead()
+        else:
+            assert isinstance(item, Client)
+            self._handle_ready(item)
+
+    def _lead(self) -> None:
+        """Run the loop on this thread: poll, accept, and serve what is ready.
+
+        Returns when the server stops, or, with ``threaded=True``, when the
+        relay gave the loop to another thread while this one served a request
+        (that request is finished first).
+        """
+        poller = self._poller
+        if poller is None:
+            return  # stopped before this thread's turn came
+        relay = self._relay
+        turn = 0
+        if relay is not None:
+            if relay.closed:
+                return  # the server stopped before this thread's turn came
+            turn = relay.turn
+        poller.own()
+        batch = self._batch
+        listeners = self._listeners
+        listener_fds = set(listeners)
+        clients = self._clients
+        pool = self._pool
+        next_sweep = time.monotonic() + 0.25
+        done = stopped = False
+        try:
+            while True:
+                if not batch:
+                    if self._stopping:
+                        stopped = True
+                        break
+                    flush_request_log()
+                    try:
+                        batch.extend(poller.poll(0.25, listener_fds))
+                    except (OSError, ValueError):
+                        if self._stopping:  # the poller closed under us
+                            stopped = True
+                            break
+                        raise
+                    now = time.monotonic()
+                    if now >= next_sweep:
+                        next_sweep = now + 0.25
+                        self._sweep(now)
+                        if (
+                            self._accept_paused_until
+                            and now >= self._accept_paused_until
+                        ):
+                            self._accept_paused_until = 0.0
+                            for fd in listeners:
+                                poller.add_listener(fd)
+                    continue
+                fd = batch.popleft()
+                if fd in listeners:
+                    self._accept(listeners[fd])
+                    continue
+                client = clients.get(fd)
+                if client is None:
+                    if fd == _ADOPTED:
+                        self._take_adopted()
+                    continue
+                client.busy = True
+                if pool is not None and client.tls_pending:
+                    pool.submit(client)  # a handshake may take its time
+                    continue
+                if relay is None:
+                    self._handle_ready(client)
+                    continue
+                relay.enter()
+                try:
+                    self._handle_ready(client)
+                except Exception:
+                    # passthrough_errors (or a bug): the loop goes on.
+                    logger.exception("Error in a worker thread:")
+                if not relay.leave(turn):
+                    break  # another thread runs the loop now
+            done = True
+        finally:
+            if stopped or relay is None:
+                self._loop_ended.set()
+            elif not done:
+                relay.hand_over(turn)  # leaving on an error: the loop goes on
 
     def _accept(self, listener: socket.socket) -> None:
         poller = self._poller
@@ -489,13 +573,9 @@ class Server:
                 client.tls_pending = True
             elif MSG_DONTWAIT:
                 # The request usually follows the connection at once: read it
-                # now rather than after a round through the poller (which
+                # next rather than after a round through the poller (which
                 # only learns about the connection if it has to wait).
-                client.busy = True
-                if self.threaded and self._pool is not None:
-                    self._pool.submit(client)
-                else:
-                    self._handle_ready(client)
+                self._batch.append(fd)
                 continue
             client.registered = True
             poller.add_conn(fd)
