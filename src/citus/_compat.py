@@ -241,6 +241,9 @@ def _holder_from_netstat(port: int) -> PortHolder | None:
 if sys.platform == "win32":
     #: ``recv()`` flag that makes one call non-blocking (0: not available).
     MSG_DONTWAIT = 0
+    #: ``recv()`` flag that waits for every byte asked for (0: not used, as
+    #: sockets here are in Python's timeout mode).
+    MSG_WAITALL = 0
 
     def set_io_timeout(sock: t.Any, seconds: float) -> None:
         """Make reads and writes on ``sock`` fail after ``seconds`` of waiting.
@@ -254,6 +257,7 @@ else:
     import struct as _struct
 
     MSG_DONTWAIT = socket.MSG_DONTWAIT
+    MSG_WAITALL = socket.MSG_WAITALL
 
     def set_io_timeout(sock: t.Any, seconds: float) -> None:
         """Make reads and writes on ``sock`` fail after ``seconds`` of waiting.

@@ -16,6 +16,7 @@ import threading
 import time
 import typing as t
 
+from .._compat import MSG_WAITALL
 from . import http11
 
 #: Bytes asked for per read of a request head.
@@ -129,6 +130,20 @@ class Client:
             sock.settimeout(self.io_timeout)
         self.body_wait += got / BODY_MIN_RATE
         return got
+
+    def recv_body(self, size: int) -> bytes | None:
+        """Up to ``size`` body bytes in one new ``bytes``, copied there by the
+        kernel: the call waits for all of them (``MSG_WAITALL``), and returns
+        fewer only when the I/O timeout or a signal cut the wait short, or at
+        the end of input (empty). ``None`` over TLS, where reads are bounded
+        by :attr:`body_wait`, or without ``MSG_WAITALL``.
+        """
+        if self.tls or self.body_wait is not None or not MSG_WAITALL:
+            return None
+        try:
+            return self.sock.recv(size, MSG_WAITALL)
+        except (BlockingIOError, TimeoutError):
+            raise TimeoutError("timed out waiting for the client") from None
 
     def send(self, data: bytes) -> None:
         """Send all of ``data``."""

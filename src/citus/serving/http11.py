@@ -334,6 +334,8 @@ class Connection:
         self._upgrade_requested = False
         self._has_body = False
         self._body_left: int | None = None
+        #: Whether the rest of the current body bypasses the parser.
+        self._around = False
         self._parsing = False
         # The request being answered.
         self.request: Request | None = None
@@ -382,6 +384,18 @@ class Connection:
             return
         if self._upgrade_requested:
             return  # bytes of another protocol: ignored, the connection closes
+        if self._around:
+            # The rest of a body that a reader took part of around the
+            # parser (body_taken): counted off here, then the next request.
+            size = min(len(data), self._body_left or 0)
+            piece = data if size == len(data) else data[:size]
+            # (a view of a reused buffer: the event keeps a copy, as the
+            # parser's would)
+            self._events.append(piece if type(piece) is bytes else bytes(piece))
+            self.body_taken(size)
+            data = data[size:]
+            if not data:
+                return
         self._parsing = True
         try:
             self._parser.feed_data(data)
@@ -463,6 +477,46 @@ class Connection:
         """Bytes of a ``Content-Length`` body the parser has yet to receive
         (``None`` for a chunked one): how much a reader may gather at once."""
         return self._body_left
+
+    def body_ends_here(self) -> bool:
+        """Whether the body's end is the next event: if so, it is consumed
+        (:attr:`body_done`), so that a reader that took the last byte leaves
+        the connection ready for the next request."""
+        events = self._events
+        if events and events[0] is END_OF_MESSAGE:
+            events.popleft()
+            self.body_done = True
+            return True
+        return False
+
+    def can_take_body(self) -> bool:
+        """Whether the next bytes are all body of a known length, with nothing
+        parsed waiting: a reader may then take them itself (see
+        :meth:`body_taken`), sparing the parser a copy of each piece."""
+        return (
+            self.client_state == BODY
+            and not self._events
+            and bool(self._body_left)
+            and self._error is None
+            and not self._eof
+        )
+
+    def body_taken(self, size: int) -> None:
+        """``size`` body bytes were read around the parser (only when
+        :meth:`can_take_body`, at most :attr:`body_left`).
+
+        The parser never sees the rest of this body: :meth:`receive_data`
+        counts it off itself. At its end the request ends as if parsed, and
+        a fresh parser takes the next request.
+        """
+        left = self._body_left
+        assert left is not None and 0 < size <= left
+        left -= size
+        self._body_left = left
+        self._around = left > 0
+        if not left:
+            self._parser = httptools.HttpRequestParser(self)
+            self.on_message_complete()
 
     def pending_request(self) -> bool:
         """Whether a complete request head is already buffered."""

@@ -58,6 +58,11 @@ class Transport(t.Protocol):
         it returns is valid until its next ``recv``.
         """
 
+    def recv_body(self, size: int) -> bytes | None:
+        """Up to ``size`` bytes, waited for, read straight into one new
+        ``bytes`` (empty at the client's end); ``None`` when this transport
+        cannot (then :meth:`recv` is used). Raises like :meth:`recv`."""
+
     def send(self, data: bytes) -> None:
         """Send all of ``data``; raises ``OSError`` when the client is gone."""
 
@@ -202,6 +207,9 @@ _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 #: ``want`` for "the whole body".
 _ALL = 1 << 62
+#: Most bytes of a body read straight into one ``bytes`` at once (allocated
+#: before they arrive, so a large announced length costs nothing up front).
+_TAKE_AT_ONCE = 1 << 20
 
 
 class Input(io.RawIOBase):
@@ -236,14 +244,25 @@ class Input(io.RawIOBase):
         while True:
             event = conn.next_event()
             if type(event) is bytes:
+                self._done = conn.body_ends_here()
                 return event
             if event is END_OF_MESSAGE:
                 self._done = True
                 return b""
             if event is NEED_DATA:
                 left = conn.body_left
+                # The rest of a sized body goes straight into the bytes
+                # handed to the application, around the parser.
+                taking = bool(want) and conn.can_take_body()
+                data: bytes | memoryview | None = None
                 try:
-                    data = self._transport.recv(min(want, left) if left else 0)
+                    if taking:
+                        assert left is not None
+                        data = self._transport.recv_body(min(want, left, _TAKE_AT_ONCE))
+                        if data is None:  # not on this transport
+                            taking = False
+                    if not taking:
+                        data = self._transport.recv(min(want, left) if left else 0)
                 except TimeoutError:
                     raise BodyTimeoutError(
                         "The client stopped sending the request body (timed out)."
@@ -256,6 +275,11 @@ class Input(io.RawIOBase):
                     raise ClientDisconnectedError(
                         "The client closed the connection before the end of the body."
                     )
+                if taking:
+                    assert type(data) is bytes
+                    conn.body_taken(len(data))
+                    self._done = conn.body_ends_here()
+                    return data
                 conn.receive_data(data)
                 continue
             raise ClientDisconnectedError(f"Unexpected {event!r} in the body.")
