@@ -87,7 +87,7 @@ def run_simple(
     :param exclude_patterns: :mod:`fnmatch` patterns the reloader ignores.
     :param reloader_interval: seconds between polls of the ``stat`` reloader.
     :param reloader_type: ``"auto"``, ``"stat"`` or ``"watchdog"``.
-    :param threaded: handle each request in a worker thread.
+    :param threaded: serve requests concurrently, on threads.
     :param processes: handle requests in this many forked processes (POSIX).
     :param static_files: ``{"/url-prefix": "/folder"}`` served as static files.
     :param passthrough_errors: let the application's exceptions propagate

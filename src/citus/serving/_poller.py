@@ -1,10 +1,10 @@
 """The poller: one wait for the listening sockets and every idle connection.
 
-``epoll`` on Linux (one-shot for connections, so a connection that a worker
-thread is reading is never reported twice); :mod:`selectors` elsewhere, where
-worker threads hand connections back through a queue that the loop's thread
-registers. :meth:`Poller.wake` interrupts a wait from any thread or a signal
-handler.
+``epoll`` on Linux (one-shot for connections, so a connection that a thread
+is reading is never reported twice); :mod:`selectors` elsewhere, where other
+threads hand connections back through a queue that the polling thread (the
+last to call :meth:`Poller.own`) registers. :meth:`Poller.wake` interrupts a
+wait from any thread or a signal handler.
 """
 
 from __future__ import annotations

@@ -1,15 +1,17 @@
 """The accept loop: connections, worker threads or processes, and shutdown.
 
-One loop (the thread that calls :meth:`Server.serve_forever`) accepts
-connections and watches every idle one with a single poller (``epoll`` on
-Linux, :mod:`selectors` elsewhere), so an idle keep-alive connection costs a
-file descriptor and no thread. When a connection has bytes to read, the loop
-hands it over: to a worker thread with ``threaded=True``, or handles it
-itself otherwise. The worker parses with :mod:`.http11`, runs the application
-through :mod:`.wsgi`, and gives the connection back to the poller once it
-waits for the next request. ``processes=N`` forks N such loops that share the
-listening sockets. Timeouts close clients that are slow to send their headers
-and keep-alive connections that stay idle.
+One loop accepts connections and watches every idle one with a single poller
+(``epoll`` on Linux, :mod:`selectors` elsewhere), so an idle keep-alive
+connection costs a file descriptor and no thread. When connections have bytes
+to read, the loop's thread serves them, one after the other: it parses with
+:mod:`.http11`, runs the application through :mod:`.wsgi`, and gives the
+connection back to the poller once it waits for the next request. Without
+threads, that thread is the one that called :meth:`Server.serve_forever`;
+with ``threaded=True`` it is a thread of the pool, and :mod:`._relay` hands the
+loop to another one whenever a request holds it, so that long requests run
+side by side. ``processes=N`` forks N such loops that share the listening
+sockets. Timeouts close clients that are slow to send their headers and
+keep-alive connections that stay idle.
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ class Server:
     :param sockets: listening sockets (TCP or Unix), already bound; they stay
         open after :meth:`shutdown` and are closed by :meth:`server_close`.
     :param app: the WSGI application.
-    :param threaded: run each request on a worker thread.
+    :param threaded: serve requests concurrently, on threads (see :mod:`._relay`).
     :param processes: fork this many serving processes (POSIX only).
     :param ssl_context: a server-side context to serve HTTPS.
     :param passthrough_errors: let the application's exceptions propagate
@@ -103,7 +105,7 @@ class Server:
     :param io_timeout: seconds a blocked body read or response write may take.
     :param shutdown_timeout: seconds in-flight requests get after
         :meth:`shutdown`.
-    :param max_threads: most worker threads with ``threaded=True``.
+    :param max_threads: most threads with ``threaded=True``.
 
     Under the reloader, connections move from one serving process to the
     next: :meth:`adopt` takes the previous process's, and :attr:`hand_off`
@@ -971,7 +973,7 @@ def make_server(
         ``unix://PATH``.
     :param port: the TCP port; ``0`` picks a free one (see :attr:`Server.port`).
     :param app: the WSGI application.
-    :param threaded: run each request on a worker thread.
+    :param threaded: serve requests concurrently, on threads (see :mod:`._relay`).
     :param processes: fork this many serving processes (POSIX only).
     :param ssl_context: ``"adhoc"``, a ``(cert_file, key_file)`` tuple or an
         :class:`ssl.SSLContext` to serve HTTPS.
