@@ -26,8 +26,9 @@ if t.TYPE_CHECKING:
 HOLD = 0.002
 #: Looks without a request after which the watchdog sleeps until one comes.
 QUIET_LOOKS = 100
-#: Seconds the sleeping watchdog waits at most before looking again.
-SLEEP = 0.25
+#: Seconds the sleeping watchdog waits at most before looking again (the
+#: next request wakes it sooner).
+SLEEP = 1.0
 
 
 class Lead:
@@ -117,11 +118,13 @@ class Relay:
                 self._asleep = True
                 # enter() sets _served before it reads _asleep: either it
                 # wakes this wait, or the check below sees its request.
+                woken = True
                 if self._served == seen and not self._inside:
-                    self._wake.wait(SLEEP)
+                    woken = self._wake.wait(SLEEP)
                     self._wake.clear()
                 self._asleep = False
-                quiet = 0
+                if woken:
+                    quiet = 0  # (else: still quiet, asleep again after a look)
             else:
                 time.sleep(HOLD)
             with self._lock:
@@ -132,10 +135,14 @@ class Relay:
                     self._inside = False
             if held:
                 pool.submit(LEAD)
-            if served == seen and not held:
-                quiet += 1
-            else:
-                quiet = 0
+            moved = served != seen
             seen = served
             if pool.waiting:
+                # The loop (or a handshake) waits for a free thread: keep
+                # looking, to add one if it waits too long.
                 pool.check(time.monotonic())
+                quiet = 0
+            elif held or moved:
+                quiet = 0
+            else:
+                quiet += 1
