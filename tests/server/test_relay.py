@@ -156,3 +156,28 @@ def test_shutdown_while_the_loop_thread_is_held(serve: t.Any) -> None:
         status, headers, _ = read_response(held)
         assert status == 200
         assert headers.get("connection") == "close"
+
+
+@pytest.mark.parametrize("threaded", [True, False])
+def test_shutdown_called_by_the_application(serve: t.Any, threaded: bool) -> None:
+    # The request that asks for the stop runs on the loop's thread: the stop
+    # must neither wait for that request nor leave it unanswered.
+    servers: list[t.Any] = []
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        started = time.monotonic()
+        servers[0].shutdown()
+        took = f"{time.monotonic() - started:.3f}".encode()
+        start_response("200 OK", [("Content-Length", str(len(took)))])
+        return [took]
+
+    run = serve(app, threaded=threaded)
+    servers.append(run.server)
+    with run.connect() as sock:
+        get(sock, "/stop")
+        status, headers, body = read_response(sock)
+    assert status == 200
+    assert headers.get("connection") == "close"
+    assert float(body) < 1.5  # shutdown() returns within a second or so
+    run.thread.join(10)
+    assert not run.thread.is_alive()

@@ -215,6 +215,11 @@ class Server:
         sockets stay open (see :meth:`server_close`).
         """
         self._stopping = True
+        # Requests in flight (this one too, when the application asks for
+        # the stop) announce that their answer is the connection's last.
+        for client in list(self._clients.values()):
+            if client.busy:
+                self._last_answer(client)
         poller = self._poller
         if poller is not None:
             poller.wake()
@@ -696,11 +701,20 @@ class Server:
         if poller is None:
             self._close(client)
             return
+        # Once re-armed, another thread may serve the connection at once:
+        # every change to it comes first.
+        first = not client.registered
+        client.registered = True
         try:
-            poller.rearm(client.fd, first=not client.registered)
-            client.registered = True
+            poller.rearm(client.fd, first=first)
         except (OSError, ValueError):
             self._close(client)
+
+    def _last_answer(self, client: Client) -> None:
+        """While stopping: make the answer in progress on ``client`` say
+        ``Connection: close``, unless the connection is handed over."""
+        if not self._passes_on(client):
+            client.conn.must_close()
 
     @staticmethod
     def _may_get_request(client: Client) -> bool:
@@ -748,8 +762,7 @@ class Server:
         arriving = with_data(fresh)  # one wait for all of them
         for client in list(self._clients.values()):
             if client.busy:
-                if not self._passes_on(client):
-                    client.conn.must_close()  # answer with Connection: close
+                self._last_answer(client)
             elif client in arriving:
                 try:
                     self._answer_last(client)
@@ -874,8 +887,8 @@ class Server:
                 self._close(client)
                 return
             client.head_timer = False
-            if self._stopping and not self._passes_on(client):
-                conn.must_close()
+            if self._stopping:
+                self._last_answer(client)
             if not self.threaded:
                 # A slow body would hold every other client: bound it like a
                 # slow head (Client.recv).
