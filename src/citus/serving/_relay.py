@@ -108,6 +108,7 @@ class Relay:
             self.turn += 1
             self._inside = False
         self._pool.submit(LEAD)
+        self._wake.set()  # the watchdog sees that the loop waits for a thread
 
     def _watch(self) -> None:
         seen = -1

@@ -48,7 +48,7 @@ from ._connection import (
 )
 from ._options import check_concurrency
 from ._poller import Poller
-from ._pool import BASE_THREADS, Pool
+from ._pool import BASE_THREADS, STARVED, Pool
 from ._relay import LEAD, Lead, Relay
 from .http11 import (
     CONNECTION_CLOSED,
@@ -467,8 +467,14 @@ class Server:
                         stopped = True
                         break
                     flush_request_log()
+                    timeout = 0.25
+                    if pool is not None and pool.waiting:
+                        # A handshake waits for a free thread: add one if it
+                        # waits too long.
+                        timeout = STARVED
+                        pool.check(time.monotonic())
                     try:
-                        batch.extend(poller.poll(0.25, listener_fds))
+                        batch.extend(poller.poll(timeout, listener_fds))
                     except (OSError, ValueError):
                         if self._stopping:  # the poller closed under us
                             stopped = True
