@@ -12,6 +12,7 @@ reloader's supervisor calls it, see :func:`dotenv_watch_paths`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import typing as t
@@ -43,6 +44,35 @@ def mark_run_from_cli() -> None:
     reloader child runs the command again and marks itself.
     """
     os.environ[RUN_FROM_CLI_ENV] = str(os.getpid())
+
+
+#: Flask's own flag, which every ``flask`` command sets: a Flask app's
+#: ``app.run()`` then returns at once (with Flask's note) instead of serving.
+FLASK_RUN_FROM_CLI_ENV = "FLASK_RUN_FROM_CLI"
+
+
+@contextlib.contextmanager
+def flask_app_run_ignored() -> t.Iterator[None]:
+    """While a ``citus`` command loads the app: set Flask's flag, as ``flask``
+    commands do, so that an ``app.run()`` a Flask module calls at import (no
+    ``__main__`` guard) does not start Werkzeug's server in citus's place.
+
+    Only for the loading, and only in a process that :func:`mark_run_from_cli`
+    marked: programs the app starts later do not inherit it, so their own
+    ``app.run()`` serves (the rule of ``CITUS_RUN_FROM_CLI``).
+    """
+    if not is_run_from_cli():
+        yield
+        return
+    before = os.environ.get(FLASK_RUN_FROM_CLI_ENV)
+    os.environ[FLASK_RUN_FROM_CLI_ENV] = "true"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(FLASK_RUN_FROM_CLI_ENV, None)
+        else:
+            os.environ[FLASK_RUN_FROM_CLI_ENV] = before
 
 
 def is_run_from_cli() -> bool:

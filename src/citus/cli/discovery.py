@@ -34,6 +34,8 @@ from pathlib import Path
 
 import click
 
+from .._env import flask_app_run_ignored
+
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
@@ -688,8 +690,9 @@ def locate_app(reference: str | None) -> tuple[WSGIApplication, str]:
     if reference is None:
         reference = default_reference()
     module_part, attribute = split_reference(reference)
-    module = import_module(module_part, reference)
-    name = app_name(module.__name__, attribute)
-    if attribute is None:
-        return find_best_app(module), name
-    return find_app_by_attribute(module, attribute, reference), name
+    with flask_app_run_ignored():  # (a factory may call app.run() too)
+        module = import_module(module_part, reference)
+        name = app_name(module.__name__, attribute)
+        if attribute is None:
+            return find_best_app(module), name
+        return find_app_by_attribute(module, attribute, reference), name
