@@ -238,7 +238,7 @@ RUN_EPILOG = (
 @run_option(
     "--with-threads/--without-threads",
     default=True,
-    help="Handle each request in its own thread.  [default: on]",
+    help="Serve requests concurrently, on threads.  [default: on]",
 )
 @run_option(
     "--reloader-type",
