@@ -274,6 +274,35 @@ def test_every_request_is_answered_while_the_code_is_broken(
     assert statuses.count(500) > 0 and statuses.count(200) > 0
 
 
+def test_a_connection_handed_over_to_a_crashing_child_gets_the_error_page(
+    run_python: Runner, tmp_path: Path
+) -> None:
+    # The stopping child hands its idle kept-alive connection over; the
+    # supervisor holds it for the next child, which crashes at import. The
+    # connection is not reset: its next request gets the error page (as a
+    # request accepted just before the stop, still unread, would).
+    app = tmp_path / "app.py"
+    write(app, app_source("ok", "stat", threaded=True))
+    proc, url = start_app(run_python, app)
+    port = int(url.rsplit(":", 1)[1])
+    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    kept = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with kept, kept.makefile("rb") as answer:
+        kept.sendall(request)
+        assert answer.readline().startswith(b"HTTP/1.1 200")
+        length = 0
+        while (line := answer.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        assert answer.read(length).startswith(b"ok ")
+
+        write(app, app_source("ok", "stat", threaded=True).replace("'ok'", "'ok"))
+        wait_for_body(url, lambda s, b: s == 500)
+        proc.wait_for_log("The server process stopped")
+        kept.sendall(request)
+        assert answer.readline().startswith(b"HTTP/1.1 500")
+
+
 def test_ctrl_c_stops_supervisor_and_child(run_python: Runner, tmp_path: Path) -> None:
     app = tmp_path / "app.py"
     write(app, app_source("one", "stat"))

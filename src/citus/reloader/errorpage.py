@@ -272,11 +272,28 @@ class ErrorServer:
                     target=self._answer, args=(conn, addr), daemon=True
                 ).start()
 
-    def _answer(self, conn: socket.socket, addr: t.Any) -> None:
+    def adopt(self, socks: list[socket.socket]) -> None:
+        """Answer connections that a stopping child handed over, as accepted
+        ones: a request may already wait on each (one accepted just before
+        the stop, still unread), and closing them would reset it.
+
+        They are plain connections (TLS ones are never handed over).
+        """
+        for conn in socks:
+            try:
+                addr = conn.getpeername()
+            except OSError:  # the client is gone already
+                conn.close()
+                continue
+            threading.Thread(
+                target=self._answer, args=(conn, addr, False), daemon=True
+            ).start()
+
+    def _answer(self, conn: socket.socket, addr: t.Any, accepted: bool = True) -> None:
         try:
             conn.setblocking(True)
             conn.settimeout(HEAD_TIMEOUT)
-            if self.ssl_context is not None:
+            if accepted and self.ssl_context is not None:
                 conn = self.ssl_context.wrap_socket(conn, server_side=True)
             head = b""
             deadline = time.monotonic() + HEAD_TIMEOUT

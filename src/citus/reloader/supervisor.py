@@ -536,7 +536,6 @@ class Supervisor:
                 err=True,
             )
         self._crashed = child
-        self._close_held()
         self._serving.set()
         page = ErrorPage(
             child.tail_text(), describe_exit_status(code), self.trust, self.live_reload
@@ -544,6 +543,7 @@ class Supervisor:
         server = ErrorServer(self.sockets, page, self.ssl_context)
         server.start()
         self._error_server = server
+        self._answer_held()
         files = set(self._watched) | set(self.extra_files)
         files |= files_of_traceback_text(child.tail_text())
         files |= module_files()
@@ -790,12 +790,12 @@ class Supervisor:
 
         Until then they wait here: a child that exits before it serves (a
         spare that must not serve, a crash) loses none. Without a serving
-        child (after a crash) they are closed, as the old child would have done.
+        child (after a crash) the error page answers them.
         """
         target = self._current
         if target is None or target.proc.poll() is not None:
             if self._crashed is not None:
-                self._close_held()
+                self._answer_held()
             return
         if target is source or not target.adopting or not self._held:
             return
@@ -811,6 +811,24 @@ class Supervisor:
         finally:
             for fd in held:  # the child has its copies now
                 _close_fd(fd)
+
+    def _answer_held(self) -> None:
+        """After a crash: the error page answers the connections held for
+        the next child. Closing them would reset the requests that may wait
+        on them already (a connection accepted just before the stop is
+        handed over with its request unread)."""
+        server = self._error_server
+        if server is None:
+            self._close_held()
+            return
+        held, self._held = self._held, []
+        socks = []
+        for fd in held:
+            try:
+                socks.append(socket.socket(fileno=fd))
+            except OSError:
+                _close_fd(fd)
+        server.adopt(socks)
 
     def _close_held(self) -> None:
         held, self._held = self._held, []
