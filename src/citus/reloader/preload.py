@@ -33,6 +33,7 @@ import types
 import typing as t
 import warnings
 
+from .._env import FLASK_RUN_FROM_CLI_ENV
 from .base import is_ignored_name, is_library_file
 
 #: Set to ``0`` (``citus run --no-preload``) to make spares import nothing of
@@ -54,9 +55,15 @@ def preload_wanted() -> bool:
 
 
 def _environment() -> dict[str, str]:
-    """The environment, without citus's own variables (the reloader sets
-    those differently in each child; libraries do not read them)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("CITUS_")}
+    """The environment, without the variables citus sets itself: its own (the
+    reloader sets those differently in each child) and Flask's
+    ``FLASK_RUN_FROM_CLI`` (set while the app loads, the same in every
+    child); libraries do not read them at import."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("CITUS_") and k != FLASK_RUN_FROM_CLI_ENV
+    }
 
 
 def _raw_environment() -> dict[t.Any, t.Any]:
