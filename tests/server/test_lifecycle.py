@@ -462,6 +462,24 @@ def test_pool_stop_is_bounded_with_a_stuck_worker() -> None:
         release.set()
 
 
+def test_pool_starts_no_thread_once_stopped() -> None:
+    # A late submit() or check() (the relay's watchdog looks every 2 ms) must
+    # not start a thread that takes the stop marker meant for another one,
+    # which would then wait for work until stop()'s deadline.
+    from citus.serving._pool import Pool
+
+    pool = Pool(lambda item: None, 2, 8)
+    pool.submit(t.cast(t.Any, object()))
+    pool.submit(t.cast(t.Any, object()))
+    started = time.monotonic()
+    pool.stop(5.0)
+    assert time.monotonic() - started < 1.0
+    threads = threading.active_count()
+    pool.submit(t.cast(t.Any, object()))
+    pool.check(time.monotonic() + 60)
+    assert threading.active_count() == threads
+
+
 def test_pool_survives_a_thread_that_cannot_start(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -55,6 +55,8 @@ class Pool(t.Generic[Work]):
         #: thread is held.
         self._moved = 0.0
         self._start_failed = False
+        #: Set by :meth:`stop`: no more work, no more threads.
+        self._stopped = False
 
     @property
     def waiting(self) -> bool:
@@ -63,13 +65,15 @@ class Pool(t.Generic[Work]):
 
     def submit(self, item: Work) -> None:
         """Queue ``item`` for a worker thread (starting one of the first few)."""
+        if self._stopped:
+            return  # (its connection is closed by the server's stop)
         work = self._queue
         if work.empty():
             self._moved = time.monotonic()
         work.put(item)
         if len(self._threads) < self._base:
             with self._lock:
-                if len(self._threads) >= self._base:
+                if len(self._threads) >= self._base or self._stopped:
                     return
                 thread = self._new_thread()
             self._start(thread)
@@ -79,7 +83,7 @@ class Pool(t.Generic[Work]):
         if self._queue.empty() or now - self._moved < STARVED:
             return
         with self._lock:
-            if len(self._threads) >= self._max:
+            if len(self._threads) >= self._max or self._stopped:
                 return
             thread = self._new_thread()
         self._moved = now  # give it time to take the work
@@ -142,6 +146,10 @@ class Pool(t.Generic[Work]):
         never started (Ctrl+C between the two steps) is not waited for.
         """
         with self._lock:
+            # From here on, submit() and check() start no thread: one that
+            # took a stop marker meant for another would leave that one
+            # waiting for work until the deadline.
+            self._stopped = True
             threads = list(self._threads)
             self._threads = []
         work = self._queue

@@ -72,7 +72,8 @@ class Relay:
         self._pool.submit(LEAD)
 
     def stop(self) -> None:
-        """End the last turn, and stop the watchdog (it exits within a look).
+        """End the last turn, and stop the watchdog (waited for: it exits
+        within a look).
 
         A thread that was to run the loop next finds :attr:`closed` set.
         """
@@ -81,6 +82,9 @@ class Relay:
             self.turn += 1
         self._running = False
         self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(0.5)  # it hands nothing to the pool any more
 
     def enter(self) -> None:
         """The loop's thread starts serving a connection."""
