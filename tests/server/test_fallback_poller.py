@@ -91,18 +91,7 @@ def test_streams_do_not_starve_others(serve: t.Any) -> None:
 def test_a_held_request_hands_the_loop_on(serve: t.Any) -> None:
     # The thread that finishes the held request is no longer the one that
     # polls: it hands its connection back through the poller's queue.
-    from test_relay import Holding, get
+    from test_relay import Holding, answers_while_held
 
     app = Holding()
-    run = serve(app, threaded=True)
-    with run.connect() as held:
-        get(held, "/hold")
-        assert app.entered.wait(10)
-        for number in range(5):
-            with run.connect() as sock:
-                get(sock, f"/fast{number}")
-                assert read_response(sock)[2] == f"/fast{number}".encode()
-        app.release.set()
-        assert read_response(held)[0] == 200
-        get(held, "/again")  # the same connection, watched again
-        assert read_response(held)[2] == b"/again"
+    answers_while_held(serve(app, threaded=True), app)

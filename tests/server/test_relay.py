@@ -38,7 +38,8 @@ def get(sock: socket.socket, path: str) -> None:
 
 
 def answers_while_held(run: t.Any, app: Holding) -> None:
-    """Hold one request; 20 others on fresh connections are answered meanwhile."""
+    """Hold one request; 20 others on fresh connections are answered meanwhile;
+    then the held connection serves its next request."""
     with run.connect() as held:
         get(held, "/hold")
         assert app.entered.wait(10)
@@ -52,6 +53,10 @@ def answers_while_held(run: t.Any, app: Holding) -> None:
         assert not app.release.is_set()
         app.release.set()
         assert read_response(held)[0] == 200
+        # The held connection, handed back by the thread that served it (not
+        # the one that polls now), serves again.
+        get(held, "/again")
+        assert read_response(held)[2] == b"/again"
 
 
 def test_a_held_request_does_not_hold_the_others(serve: t.Any) -> None:
