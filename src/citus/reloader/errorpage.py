@@ -23,6 +23,7 @@ from __future__ import annotations
 import html
 import secrets
 import select
+import selectors
 import socket
 import threading
 import time
@@ -43,6 +44,9 @@ TrustCheck = t.Callable[[dict[str, t.Any]], bool]
 MAX_HEAD = 64 * 1024
 #: Seconds a client has to send its whole request head.
 HEAD_TIMEOUT = 5.0
+#: Seconds a connection handed over at a crash may take to show the bytes of
+#: a request already on its way (see :meth:`ErrorServer.adopt`).
+ADOPT_WAIT = 0.2
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2em}"
@@ -273,16 +277,29 @@ class ErrorServer:
                 ).start()
 
     def adopt(self, socks: list[socket.socket]) -> None:
-        """Answer connections that a stopping child handed over, as accepted
-        ones: a request may already wait on each (one accepted just before
-        the stop, still unread), and closing them would reset it.
+        """Take connections that a stopping child handed over: answer those
+        whose request is on its way, close the idle ones.
 
-        They are plain connections (TLS ones are never handed over).
+        A connection accepted just before the stop is handed over with its
+        request unread: closing it would reset that request, so each one
+        whose bytes arrive within :data:`ADOPT_WAIT` gets the error page, as
+        an accepted connection would. The idle ones (kept alive between two
+        requests) are closed, as the child would have closed them: answering
+        their next request here could show this page after the fix is saved.
+        They are plain connections (TLS ones are never handed over). Returns
+        at once; the waiting is done in a thread.
         """
+        if socks:
+            background_thread(self._adopt, socks, name="citus-error-adopt")
+
+    def _adopt(self, socks: list[socket.socket]) -> None:
+        waiting = set(_with_bytes(socks, ADOPT_WAIT))
         for conn in socks:
             try:
+                if conn not in waiting:
+                    raise OSError("idle")
                 addr = conn.getpeername()
-            except OSError:  # the client is gone already
+            except OSError:  # idle, or the client is gone already
                 conn.close()
                 continue
             threading.Thread(
@@ -389,3 +406,29 @@ def _close_gently(conn: socket.socket) -> None:
             pass
     except OSError:
         pass
+
+
+def _with_bytes(socks: list[socket.socket], wait: float) -> list[socket.socket]:
+    """The sockets among ``socks`` with bytes to read (or at their end)
+    within ``wait`` seconds: one wait for all of them."""
+    ready: list[socket.socket] = []
+    with selectors.DefaultSelector() as selector:
+        for sock in socks:
+            try:
+                selector.register(sock, selectors.EVENT_READ)
+            except (OSError, ValueError):
+                pass
+        deadline = time.monotonic() + wait
+        while len(ready) < len(socks):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                events = selector.select(remaining)
+            except OSError:
+                break
+            for key, _ in events:
+                sock = t.cast(socket.socket, key.fileobj)
+                ready.append(sock)
+                selector.unregister(sock)
+    return ready
