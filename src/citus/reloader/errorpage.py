@@ -23,7 +23,6 @@ from __future__ import annotations
 import html
 import secrets
 import select
-import selectors
 import socket
 import threading
 import time
@@ -293,7 +292,9 @@ class ErrorServer:
             background_thread(self._adopt, socks, name="citus-error-adopt")
 
     def _adopt(self, socks: list[socket.socket]) -> None:
-        waiting = set(_with_bytes(socks, ADOPT_WAIT))
+        from ..serving._connection import readable_within
+
+        waiting = readable_within(socks, ADOPT_WAIT)
         for conn in socks:
             try:
                 if conn not in waiting:
@@ -406,29 +407,3 @@ def _close_gently(conn: socket.socket) -> None:
             pass
     except OSError:
         pass
-
-
-def _with_bytes(socks: list[socket.socket], wait: float) -> list[socket.socket]:
-    """The sockets among ``socks`` with bytes to read (or at their end)
-    within ``wait`` seconds: one wait for all of them."""
-    ready: list[socket.socket] = []
-    with selectors.DefaultSelector() as selector:
-        for sock in socks:
-            try:
-                selector.register(sock, selectors.EVENT_READ)
-            except (OSError, ValueError):
-                pass
-        deadline = time.monotonic() + wait
-        while len(ready) < len(socks):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                events = selector.select(remaining)
-            except OSError:
-                break
-            for key, _ in events:
-                sock = t.cast(socket.socket, key.fileobj)
-                ready.append(sock)
-                selector.unregister(sock)
-    return ready

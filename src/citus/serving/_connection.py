@@ -4,7 +4,9 @@
 :class:`.wsgi.Transport` its exchanges write through. The helpers here act on
 connections without knowing about the loop: :func:`answer_and_close_gently`
 refuses a client without a reset eating the answer, and :func:`with_data`
-waits once for several connections' next bytes (used while stopping).
+(:func:`readable_within` for plain sockets, which the reloader's error page
+uses too) waits once for several connections' next bytes (used while
+stopping).
 """
 
 from __future__ import annotations
@@ -191,20 +193,22 @@ def answer_and_close_gently(sock: socket.socket, answer: bytes) -> None:
         pass
 
 
-def with_data(clients: list[Client], wait: float = 0.2) -> set[Client]:
-    """The clients whose request bytes arrive within ``wait`` seconds (one wait
-    for all of them)."""
-    if not clients:
-        return set()
-    ready: set[Client] = set()
+def readable_within(
+    socks: t.Sequence[socket.socket], wait: float
+) -> set[socket.socket]:
+    """The sockets among ``socks`` with bytes to read (or at their end)
+    within ``wait`` seconds: one wait for all of them."""
+    ready: set[socket.socket] = set()
+    if not socks:
+        return ready
     with selectors.DefaultSelector() as selector:
-        for client in clients:
+        for sock in socks:
             try:
-                selector.register(client.sock, selectors.EVENT_READ, client)
+                selector.register(sock, selectors.EVENT_READ)
             except (OSError, ValueError):
                 pass
         deadline = time.monotonic() + wait
-        while len(ready) < len(clients):
+        while len(ready) < len(socks):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -213,6 +217,14 @@ def with_data(clients: list[Client], wait: float = 0.2) -> set[Client]:
             except OSError:
                 break
             for key, _ in events:
-                ready.add(key.data)
-                selector.unregister(key.fileobj)
+                sock = t.cast(socket.socket, key.fileobj)
+                ready.add(sock)
+                selector.unregister(sock)
     return ready
+
+
+def with_data(clients: list[Client], wait: float = 0.2) -> set[Client]:
+    """The clients whose request bytes arrive within ``wait`` seconds (one wait
+    for all of them)."""
+    by_socket = {client.sock: client for client in clients}
+    return {by_socket[sock] for sock in readable_within(list(by_socket), wait)}
