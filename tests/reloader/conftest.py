@@ -195,14 +195,16 @@ def hello():
 
 def run_debug(
     run_citus: t.Callable[..., t.Any],
-    backend: str,
+    backend: str | None = None,
     *more: str,
     group: t.Sequence[str] = (),
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
 ) -> tuple[t.Any, str]:
     """``citus [GROUP] --app hello run --debug [MORE]`` on port 0 with
-    ``backend``, citus's own source not watched; the process and its URL."""
+    ``backend`` (``None``: the default one), citus's own source not watched;
+    the process and its URL."""
+    backend_option = ("--reloader-type", backend) if backend else ()
     proc = run_citus(
         *group,
         "--app",
@@ -211,8 +213,7 @@ def run_debug(
         "--debug",
         "--port",
         "0",
-        "--reloader-type",
-        backend,
+        *backend_option,
         "--exclude-patterns",
         CITUS_SRC + os.sep + "*",
         *more,

@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CITUS_SRC, get, pid_of, wait_for_body, wait_until, write
+from .conftest import (
+    get,
+    pid_of,
+    run_debug,
+    wait_for_body,
+    wait_until,
+    write,
+)
 
 if t.TYPE_CHECKING:
     from conftest import CitusProcess  # type: ignore[import-not-found]
@@ -70,18 +77,7 @@ def parent_of(pid: int) -> int:
 def run(run_citus: Runner, tmp_path: Path, *args: str) -> tuple[CitusProcess, str]:
     ended = tmp_path / "ended.txt"
     write(tmp_path / "hello.py", APP.format(message="one", ended=str(ended)))
-    proc = run_citus(
-        "--app",
-        "hello",
-        "run",
-        "--debug",
-        "--port",
-        "0",
-        "--exclude-patterns",
-        CITUS_SRC + os.sep + "*",
-        *args,
-    )
-    url = proc.wait_for_url()
+    proc, url = run_debug(run_citus, None, *args)
     wait_for_body(url, lambda s, b: b.startswith("one"))
     return proc, url
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CITUS_SRC, pid_gone, wait_for_body, write
+from .conftest import CITUS_SRC, pid_gone, run_debug, wait_for_body, write
 
 if t.TYPE_CHECKING:
     from conftest import CitusProcess  # type: ignore[import-not-found]
@@ -262,20 +262,7 @@ def start(
 ) -> tuple[CitusProcess, Path, int]:
     app = tmp_path / "hello.py"
     write(app, APP.format(version=0))
-    proc = run_citus(
-        "--app",
-        "hello",
-        "run",
-        "--debug",
-        "--port",
-        "0",
-        "--host",
-        "127.0.0.1",
-        "--exclude-patterns",
-        CITUS_SRC + os.sep + "*",
-        *options,
-    )
-    url = proc.wait_for_url()
+    proc, url = run_debug(run_citus, None, "--host", "127.0.0.1", *options)
     wait_for_body(url, lambda status, body: body.startswith("v0"))
     return proc, app, int(url.rsplit(":", 1)[1])
 

@@ -30,6 +30,7 @@ from .conftest import (
     get,
     pid_gone,
     pid_of,
+    run_debug,
     spare_children,
     wait_for_body,
     wait_until,
@@ -359,19 +360,7 @@ def test_citus_run_debug_reloads_and_recovers(
 ) -> None:
     app = tmp_path / "hello.py"
     write(app, CITUS_APP.format(message="hello one"))
-    proc = run_citus(
-        "--app",
-        "hello",
-        "run",
-        "--debug",
-        "--port",
-        "0",
-        "--reloader-type",
-        backend,
-        "--exclude-patterns",
-        CITUS_SRC + os.sep + "*",
-    )
-    url = proc.wait_for_url()
+    proc, url = run_debug(run_citus, backend)
     wait_for_body(url, lambda s, b: b == "hello one")
 
     write(app, CITUS_APP.format(message="hello one").replace("'hello one'", "'oops"))

@@ -23,6 +23,7 @@ from .conftest import (
     CITUS_SRC,
     get,
     pid_of,
+    run_debug,
     spare_children,
     wait_for_body,
     wait_until,
@@ -147,20 +148,7 @@ def start(run_citus: Runner, tmp_path: Path, *args: str) -> tuple[CitusProcess, 
     project.mkdir()
     write(project / "hello.py", APP.format(message="gen0"))
     env = {"PYTHONUSERBASE": str(base), "PYTHONPATH": str(site)}
-    proc = run_citus(
-        "--app",
-        "hello",
-        "run",
-        "--debug",
-        "--port",
-        "0",
-        "--exclude-patterns",
-        CITUS_SRC + os.sep + "*",
-        *args,
-        cwd=project,
-        env=env,
-    )
-    url = proc.wait_for_url()
+    proc, url = run_debug(run_citus, None, *args, cwd=project, env=env)
     wait_for_body(url, lambda s, b: b.startswith("gen0"))
     return proc, url
 
