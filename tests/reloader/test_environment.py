@@ -273,6 +273,18 @@ def test_package_changes_in_words(
     assert describe_packages(frozenset(before), frozenset(after)) == words
 
 
+def save_after(path: Path, text: str, than_ns: int) -> None:
+    """Write ``text`` to ``path`` until its modification time is past
+    ``than_ns`` (a file system's clock may be coarser than the system's)."""
+    import time
+
+    deadline = time.monotonic() + 5
+    path.write_text(text)
+    while os.stat(path).st_mtime_ns <= than_ns:
+        assert time.monotonic() < deadline
+        path.write_text(text)
+
+
 def test_an_env_file_saved_while_the_watcher_starts_is_not_missed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -292,14 +304,8 @@ def test_an_env_file_saved_while_the_watcher_starts_is_not_missed(
     def stamp_after_a_save(path: str) -> t.Any:
         if path == str(dotenv) and not saved:
             saved.append(path)
-            # Its modification time is after the watcher's clock reading
-            # (written again until the file system's coarser clock says so).
-            entered = time.time_ns()
-            deadline = time.monotonic() + 5
-            dotenv.write_text("GREETING=two\n")
-            while os.stat(dotenv).st_mtime_ns <= entered:
-                assert time.monotonic() < deadline
-                dotenv.write_text("GREETING=two\n")
+            # Its modification time is after the watcher's clock reading.
+            save_after(dotenv, "GREETING=two\n", time.time_ns())
         return real_stamp(path)
 
     monkeypatch.setattr(environment, "stamp", stamp_after_a_save)
@@ -330,12 +336,8 @@ def test_an_env_file_saved_while_the_watcher_reads_it_is_not_missed(
     def digest_after_a_save(path: str) -> t.Any:
         if path == str(dotenv) and not saved:
             saved.append(path)
-            before = os.stat(dotenv).st_mtime_ns
-            deadline = time.monotonic() + 5
-            dotenv.write_text("GREETING=two\n")  # the same size
-            while os.stat(dotenv).st_mtime_ns == before:
-                assert time.monotonic() < deadline
-                dotenv.write_text("GREETING=two\n")
+            # The same size, a new time.
+            save_after(dotenv, "GREETING=two\n", os.stat(dotenv).st_mtime_ns)
         return real_digest(path)
 
     monkeypatch.setattr(environment, "digest", digest_after_a_save)
