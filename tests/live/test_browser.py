@@ -40,6 +40,22 @@ def connected(page: Watched) -> None:
     page.page.wait_for_function(HEARD_HELLO)
 
 
+#: The colour of the project page's heading, as the browser computes it.
+COLOUR = "getComputedStyle(document.querySelector('h1')).color"
+
+
+def open_project(
+    run_python: Runner, open_page: Opener, tmp_path: Path, path: str
+) -> tuple[CitusProcess, Watched]:
+    """Serve the :func:`project` in ``tmp_path`` and open ``path`` in a page
+    that follows the stream."""
+    proc, url = start(run_python, tmp_path / "app.py")
+    page = open_page()
+    page.page.goto(url + path)
+    connected(page)
+    return proc, page
+
+
 def test_many_tabs_share_one_stream_per_browser(
     run_python: Runner, chromium: t.Any, tmp_path: Path
 ) -> None:
@@ -97,18 +113,14 @@ def test_css_edit_swaps_styles_in_place_keeping_form_and_script_state(
     run_python: Runner, open_page: Opener, tmp_path: Path
 ) -> None:
     project(tmp_path)
-    proc, url = start(run_python, str(tmp_path / "app.py"))  # type: ignore[arg-type]
-    page = open_page()
-    page.page.goto(url + "/")
-    connected(page)
-    colour = "getComputedStyle(document.querySelector('h1')).color"
-    assert page.page.evaluate(colour) == "rgb(200, 0, 0)"
+    proc, page = open_project(run_python, open_page, tmp_path, "/")
+    assert page.page.evaluate(COLOUR) == "rgb(200, 0, 0)"
     page.page.fill("#field", "typed, not sent")
     page.page.evaluate("window.marker = 42")
     navigations = page.navigations
     pid = page.text("#pid")
     write(tmp_path / "static" / "site.css", "h1 { color: rgb(0, 0, 200); }\n")
-    page.page.wait_for_function(f"() => {colour} === 'rgb(0, 0, 200)'")
+    page.page.wait_for_function(f"() => {COLOUR} === 'rgb(0, 0, 200)'")
     assert page.page.input_value("#field") == "typed, not sent"
     assert page.page.evaluate("window.marker") == 42
     assert page.navigations == navigations  # no reload
@@ -130,7 +142,7 @@ def test_css_edit_swaps_styles_in_place_keeping_form_and_script_state(
     wait_until(lambda: page.page.locator("link[rel=stylesheet]").count() == 1, 5)
     page.page.wait_for_timeout(300)  # no late duplicate either
     assert page.page.locator("link[rel=stylesheet]").count() == 1
-    assert page.page.evaluate(colour) == "rgb(0, 0, 200)"
+    assert page.page.evaluate(COLOUR) == "rgb(0, 0, 200)"
 
 
 def test_a_stylesheet_with_an_integrity_hash_is_swapped_too(
@@ -139,14 +151,10 @@ def test_a_stylesheet_with_an_integrity_hash_is_swapped_too(
     """The changed file no longer matches the page's integrity hash: the new
     link goes without it (the old one would fail to load)."""
     project(tmp_path)
-    proc, url = start(run_python, str(tmp_path / "app.py"))  # type: ignore[arg-type]
-    page = open_page()
-    page.page.goto(url + "/sri")
-    connected(page)
-    colour = "getComputedStyle(document.querySelector('h1')).color"
-    assert page.page.evaluate(colour) == "rgb(200, 0, 0)"
+    proc, page = open_project(run_python, open_page, tmp_path, "/sri")
+    assert page.page.evaluate(COLOUR) == "rgb(200, 0, 0)"
     write(tmp_path / "static" / "site.css", "h1 { color: rgb(0, 0, 200); }\n")
-    page.page.wait_for_function(f"() => {colour} === 'rgb(0, 0, 200)'")
+    page.page.wait_for_function(f"() => {COLOUR} === 'rgb(0, 0, 200)'")
     wait_until(lambda: page.page.locator("link[rel=stylesheet]").count() == 1, 5)
 
 
@@ -155,10 +163,7 @@ def test_other_static_files_reload_the_page_without_a_restart(
 ) -> None:
     project(tmp_path)
     write(tmp_path / "static" / "app.js", "var version = 1;\n")
-    proc, url = start(run_python, str(tmp_path / "app.py"))  # type: ignore[arg-type]
-    page = open_page()
-    page.page.goto(url + "/")
-    connected(page)
+    proc, page = open_project(run_python, open_page, tmp_path, "/")
     page.page.evaluate("window.marker = 1")
     pid = page.text("#pid")
     write(tmp_path / "static" / "app.js", "var version = 2;\n")
