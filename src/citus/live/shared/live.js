@@ -180,8 +180,15 @@
       fresh.removeAttribute("integrity"); // the file changed: its hash did too
       fresh.href = url.href;
       link.citusReplaced = true;
+      fresh.citusPrevious = link;
       var drop = function (node) { if (node.parentNode) node.parentNode.removeChild(node); };
-      fresh.addEventListener("load", function () { drop(link); });
+      // Once loaded, it replaces every link before it in the chain: when a
+      // later save's link loads first, the one it drops never loads, and
+      // must not leave its own predecessor behind.
+      fresh.addEventListener("load", function () {
+        for (var node = link; node; node = node.citusPrevious) drop(node);
+        fresh.citusPrevious = null; // nothing before it is left to drop
+      });
       // Not served (deleted, renamed, an error): the old styles stay.
       fresh.addEventListener("error", function () {
         link.citusReplaced = false;
