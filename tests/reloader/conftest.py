@@ -198,17 +198,18 @@ def run_debug(
     backend: str | None = None,
     *more: str,
     group: t.Sequence[str] = (),
+    app: str = "hello",
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
 ) -> tuple[t.Any, str]:
-    """``citus [GROUP] --app hello run --debug [MORE]`` on port 0 with
+    """``citus [GROUP] --app APP run --debug [MORE]`` on port 0 with
     ``backend`` (``None``: the default one), citus's own source not watched;
     the process and its URL."""
     backend_option = ("--reloader-type", backend) if backend else ()
     proc = run_citus(
         *group,
         "--app",
-        "hello",
+        app,
         "run",
         "--debug",
         "--port",

@@ -24,7 +24,6 @@ import pytest
 
 from .conftest import CITUS_HELLO as CITUS_APP
 from .conftest import (
-    CITUS_SRC,
     app_source,
     count,
     get,
@@ -239,11 +238,7 @@ def test_every_request_is_answered_while_the_code_is_broken(
     if how == "script":
         proc, url = start_app(run_python, app)
     else:
-        proc = run_citus(
-            "--app", "app", "run", "--debug", "--port", "0", "--host", "127.0.0.1",
-            "--exclude-patterns", CITUS_SRC + os.sep + "*",
-        )  # fmt: skip
-        url = proc.wait_for_url()
+        proc, url = run_debug(run_citus, None, "--host", "127.0.0.1", app="app")
         wait_for_body(url, lambda s, b: s == 200)
     failures: list[object] = []
     statuses: list[int] = []
@@ -398,17 +393,7 @@ def test_citus_run_calls_in_a_warm_spare_that_ran_no_user_code(
     )
     app = tmp_path / "hello.py"
     write(app, source.format(message="one"))
-    proc = run_citus(
-        "--app",
-        "hello",
-        "run",
-        "--debug",
-        "--port",
-        "0",
-        "--exclude-patterns",
-        CITUS_SRC + os.sep + "*",
-    )
-    url = proc.wait_for_url()
+    proc, url = run_debug(run_citus)
     first = pid_of(wait_for_body(url, lambda s, b: b.startswith("one"))[1])
 
     spares: list[int] = []
@@ -537,17 +522,7 @@ def test_killed_supervisor_stops_a_child_still_importing_the_app(
         "    start_response('200 OK', [])\n"
         "    return [b'late']\n"
     )
-    proc = run_citus(
-        "--app",
-        "slow",
-        "run",
-        "--debug",
-        "--port",
-        "0",
-        "--exclude-patterns",
-        CITUS_SRC + os.sep + "*",
-    )
-    proc.wait_for_url()
+    proc, _ = run_debug(run_citus, app="slow")
     wait_until(lambda: marker.exists() and marker.read_text().isdigit())
     child = int(marker.read_text())
 
@@ -630,11 +605,7 @@ def test_an_open_event_stream_does_not_hold_the_reload_back(
         "    return Response(ticks(), mimetype='text/event-stream')\n"
     )
     write(app, source.format(message="one"))
-    proc = run_citus(
-        "--app", "hello", "run", "--debug", "--port", "0", "--host", "127.0.0.1",
-        "--exclude-patterns", CITUS_SRC + os.sep + "*",
-    )  # fmt: skip
-    url = proc.wait_for_url()
+    proc, url = run_debug(run_citus, None, "--host", "127.0.0.1")
     wait_for_body(url, lambda s, b: b == "one")
     port = int(url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as stream:

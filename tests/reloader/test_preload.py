@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from .conftest import (
-    CITUS_SRC,
     get,
     pid_of,
     run_debug,
@@ -251,17 +250,7 @@ def test_django_configured_by_the_project(run_citus: Runner, tmp_path: Path) -> 
     pytest.importorskip("django")
     (tmp_path / "mysettings.py").write_text(DJANGO_SETTINGS)
     write(tmp_path / "hello.py", DJANGO_APP.format(message="gen0"))
-    proc = run_citus(
-        "--app",
-        "hello:app",
-        "run",
-        "--debug",
-        "--port",
-        "0",
-        "--exclude-patterns",
-        CITUS_SRC + os.sep + "*",
-    )
-    url = proc.wait_for_url()
+    proc, url = run_debug(run_citus)
     cold = wait_for_body(url, lambda s, b: b.startswith("gen0"))[1]
     assert "warm=False" in cold
     warm_once = False
