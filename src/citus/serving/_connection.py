@@ -60,6 +60,7 @@ class Client:
         "head_timer",
         "io_timeout",
         "last_chance",
+        "lingering",
         "registered",
         "sock",
         "tls",
@@ -74,6 +75,9 @@ class Client:
         self.busy = False
         self.head_timer = True
         self.last_chance = False
+        #: True once the server ended its side after an answer and only
+        #: reads (and drops) what the client still sends (Server._linger).
+        self.lingering = False
         self.registered = False
         self.tls = False
         self.tls_pending = False

@@ -81,6 +81,10 @@ DEFAULT_IO_TIMEOUT = 30.0
 DEFAULT_SHUTDOWN_TIMEOUT = 5.0
 #: Most worker threads at once with ``threaded=True``.
 DEFAULT_MAX_THREADS = 256
+#: Seconds a connection closed with request bytes unread reads on (and drops)
+#: what the client still sends, so that the client reads its answer rather
+#: than a reset (a lingering close, as Apache and nginx make).
+LINGER_TIME = 5.0
 
 #: Seconds to stop accepting after running out of file descriptors.
 _ACCEPT_PAUSE = 0.5
@@ -626,7 +630,12 @@ class Server:
     def _passes_on(self, client: Client) -> bool:
         """While stopping: whether ``client``'s connection can be handed over
         rather than closed once it waits for its next request."""
-        return self.hand_off is not None and not client.tls and not client.tls_pending
+        return (
+            self.hand_off is not None
+            and not client.tls
+            and not client.tls_pending
+            and not client.lingering
+        )
 
     def _pass_on(self, clients: list[Client]) -> None:
         """Hand connections that wait for their next request over to the
@@ -659,7 +668,7 @@ class Server:
         for client in list(self._clients.values()):
             if client.busy or now < client.deadline:
                 continue
-            if client.conn.head_started:
+            if client.conn.head_started and not client.lingering:
                 log_error(
                     f"{client.client}: closed a connection that did not send a"
                     f" complete request head within {self.header_timeout:g} s."
@@ -795,6 +804,9 @@ class Server:
 
     def _handle_ready(self, client: Client) -> None:
         """The client has bytes for us: read, answer what is complete."""
+        if client.lingering:
+            self._drop_input(client)
+            return
         try:
             if client.tls_pending:
                 if not self._handshake(client):
@@ -913,15 +925,17 @@ class Server:
             if exchange.taken:
                 self._release(client)
                 return
-            if (
-                exchange.aborted
-                or not conn.keep_alive
-                or (self._stopping and not self._passes_on(client))
-            ):
+            if exchange.aborted:
                 self._close(client)
                 return
+            if not conn.keep_alive or (self._stopping and not self._passes_on(client)):
+                if conn.body_done:
+                    self._close(client)
+                else:
+                    self._linger(client)
+                return
             if not conn.body_done and not self._discard_body(client):
-                self._close(client)
+                self._linger(client)
                 return
             conn.start_next_cycle()
             client.deadline = time.monotonic() + self.keepalive_timeout
@@ -952,17 +966,51 @@ class Server:
     def _refuse(self, client: Client, error: RemoteProtocolError) -> None:
         """Answer a protocol error with its status, log one line, close."""
         log_error(f"{client.client}: {error} ({error.status_hint})")
-        if client.tls:
-            try:
-                client.sock.sendall(
-                    http11.error_response(error.status_hint, str(error))
-                )
-            except OSError:
-                pass
+        try:
+            client.sock.sendall(http11.error_response(error.status_hint, str(error)))
+        except OSError:
+            self._close(client)
+            return
+        self._linger(client)
+
+    def _linger(self, client: Client) -> None:
+        """Close ``client`` after an answer that left request bytes unread.
+
+        Closing a socket with bytes unread makes the kernel send a reset, and
+        a reset can cost the client the answer it has not read yet (or stop
+        an upload before the client reads why). So: end our side now, then
+        read and drop what the client still sends, from the poller, until it
+        closes or for :data:`LINGER_TIME` at most.
+        """
+        sock = client.sock
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            sock.setblocking(False)
+        except OSError:
+            self._close(client)
+            return
+        client.lingering = True
+        client.head_timer = False
+        client.deadline = time.monotonic() + LINGER_TIME
+        if self._stopping:
+            self._close(client)  # our end went out first: no reset eats it
         else:
-            answer_and_close_gently(
-                client.sock, http11.error_response(error.status_hint, str(error))
-            )
+            self._rearm(client)
+
+    def _drop_input(self, client: Client) -> None:
+        """A lingering connection is readable: drop what came; close at its end."""
+        try:
+            for _ in range(16):
+                if not client.sock.recv(RECV_SIZE):
+                    break
+            else:
+                self._rearm(client)  # more to come: the poller says when
+                return
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
+            self._rearm(client)
+            return
+        except OSError:
+            pass
         self._close(client)
 
 
