@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import sys
 import textwrap
 import threading
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pytest
 from serverkit import is_closed, read_all, read_response, statuses, wait_until
+
+from citus.serving.tls import load_ssl_context
 
 pytestmark = pytest.mark.live_server
 
@@ -100,6 +103,121 @@ def test_steady_body_is_not_cut_off(serve: t.Any) -> None:
             sock.sendall(b"x" * (size // 10))
             time.sleep(0.1)
         assert read_response(sock)[2] == b"got %d" % size
+
+
+#: A response far bigger than the socket buffers between server and client.
+BIG = 16 * 1024 * 1024
+
+
+def big_answer(environ: dict[str, t.Any], start_response: t.Any) -> t.Any:
+    path = environ["PATH_INFO"]
+    if environ["REQUEST_METHOD"] == "POST":
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"got %d" % len(body)]
+    if path == "/small":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"small"]
+    start_response(
+        "200 OK",
+        [("Content-Type", "application/octet-stream"), ("Content-Length", str(BIG))],
+    )
+    if path == "/file":
+        return environ["wsgi.file_wrapper"](open(environ["big.file"], "rb"))
+    return [b"x" * BIG]
+
+
+def read_exactly(sock: socket.socket, size: int, pause: float = 0.0) -> bytes:
+    """``size`` bytes, with ``pause`` s after every 256 KiB."""
+    parts = []
+    since_pause = 0
+    while size > 0:
+        chunk = sock.recv(min(size, 262144))
+        if not chunk:
+            break
+        parts.append(chunk)
+        size -= len(chunk)
+        since_pause += len(chunk)
+        if since_pause >= 262144:
+            time.sleep(pause)
+            since_pause = 0
+    return b"".join(parts)
+
+
+@pytest.fixture
+def big_file(tmp_path: Path) -> t.Callable[..., t.Any]:
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"y" * BIG)
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> t.Any:
+        environ["big.file"] = str(path)
+        return big_answer(environ, start_response)
+
+    return app
+
+
+def connect_to(run: t.Any, tls: bool, timeout: float = 10) -> socket.socket:
+    sock = run.connect(timeout=timeout)
+    if not tls:
+        return sock
+    client = ssl.create_default_context()
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE
+    return client.wrap_socket(sock)
+
+
+#: Each response path: a list, a file (sendfile), and over TLS (no sendfile).
+READERS = [("/list", False), ("/file", False), ("/file", True)]
+READER_IDS = ["list", "file", "tls"]
+
+
+@pytest.mark.parametrize(("target", "tls"), READERS, ids=READER_IDS)
+def test_slow_reader_does_not_hold_a_single_threaded_server(
+    serve: t.Any, big_file: t.Any, target: str, tls: bool
+) -> None:
+    context = load_ssl_context("adhoc") if tls else None
+    run = serve(big_file, header_timeout=0.5, io_timeout=30, ssl_context=context)
+    with connect_to(run, tls) as slow:
+        slow.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target.encode())
+        assert slow.recv(5) == b"HTTP/"  # the answer has started
+        started = time.monotonic()
+        # The slow client reads no more; another one waits seconds, not 30.
+        with connect_to(run, tls, timeout=5) as other:
+            other.sendall(b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_response(other)[2] == b"small"
+        assert time.monotonic() - started < 3
+        # The slow reader's connection was dropped mid-answer.
+        slow.settimeout(5)
+        data = b""
+        try:
+            data = read_all(slow)
+        except (ConnectionResetError, ssl.SSLError):
+            pass
+        assert len(data) < BIG
+
+
+@pytest.mark.parametrize(("target", "tls"), READERS, ids=READER_IDS)
+def test_steady_reader_is_not_cut_off(
+    serve: t.Any, big_file: t.Any, target: str, tls: bool
+) -> None:
+    # Half a second of grace for each stall; a reader that keeps taking the
+    # answer gets all of it. A body before it on the same connection changes
+    # nothing (it used to cut the file short).
+    context = load_ssl_context("adhoc") if tls else None
+    run = serve(big_file, header_timeout=0.5, ssl_context=context)
+    with connect_to(run, tls) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n\r\n")
+        sock.sendall(b"z" * 300000)
+        assert read_response(sock)[2] == b"got 300000"
+        sock.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target.encode())
+        time.sleep(0.3)  # the server's buffers fill while nobody reads
+        status, headers, rest = read_response(sock, head_only=True)
+        assert int(headers["content-length"]) == BIG
+        body = rest + read_exactly(sock, BIG - len(rest), pause=0.02)
+        assert len(body) == BIG
+        # The connection is still good for another request.
+        sock.sendall(b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(sock)[2] == b"small"
 
 
 def test_slow_body_with_threads_waits_for_the_io_timeout(serve: t.Any) -> None:

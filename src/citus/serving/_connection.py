@@ -14,12 +14,14 @@ from __future__ import annotations
 import os
 import selectors
 import socket
+import ssl
 import threading
 import time
 import typing as t
 
-from .._compat import MSG_WAITALL
+from .._compat import MSG_DONTWAIT, MSG_WAITALL
 from . import http11
+from .wsgi import ResponseTimeoutError
 
 #: Bytes asked for per read of a request head.
 RECV_SIZE = 65536
@@ -62,6 +64,7 @@ class Client:
         "last_chance",
         "lingering",
         "registered",
+        "send_wait",
         "sock",
         "tls",
         "tls_pending",
@@ -86,8 +89,11 @@ class Client:
         #: Seconds left to wait for the current request's body, or ``None``
         #: for no bound but the socket's I/O timeout (see :meth:`recv`).
         self.body_wait: float | None = None
+        #: Seconds the client may go without taking more of a response, or
+        #: ``None`` for the socket's I/O timeout (see :meth:`send`).
+        self.send_wait: float | None = None
         #: The socket's I/O timeout (set_io_timeout), restored after a
-        #: bounded read.
+        #: bounded read or write.
         self.io_timeout = 30.0
 
     def recv(self, size: int = 0) -> bytes | memoryview:
@@ -152,25 +158,85 @@ class Client:
             raise TimeoutError("timed out waiting for the client") from None
 
     def send(self, data: bytes) -> None:
-        """Send all of ``data``."""
-        self.sock.sendall(data)
+        """Send all of ``data``; ``OSError`` when the client is gone or
+        takes nothing of it for the socket's I/O timeout, or, when
+        :attr:`send_wait` is set (a server without threads, which this client
+        would hold), ``ResponseTimeoutError`` once it takes nothing for that
+        long.
+        """
+        if self.send_wait is None:
+            self.sock.sendall(data)
+            return
+        sock = self.sock
+        view = memoryview(data)
+        if MSG_DONTWAIT and not self.tls:
+            # Most answers fit in the socket's buffer: one call, no waiting.
+            try:
+                sent = sock.send(view, MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            view = view[sent:]
+            if not view:
+                return
+        sock.settimeout(0.0)
+        try:
+            while view:
+                try:
+                    sent = sock.send(view)
+                except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
+                    self._wait_writable()
+                    continue
+                view = view[sent:]
+        finally:
+            sock.settimeout(self.io_timeout)
 
     def sendfile(self, file: t.IO[bytes], offset: int, count: int) -> int | None:
-        """Send part of ``file`` with ``os.sendfile`` (``None`` over TLS)."""
+        """Send part of ``file`` with ``os.sendfile``, bounded as :meth:`send`;
+        ``None`` where it cannot (TLS, or no ``os.sendfile`` on a server
+        without threads: then the file goes through :meth:`send`)."""
         if self.tls:
             return None
+        bounded = self.send_wait is not None
         if not hasattr(os, "sendfile"):
-            return self.sock.sendfile(file, offset, count)
+            return None if bounded else self.sock.sendfile(file, offset, count)
         out = self.sock.fileno()
         source = file.fileno()
         sent = 0
-        while sent < count:
-            # Blocks at most the socket's send timeout (BlockingIOError then).
-            size = os.sendfile(out, source, offset + sent, min(count - sent, 1 << 20))
-            if not size:
-                break
-            sent += size
+        if bounded:
+            self.sock.settimeout(0.0)
+        try:
+            while sent < count:
+                try:
+                    # Blocking, waits at most the I/O timeout (BlockingIOError
+                    # then); bounded, never waits here.
+                    size = os.sendfile(
+                        out, source, offset + sent, min(count - sent, 1 << 20)
+                    )
+                except BlockingIOError:
+                    if not bounded:
+                        raise
+                    self._wait_writable()
+                    continue
+                if not size:
+                    break
+                sent += size
+        finally:
+            if bounded:
+                self.sock.settimeout(self.io_timeout)
         return sent
+
+    def _wait_writable(self) -> None:
+        """Wait until the client takes more of the response (and makes room
+        for the next part), for :attr:`send_wait` seconds at most."""
+        wait = self.send_wait
+        assert wait is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.sock, selectors.EVENT_WRITE)
+            ready = selector.select(min(wait, self.io_timeout))
+        if not ready:
+            raise ResponseTimeoutError(
+                "The client stopped reading the response (timed out)."
+            )
 
 
 def answer_and_close_gently(sock: socket.socket, answer: bytes) -> None:

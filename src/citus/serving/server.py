@@ -908,9 +908,10 @@ class Server:
             if self._stopping:
                 self._last_answer(client)
             if not self.threaded:
-                # A slow body would hold every other client: bound it like a
-                # slow head (Client.recv).
-                client.body_wait = self.header_timeout
+                # A slow body, or a stalled reader of the answer, would hold
+                # every other client: bound them like a slow head
+                # (Client.recv, Client.send).
+                client.body_wait = client.send_wait = self.header_timeout
             exchange = Exchange(
                 self.app,
                 conn,

@@ -48,6 +48,11 @@ class BodyTimeoutError(ClientDisconnectedError):
     """The request body did not arrive in time (answered with 408 if it can)."""
 
 
+class ResponseTimeoutError(ClientDisconnectedError):
+    """The client did not take the response in time (the connection is
+    dropped)."""
+
+
 class Transport(t.Protocol):
     """What an :class:`Exchange` needs from the connection's socket."""
 
