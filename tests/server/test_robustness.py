@@ -424,3 +424,32 @@ def test_running_out_of_file_descriptors(run_python: t.Any, tmp_path: Path) -> N
         time.sleep(0.05)
     # Paused, not spinning: a handful of lines, not thousands.
     assert proc.log.text.count("Cannot accept") < 20
+
+
+def sleepy(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+    if environ["PATH_INFO"] == "/sleep":
+        time.sleep(1.0)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello"]
+
+
+@pytest.mark.parametrize("kept_alive", [False, True], ids=["new", "kept-alive"])
+def test_a_request_sent_while_another_holds_the_server_is_answered(
+    serve: t.Any, kept_alive: bool
+) -> None:
+    # Without threads, a one-second request holds the loop past the other
+    # connection's header (or keep-alive) timer; that connection's request,
+    # sent meanwhile, is answered, not dropped unread.
+    run = serve(sleepy, header_timeout=0.4, keepalive_timeout=0.4)
+    with run.connect() as other:
+        if kept_alive:
+            other.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_response(other)[2] == b"hello"
+        else:
+            wait_until(lambda: len(run.server._clients) == 1)
+        with run.connect() as long:
+            long.sendall(b"GET /sleep HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.1)  # the long request has started
+            other.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_response(long)[2] == b"hello"
+        assert read_response(other)[2] == b"hello"

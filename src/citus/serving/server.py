@@ -88,6 +88,9 @@ LINGER_TIME = 5.0
 
 #: Seconds to stop accepting after running out of file descriptors.
 _ACCEPT_PAUSE = 0.5
+#: Seconds the loop may go without polling before the timers that ran out
+#: meanwhile are not held against their connections (see Server._sweep).
+_STALL = 0.25
 #: Reported by the poller when connections handed over by another process
 #: wait to be adopted (never a real file descriptor).
 _ADOPTED = -1
@@ -162,6 +165,9 @@ class Server:
         self._children: list[int] = []
         self._local_addresses: dict[socket.socket, t.Any] = {}
         self._accept_paused_until = 0.0
+        #: The last stretch (start, end) in which the loop did not poll for
+        #: over _STALL seconds: without threads, a long request holds it.
+        self._stall = (0.0, 0.0)
         self._scheme = "https" if ssl_context is not None else "http"
         self._multiprocess = processes > 1
         #: When set (by ``run_simple`` in a reloader child), a stop hands
@@ -462,7 +468,8 @@ class Server:
         listener_fds = set(listeners)
         clients = self._clients
         pool = self._pool
-        next_sweep = time.monotonic() + 0.25
+        polled = time.monotonic()
+        next_sweep = polled + 0.25
         done = stopped = False
         try:
             while True:
@@ -470,6 +477,9 @@ class Server:
                     if self._stopping:
                         stopped = True
                         break
+                    now = time.monotonic()
+                    if now - polled > _STALL:
+                        self._stall = (polled, now)
                     flush_request_log()
                     timeout = 0.25
                     if pool is not None and pool.waiting:
@@ -484,7 +494,7 @@ class Server:
                             stopped = True
                             break
                         raise
-                    now = time.monotonic()
+                    now = polled = time.monotonic()
                     if now >= next_sweep:
                         next_sweep = now + 0.25
                         self._sweep(now)
@@ -664,9 +674,18 @@ class Server:
                 pass
 
     def _sweep(self, now: float) -> None:
-        """Close connections whose header or keep-alive timer ran out."""
+        """Close connections whose header or keep-alive timer ran out.
+
+        A timer that ran out while the loop could not poll (a long request
+        without threads) is not the client's fault: its request may be
+        waiting unread. That connection gets one more second.
+        """
+        stall_start, stall_end = self._stall
         for client in list(self._clients.values()):
             if client.busy or now < client.deadline:
+                continue
+            if stall_start <= client.deadline <= stall_end:
+                client.deadline = now + 1.0
                 continue
             if client.conn.head_started and not client.lingering:
                 log_error(
