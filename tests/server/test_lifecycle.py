@@ -320,6 +320,40 @@ def test_run_simple_ctrl_c_with_a_request_in_flight(
 
 
 @pytest.mark.parametrize("threaded", [False, True])
+def test_a_server_that_stops_leaves_the_socket_to_another_still_accepting(
+    threaded: bool,
+) -> None:
+    # Two servers of one process on one socket (a reload within a process):
+    # the first to stop must not make the socket blocking under the other,
+    # whose accept() could then hang while the requests it took wait.
+    sock = socket.create_server(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    first = Server([sock], hello, threaded=threaded)
+    second = Server([sock], hello, threaded=threaded)
+    threads = [
+        threading.Thread(target=server.serve_forever, daemon=True)
+        for server in (first, second)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_until(lambda: bool(first._listeners and second._listeners))
+        first.shutdown()
+        threads[0].join(10)
+        assert not sock.getblocking()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert statuses(read_all(conn)) == [200]
+        second.shutdown()
+        threads[1].join(10)
+        assert sock.getblocking()  # as it was given, once nobody accepts
+    finally:
+        for server in (first, second):
+            server.shutdown()
+        sock.close()
+
+
+@pytest.mark.parametrize("threaded", [False, True])
 def test_listener_made_blocking_by_another_holder_does_not_hang(
     threaded: bool,
 ) -> None:

@@ -86,6 +86,11 @@ DEFAULT_MAX_THREADS = 256
 #: than a reset (a lingering close, as Apache and nginx make).
 LINGER_TIME = 5.0
 
+#: How many loops of this process accept on each listening socket (by file
+#: descriptor): the last one to stop makes it blocking again.
+_accepting: dict[int, int] = {}
+_accepting_lock = threading.Lock()
+
 #: Seconds to stop accepting after running out of file descriptors.
 _ACCEPT_PAUSE = 0.5
 #: Seconds the loop may go without polling before the timers that ran out
@@ -382,9 +387,13 @@ class Server:
         try:
             self._local_addresses = {}
             self._accept_paused_until = 0.0
+            with _accepting_lock:
+                for sock in self.sockets:
+                    fd = sock.fileno()
+                    _accepting[fd] = _accepting.get(fd, 0) + 1
+                    listeners[fd] = sock
             for sock in self.sockets:
                 sock.setblocking(False)
-                listeners[sock.fileno()] = sock
                 poller.add_listener(sock.fileno())
                 local = sock.getsockname()
                 if sock.family == AF_UNIX or local[0] not in ("0.0.0.0", "::"):
@@ -427,16 +436,23 @@ class Server:
             poller.close()
             # In a reloader child the listening sockets' flags are shared with
             # the next child, already accepting in non-blocking mode: leave them.
-            # Forked workers share them with each other: a worker that stopped
-            # first would leave the others blocked in accept().
+            # Forked workers share them with each other, and another server of
+            # this process may accept on them still (as a reload in one
+            # process does): a loop that stopped first would leave the others
+            # blocked in accept().
             restore = (
                 os.environ.get("CITUS_RUN_MAIN") != "true" and not self._multiprocess
             )
-            for sock in listeners.values() if restore else ():
-                try:
-                    sock.setblocking(True)
-                except OSError:
-                    pass
+            with _accepting_lock:
+                for fd, sock in listeners.items():
+                    left = _accepting.pop(fd, 1) - 1
+                    if left:
+                        _accepting[fd] = left
+                    elif restore:
+                        try:
+                            sock.setblocking(True)
+                        except OSError:
+                            pass
 
     def _work(self, item: Client | Lead) -> None:
         """A worker thread's work: run the loop, or serve a connection."""
