@@ -10,6 +10,7 @@ close), as Apache and nginx do.
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 import typing as t
@@ -19,6 +20,7 @@ from serverkit import read_all, read_response, statuses, wait_until
 
 from citus.serving import server as server_module
 from citus.serving.http11 import DRAIN_LIMIT
+from citus.serving.tls import load_ssl_context
 
 pytestmark = pytest.mark.live_server
 
@@ -45,14 +47,30 @@ def send_quietly(sock: socket.socket, data: bytes) -> None:
         pass
 
 
-@pytest.mark.parametrize("threaded", [False, True], ids=["single", "threaded"])
+def connect(run: t.Any, tls: bool) -> socket.socket:
+    sock = run.connect()
+    if not tls:
+        return sock
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context.wrap_socket(sock)
+
+
+@pytest.mark.parametrize(
+    ("threaded", "tls"),
+    [(False, False), (True, False), (True, True)],
+    ids=["single", "threaded", "tls"],
+)
 def test_an_upload_answered_before_it_is_read_gets_its_answer(
-    serve: t.Any, threaded: bool
+    serve: t.Any, threaded: bool, tls: bool
 ) -> None:
-    # As curl does: send the whole body, then read the answer. The server
-    # answered (and closed) long before; the client must not meet a reset.
-    run = serve(refuse_upload, threaded=threaded)
-    with run.connect() as sock:
+    # As Python's http.client does: send the whole body, then read the
+    # answer. The server answered (and closed) long before; the client must
+    # not meet a reset.
+    context = load_ssl_context("adhoc") if tls else None
+    run = serve(refuse_upload, threaded=threaded, ssl_context=context)
+    with connect(run, tls) as sock:
         sock.sendall(
             b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % LARGE
         )
@@ -61,6 +79,17 @@ def test_an_upload_answered_before_it_is_read_gets_its_answer(
         assert (status, body) == (413, b"too large")
         assert headers["connection"] == "close"
         assert read_all(sock) == b""
+
+
+def test_a_bad_request_with_a_body_gets_its_answer(serve: t.Any) -> None:
+    run = serve(refuse_upload)
+    with run.connect() as sock:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+            b"Bad Header\r\n\r\n" % LARGE
+        )
+        sock.sendall(b"x" * LARGE)
+        assert statuses(read_all(sock)) == [400]
 
 
 def test_a_client_still_sending_gets_the_answer_and_an_end(serve: t.Any) -> None:
