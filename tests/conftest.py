@@ -21,6 +21,12 @@ import pytest
 #: Generous deadline for a process to report readiness on a loaded 2-core box.
 START_DEADLINE = 20.0
 
+# A shell without job control starts a background job with SIGINT ignored,
+# and every process the tests start would inherit that: the Ctrl+C tests need
+# it delivered. A handler (unlike SIG_IGN) is reset to the default at exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 RUNNING_ON = re.compile(
     r"Running on (?P<url>(?P<scheme>https?)://(?P<host>\[[^\]]+\]|[^:/\s]+):(?P<port>\d+))"
 )
