@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
+import ssl
 import threading
 import time
 import typing as t
@@ -27,8 +28,16 @@ class Running:
         assert port is not None
         return port
 
-    def connect(self, timeout: float = DEADLINE) -> socket.socket:
-        return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+    def connect(self, timeout: float = DEADLINE, tls: bool = False) -> socket.socket:
+        """A connection to the server; with ``tls``, over TLS (the server's
+        certificate is not checked)."""
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        if not tls:
+            return sock
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context.wrap_socket(sock)
 
     def stop(self) -> None:
         self.server.shutdown()

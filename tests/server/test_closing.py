@@ -10,7 +10,6 @@ close), as Apache and nginx do.
 from __future__ import annotations
 
 import socket
-import ssl
 import threading
 import time
 import typing as t
@@ -47,16 +46,6 @@ def send_quietly(sock: socket.socket, data: bytes) -> None:
         pass
 
 
-def connect(run: t.Any, tls: bool) -> socket.socket:
-    sock = run.connect()
-    if not tls:
-        return sock
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context.wrap_socket(sock)
-
-
 @pytest.mark.parametrize(
     ("threaded", "tls"),
     [(False, False), (True, False), (True, True)],
@@ -70,7 +59,7 @@ def test_an_upload_answered_before_it_is_read_gets_its_answer(
     # not meet a reset.
     context = load_ssl_context("adhoc") if tls else None
     run = serve(refuse_upload, threaded=threaded, ssl_context=context)
-    with connect(run, tls) as sock:
+    with run.connect(tls=tls) as sock:
         sock.sendall(
             b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % LARGE
         )

@@ -156,16 +156,6 @@ def big_file(tmp_path: Path) -> t.Callable[..., t.Any]:
     return app
 
 
-def connect_to(run: t.Any, tls: bool, timeout: float = 10) -> socket.socket:
-    sock = run.connect(timeout=timeout)
-    if not tls:
-        return sock
-    client = ssl.create_default_context()
-    client.check_hostname = False
-    client.verify_mode = ssl.CERT_NONE
-    return client.wrap_socket(sock)
-
-
 #: Each response path: a list, a file (sendfile), and over TLS (no sendfile).
 READERS = [("/list", False), ("/file", False), ("/file", True)]
 READER_IDS = ["list", "file", "tls"]
@@ -177,12 +167,12 @@ def test_slow_reader_does_not_hold_a_single_threaded_server(
 ) -> None:
     context = load_ssl_context("adhoc") if tls else None
     run = serve(big_file, header_timeout=0.5, io_timeout=30, ssl_context=context)
-    with connect_to(run, tls) as slow:
+    with run.connect(tls=tls) as slow:
         slow.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target.encode())
         assert slow.recv(5) == b"HTTP/"  # the answer has started
         started = time.monotonic()
         # The slow client reads no more; another one waits seconds, not 30.
-        with connect_to(run, tls, timeout=5) as other:
+        with run.connect(timeout=5, tls=tls) as other:
             other.sendall(b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n")
             assert read_response(other)[2] == b"small"
         assert time.monotonic() - started < 3
@@ -205,7 +195,7 @@ def test_steady_reader_is_not_cut_off(
     # nothing (it used to cut the file short).
     context = load_ssl_context("adhoc") if tls else None
     run = serve(big_file, header_timeout=0.5, ssl_context=context)
-    with connect_to(run, tls) as sock:
+    with run.connect(tls=tls) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n\r\n")
         sock.sendall(b"z" * 300000)
         assert read_response(sock)[2] == b"got 300000"
