@@ -2,8 +2,7 @@
 
 :class:`Client` is what the server keeps per connection and the
 :class:`.wsgi.Transport` its exchanges write through. The helpers here act on
-connections without knowing about the loop: :func:`answer_and_close_gently`
-refuses a client without a reset eating the answer, and :func:`with_data`
+connections without knowing about the loop: :func:`with_data`
 (:func:`readable_within` for plain sockets, which the reloader's error page
 uses too) waits once for several connections' next bytes (used while
 stopping).
@@ -237,30 +236,6 @@ class Client:
             raise ResponseTimeoutError(
                 "The client stopped reading the response (timed out)."
             )
-
-
-def answer_and_close_gently(sock: socket.socket, answer: bytes) -> None:
-    """Send ``answer`` and end our side without a reset losing it.
-
-    Closing a socket whose receive buffer still holds the client's request
-    makes the kernel send a reset, which can discard the answer on its way:
-    read what already arrived, send, then shut down writing.
-    """
-    try:
-        sock.setblocking(False)
-        try:
-            while sock.recv(65536):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
-        sock.settimeout(1.0)
-        sock.sendall(answer)
-        sock.shutdown(socket.SHUT_WR)
-        sock.setblocking(False)
-        while sock.recv(65536):  # the client's close, if it came already
-            pass
-    except OSError:
-        pass
 
 
 def readable_within(

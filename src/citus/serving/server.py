@@ -43,7 +43,6 @@ from . import http11
 from ._connection import (
     RECV_SIZE,
     Client,
-    answer_and_close_gently,
     with_data,
 )
 from ._options import check_concurrency
@@ -845,8 +844,7 @@ class Server:
         try:
             if client.tls_pending:
                 if not self._handshake(client):
-                    self._close(client)
-                    return
+                    return  # closed, or refused
                 if not self.threaded:
                     # Requests are served on the loop's thread: hand it over
                     # as ready (its request may sit decrypted in the TLS
@@ -865,6 +863,8 @@ class Server:
             raise
 
     def _handshake(self, client: Client) -> bool:
+        """Make ``client`` a TLS connection; False when it failed, and the
+        connection was closed (or refused, for plain HTTP)."""
         context = self.ssl_context
         assert context is not None
         raw = client.sock
@@ -872,11 +872,12 @@ class Server:
             raw.settimeout(self.header_timeout)
             first = raw.recv(1, socket.MSG_PEEK)
             if not first:
+                self._close(client)
                 return False
             if first != b"\x16":
                 log_error(f"{client.client}: plain HTTP request to an HTTPS server.")
-                answer_and_close_gently(
-                    raw, http11.error_response(400, PLAIN_HTTP_MESSAGE)
+                self._answer_and_linger(
+                    client, http11.error_response(400, PLAIN_HTTP_MESSAGE)
                 )
                 return False
             sock = context.wrap_socket(
@@ -888,6 +889,7 @@ class Server:
         except (OSError, ssl.SSLError, ValueError) as error:
             reason = handshake_failure(error)
             log_error(f"{client.client}: TLS handshake failed: {reason}")
+            self._close(client)
             return False
         client.tls = True
         client.tls_pending = False
@@ -1002,8 +1004,14 @@ class Server:
     def _refuse(self, client: Client, error: RemoteProtocolError) -> None:
         """Answer a protocol error with its status, log one line, close."""
         log_error(f"{client.client}: {error} ({error.status_hint})")
+        self._answer_and_linger(
+            client, http11.error_response(error.status_hint, str(error))
+        )
+
+    def _answer_and_linger(self, client: Client, answer: bytes) -> None:
+        """Send a refusal, then close through :meth:`_linger`."""
         try:
-            client.sock.sendall(http11.error_response(error.status_hint, str(error)))
+            client.sock.sendall(answer)
         except OSError:
             self._close(client)
             return
