@@ -296,11 +296,13 @@ class ErrorServer:
 
         waiting = readable_within(socks, ADOPT_WAIT)
         for conn in socks:
-            try:
-                if conn not in waiting:
-                    raise OSError("idle")
-                addr = conn.getpeername()
-            except OSError:  # idle, or the client is gone already
+            addr = None
+            if conn in waiting:
+                try:
+                    addr = conn.getpeername()
+                except OSError:  # the client is gone already
+                    pass
+            if addr is None:
                 conn.close()
                 continue
             threading.Thread(
